@@ -1,0 +1,210 @@
+//! The MQTT connection: rumqttc v5 client, its event loop in its own task, and PUBACK tracking.
+
+use crate::config::Invalid;
+use crate::path;
+use rumqttc::v5::mqttbytes::v5::{LastWill, Packet};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
+use rumqttc::Outgoing;
+use serde::Deserialize;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// `[mqtt]`: the broker feedback is published to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttConfig {
+    /// `mqtt://host:port` (plain TCP; TLS arrives with the durable bridge).
+    pub url: String,
+    /// Client id; default `biofeedd-{hub}`.
+    pub client_id: Option<String>,
+    /// When true, a broker that cannot be reached at start-up is skipped with a warning and
+    /// feedback goes to stdout only (the demo's setting). When false, the daemon keeps retrying.
+    #[serde(default)]
+    pub optional: bool,
+    /// Seconds to wait for the broker's CONNACK at start-up.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_s: f64,
+    /// MQTT keep-alive in seconds; the broker publishes our LWT after 1.5× this without traffic.
+    #[serde(default = "default_keep_alive")]
+    pub keep_alive_s: u64,
+}
+
+fn default_connect_timeout() -> f64 {
+    3.0
+}
+fn default_keep_alive() -> u64 {
+    15
+}
+
+impl MqttConfig {
+    pub fn loopback(port: u16) -> Self {
+        MqttConfig {
+            url: format!("mqtt://127.0.0.1:{port}"),
+            client_id: None,
+            optional: false,
+            connect_timeout_s: default_connect_timeout(),
+            keep_alive_s: default_keep_alive(),
+        }
+    }
+
+    /// Host and port from the URL.
+    pub fn host_port(&self) -> Result<(String, u16), String> {
+        let rest = self.url.strip_prefix("mqtt://").ok_or_else(|| {
+            if self.url.starts_with("mqtts://") {
+                "mqtts:// (TLS) is not supported yet; use mqtt:// to a broker on this host".to_string()
+            } else {
+                format!("`{}` is not an mqtt:// URL", self.url)
+            }
+        })?;
+        let rest = rest.trim_end_matches('/');
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, p)) => (h, p.parse::<u16>().map_err(|_| format!("`{p}` is not a port number"))?),
+            None => (rest, 1883),
+        };
+        if host.is_empty() {
+            return Err("the URL has no host".into());
+        }
+        Ok((host.trim_start_matches('[').trim_end_matches(']').to_string(), port))
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), Invalid> {
+        self.host_port()
+            .map_err(|e| Invalid::new(path!["mqtt", "url"], e).help("e.g. url = \"mqtt://127.0.0.1:1883\""))?;
+        if !(self.connect_timeout_s.is_finite() && self.connect_timeout_s > 0.0 && self.connect_timeout_s <= 600.0) {
+            return Err(Invalid::new(path!["mqtt", "connect_timeout_s"], "must be between 0 and 600 seconds"));
+        }
+        if !(1..=3600).contains(&self.keep_alive_s) {
+            return Err(Invalid::new(path!["mqtt", "keep_alive_s"], "must be between 1 and 3600 seconds"));
+        }
+        Ok(())
+    }
+}
+
+/// What the event-loop task tells the output task.
+#[derive(Debug)]
+pub enum LinkEvent {
+    Connected,
+    /// A publish left with this packet id (QoS 1), in the order they were requested.
+    Sent(u16),
+    Acked(u16),
+    Error(String),
+}
+
+/// A connected client and the task polling its event loop.
+pub struct MqttLink {
+    pub client: AsyncClient,
+    pub events: mpsc::UnboundedReceiver<LinkEvent>,
+    task: JoinHandle<()>,
+}
+
+/// Connect and wait for the CONNACK. Returns `Ok(None)` when the broker is unreachable and the
+/// config says it is optional.
+pub async fn connect(
+    config: &MqttConfig,
+    default_client_id: &str,
+    will_topic: &str,
+    will_payload: String,
+) -> Result<Option<MqttLink>, String> {
+    let (host, port) = config.host_port()?;
+    let id = config.client_id.clone().unwrap_or_else(|| default_client_id.to_string());
+    let mut options = MqttOptions::new(id, host.clone(), port);
+    options.set_keep_alive(Duration::from_secs(config.keep_alive_s));
+    options.set_last_will(LastWill::new(will_topic, will_payload, QoS::AtLeastOnce, true, None));
+    // Without this, Nagle holds each QoS 1 publish for ~40 ms (ARCHITECTURE-GUIDE §9).
+    let mut net = rumqttc::NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    net.set_connection_timeout(config.connect_timeout_s.ceil() as u64);
+    options.set_network_options(net);
+    let (client, mut eventloop) = AsyncClient::new(options, 1024);
+
+    let deadline = Duration::from_secs_f64(config.connect_timeout_s);
+    let first = tokio::time::timeout(deadline, async {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => return Ok(()),
+                Ok(_) => continue,
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| Err(format!("no CONNACK within {:.1} s", config.connect_timeout_s)));
+
+    if let Err(e) = first {
+        if config.optional {
+            tracing::warn!("MQTT broker {}:{port} not reachable ({e}); feedback goes to stdout only", host);
+            return Ok(None);
+        }
+        tracing::warn!("MQTT broker {}:{port} not reachable ({e}); will keep retrying", host);
+    } else {
+        tracing::info!("MQTT connected to {}:{port}; publishing feedback with QoS 1", host);
+    }
+    let (tx, events) = mpsc::unbounded_channel();
+    let task = tokio::spawn(poll_loop(eventloop, tx));
+    Ok(Some(MqttLink { client, events, task }))
+}
+
+/// Poll the event loop until the client disconnects; rumqttc reconnects on the next poll after
+/// an error and resends unacknowledged QoS 1 publishes.
+async fn poll_loop(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<LinkEvent>) {
+    let mut last_error: Option<String> = None;
+    loop {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                if last_error.take().is_some() {
+                    tracing::info!("MQTT reconnected");
+                }
+                let _ = tx.send(LinkEvent::Connected);
+            }
+            Ok(Event::Incoming(Packet::PubAck(ack))) => {
+                let _ = tx.send(LinkEvent::Acked(ack.pkid));
+            }
+            Ok(Event::Outgoing(Outgoing::Publish(pkid))) if pkid != 0 => {
+                let _ = tx.send(LinkEvent::Sent(pkid));
+            }
+            Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
+            Ok(_) => {}
+            Err(e) => {
+                let msg = e.to_string();
+                if last_error.as_deref() != Some(&msg) {
+                    tracing::warn!("MQTT connection: {msg}; retrying");
+                    let _ = tx.send(LinkEvent::Error(msg.clone()));
+                }
+                last_error = Some(msg);
+                if matches!(e, rumqttc::v5::ConnectionError::RequestsDone) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
+impl MqttLink {
+    /// Send DISCONNECT and wait (bounded) for the event loop to finish.
+    pub async fn close(self) {
+        let _ = self.client.disconnect().await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.task).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let mut c = MqttConfig::loopback(1884);
+        assert_eq!(c.host_port().unwrap(), ("127.0.0.1".to_string(), 1884));
+        c.url = "mqtt://broker.local".into();
+        assert_eq!(c.host_port().unwrap().1, 1883);
+        c.url = "mqtts://x:8883".into();
+        assert!(c.host_port().unwrap_err().contains("TLS"));
+        c.url = "http://x".into();
+        assert!(c.host_port().is_err());
+        c.url = "mqtt://x:99999".into();
+        assert!(c.host_port().is_err());
+    }
+}

@@ -1,0 +1,157 @@
+//! Payloads of the v1 topic tree (ARCHITECTURE-GUIDE §4), with their JSON Schemas in `schemas/`.
+
+use crate::features::{FeatureVector, Quality, FEATURE_NAMES};
+use crate::fusion::{Prediction, Source, Variant};
+use crate::signal::ChannelSpec;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+pub const FEEDBACK_SCHEMA: &str = "biofeedd.feedback.v1";
+pub const STATUS_SCHEMA: &str = "biofeedd.status.v1";
+
+/// `biofeedd/v1/{hub}/{subject}/feedback`: one message per closed window.
+#[derive(Debug, Clone, Serialize)]
+pub struct Feedback {
+    pub schema: &'static str,
+    /// Per-subject window sequence number, from 0; consecutive messages differ by one.
+    pub seq: u64,
+    pub hub: String,
+    pub subject: String,
+    /// Window bounds on the recording clock, unix seconds (`[window_start, window_end)`).
+    pub window_start: f64,
+    pub window_end: f64,
+    pub label: String,
+    /// Class → probability; empty when `label` is `unknown`.
+    pub probabilities: BTreeMap<String, f32>,
+    pub exit_stage: u32,
+    pub model: String,
+    pub variant: Variant,
+    pub source: Source,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Every feature of the window by name; `null` where not computable.
+    pub features: BTreeMap<&'static str, Option<f32>>,
+    /// Signal quality per modality present.
+    pub quality: Vec<Quality>,
+    /// Host time from the arrival of the window's last bytes to handing this message to the
+    /// output, in ms. Delivery time (stdout or PUBACK) is in the run's metrics.
+    pub latency_ms: f64,
+}
+
+impl Feedback {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        hub: &str,
+        subject: &str,
+        seq: u64,
+        window_start: f64,
+        window_end: f64,
+        features: &FeatureVector,
+        prediction: Prediction,
+        latency_ms: f64,
+    ) -> Feedback {
+        Feedback {
+            schema: FEEDBACK_SCHEMA,
+            seq,
+            hub: hub.to_string(),
+            subject: subject.to_string(),
+            window_start,
+            window_end,
+            label: prediction.label,
+            probabilities: prediction.probabilities.into_iter().collect(),
+            exit_stage: prediction.exit_stage,
+            model: prediction.model,
+            variant: prediction.variant,
+            source: prediction.source,
+            reason: prediction.reason,
+            features: FEATURE_NAMES
+                .iter()
+                .zip(features.values)
+                .map(|(n, v)| (*n, v.is_finite().then_some(v)))
+                .collect(),
+            quality: features.quality.clone(),
+            latency_ms,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("feedback serialises")
+    }
+
+    /// One readable line for a terminal.
+    pub fn to_text(&self) -> String {
+        let f = |name: &str| self.features.get(name).copied().flatten();
+        let num = |name: &str, unit: &str, digits: usize| match f(name) {
+            Some(v) => format!("{v:.digits$}{unit}"),
+            None => "-".to_string(),
+        };
+        let probs = if self.probabilities.is_empty() {
+            self.reason.clone().unwrap_or_default()
+        } else {
+            self.probabilities.iter().map(|(k, v)| format!("{k} {v:.2}")).collect::<Vec<_>>().join(" ")
+        };
+        let quality =
+            self.quality.iter().map(|q| format!("{} {:.2}", q.modality, q.score)).collect::<Vec<_>>().join(" ");
+        format!(
+            "{subject} #{seq:<4} {start:.1}-{end:.1}s  {label:<7} [{probs}]  hr {hr} rmssd {rmssd} eda {eda} scr/min {scr} resp {resp}  q[{quality}]  {lat:.2} ms",
+            subject = self.subject,
+            seq = self.seq,
+            start = self.window_start,
+            end = self.window_end,
+            label = self.label,
+            hr = num("hr_mean_bpm", "bpm", 0),
+            rmssd = num("hrv_rmssd_ms", "ms", 0),
+            eda = num("eda_mean_us", "uS", 2),
+            scr = num("scr_rate_per_min", "", 1),
+            resp = num("resp_rate_bpm", "/min", 1),
+            lat = self.latency_ms,
+        )
+    }
+}
+
+/// `biofeedd/v1/{hub}/status`, retained; the LWT carries the same shape with `state: offline`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub schema: &'static str,
+    pub state: &'static str,
+    pub hub: String,
+    pub version: &'static str,
+    /// Unix seconds.
+    pub started_at: f64,
+    pub sensors: Vec<SensorStatus>,
+}
+
+/// A sensor in the status message, described in LSL's words.
+#[derive(Debug, Clone, Serialize)]
+pub struct SensorStatus {
+    pub id: String,
+    pub subject: String,
+    pub kind: &'static str,
+    pub channels: Vec<ChannelStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ChannelStatus {
+    pub label: String,
+    #[serde(rename = "type")]
+    pub modality: String,
+    pub unit: String,
+    pub nominal_srate: f64,
+}
+
+impl From<&ChannelSpec> for ChannelStatus {
+    fn from(c: &ChannelSpec) -> Self {
+        ChannelStatus {
+            label: c.name.clone(),
+            modality: c.modality.to_string(),
+            unit: c.unit.clone(),
+            nominal_srate: c.rate_hz,
+        }
+    }
+}
+
+impl Status {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("status serialises")
+    }
+}

@@ -1,0 +1,340 @@
+//! The daemon's TOML configuration: parsed and validated once, then passed on as typed values.
+//!
+//! Each component owns its config struct (the replay source owns [`ReplayConfig`], the window
+//! stage owns [`WindowConfig`], ...); this module only assembles them into [`Config`], reports
+//! errors with file, line and column, and checks the cross-component rules (unique ids, a model
+//! whose inputs the configured channels can feed).
+//!
+//! Architecture invariant: nothing outside this module parses TOML or reads config files.
+
+mod locate;
+
+use crate::bridge::MqttConfig;
+use crate::fusion::FusionConfig;
+use crate::ingest::replay::ReplayConfig;
+use crate::window::WindowConfig;
+use serde::Deserialize;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use locate::Location;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub hub: HubConfig,
+    #[serde(default)]
+    pub window: WindowConfig,
+    /// One entry per physical (or replayed) sensor.
+    #[serde(rename = "sensor", default)]
+    pub sensors: Vec<SensorConfig>,
+    #[serde(default)]
+    pub fusion: FusionConfig,
+    /// Optional: without it the daemon writes feedback to stdout only.
+    pub mqtt: Option<MqttConfig>,
+    /// Directory that relative paths in this file are resolved against (the file's own folder).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// `[hub]`: identity of this hub on the MQTT topic tree.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubConfig {
+    /// Hub id, the `{hub}` level of `biofeedd/v1/{hub}/...`. Letters, digits, `-` and `_`.
+    pub id: String,
+}
+
+/// `[[sensor]]`: one source of samples, worn by one subject.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SensorConfig {
+    /// Sensor id, unique in the file; used in logs and `sensor/{id}/state`.
+    pub id: String,
+    /// Subject wearing it; windows and feedback are per subject, so sensors sharing a subject are fused.
+    pub subject: String,
+    /// The transport and its settings.
+    pub source: SourceConfig,
+}
+
+/// Which transport feeds a sensor. Serial and BLE transports join this enum in their issues.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum SourceConfig {
+    /// Play a recording through the same path a live device uses.
+    Replay(ReplayConfig),
+}
+
+/// A configuration error with the place it was found and, where we know it, the fix.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub location: Option<Location>,
+    pub message: String,
+    pub help: Option<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.location {
+            Some(loc) => write!(f, "{}:{}:{}: {}", self.file.display(), loc.line, loc.column, self.message)?,
+            None => write!(f, "{}: {}", self.file.display(), self.message)?,
+        }
+        if let Some(help) = &self.help {
+            write!(f, "\n  help: {help}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A semantic problem found after parsing, addressed by its TOML key path so it can be located.
+#[derive(Debug)]
+pub struct Invalid {
+    pub path: Vec<PathPart>,
+    pub message: String,
+    pub help: Option<String>,
+}
+
+/// One step of a TOML key path: a table key or an array index.
+#[derive(Debug, Clone)]
+pub enum PathPart {
+    Key(&'static str),
+    Index(usize),
+}
+
+impl Invalid {
+    pub fn new(path: Vec<PathPart>, message: impl Into<String>) -> Self {
+        Invalid { path, message: message.into(), help: None }
+    }
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+/// Shorthand for building key paths: `path!["sensor", 0, "source", "path"]`.
+#[macro_export]
+macro_rules! path {
+    ($($part:expr),* $(,)?) => { vec![$($crate::config::IntoPathPart::into_part($part)),*] };
+}
+
+pub trait IntoPathPart {
+    fn into_part(self) -> PathPart;
+}
+impl IntoPathPart for &'static str {
+    fn into_part(self) -> PathPart {
+        PathPart::Key(self)
+    }
+}
+impl IntoPathPart for usize {
+    fn into_part(self) -> PathPart {
+        PathPart::Index(self)
+    }
+}
+
+impl Config {
+    /// Read, parse and validate a config file.
+    pub fn load(file: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|e| ConfigError {
+            file: file.to_path_buf(),
+            location: None,
+            message: format!("cannot read config file: {e}"),
+            help: Some("pass an existing file with --config, e.g. config/demo.toml".into()),
+        })?;
+        let base_dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+        Config::parse(&text, file, &base_dir)
+    }
+
+    /// Parse and validate config text. `file` is only used in messages; relative paths resolve
+    /// against `base_dir`.
+    pub fn parse(text: &str, file: &Path, base_dir: &Path) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError {
+            file: file.to_path_buf(),
+            location: e.span().map(|s| Location::of_offset(text, s.start)),
+            message: e.message().trim().to_string(),
+            help: help_for_serde_message(e.message()),
+        })?;
+        config.base_dir = base_dir.to_path_buf();
+        if let Err(invalid) = config.validate() {
+            return Err(ConfigError {
+                file: file.to_path_buf(),
+                location: locate::locate(text, &invalid.path),
+                message: format!("{}: {}", render_path(&invalid.path), invalid.message),
+                help: invalid.help,
+            });
+        }
+        Ok(config)
+    }
+
+    /// Resolve a path from the config against the config file's folder.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+
+    /// Rules that cross components. Each component validates its own fields.
+    fn validate(&self) -> Result<(), Invalid> {
+        if !is_topic_level(&self.hub.id) {
+            return Err(Invalid::new(path!["hub", "id"], format!("`{}` is not a valid hub id", self.hub.id))
+                .help("use letters, digits, `-` and `_` only; it becomes an MQTT topic level"));
+        }
+        self.window.validate()?;
+        if self.sensors.is_empty() {
+            return Err(Invalid::new(path!["hub"], "no [[sensor]] is configured")
+                .help("add a [[sensor]] table; see config/demo.toml for a replayed recording"));
+        }
+        for (i, sensor) in self.sensors.iter().enumerate() {
+            if !is_topic_level(&sensor.id) {
+                return Err(Invalid::new(
+                    path!["sensor", i, "id"],
+                    format!("`{}` is not a valid sensor id", sensor.id),
+                )
+                .help("use letters, digits, `-` and `_` only"));
+            }
+            if !is_topic_level(&sensor.subject) {
+                return Err(Invalid::new(
+                    path!["sensor", i, "subject"],
+                    format!("`{}` is not a valid subject id", sensor.subject),
+                )
+                .help("use letters, digits, `-` and `_` only; it becomes an MQTT topic level"));
+            }
+            if let Some(j) = self.sensors[..i].iter().position(|s| s.id == sensor.id) {
+                return Err(Invalid::new(path!["sensor", i, "id"], format!("sensor id `{}` is used twice", sensor.id))
+                    .help(format!("sensor {j} already has this id; ids must be unique")));
+            }
+            match &sensor.source {
+                SourceConfig::Replay(replay) => replay.validate(i)?,
+            }
+        }
+        self.fusion.validate()?;
+        if let Some(mqtt) = &self.mqtt {
+            mqtt.validate()?;
+        }
+        Ok(())
+    }
+
+    /// Subjects in the order they first appear.
+    pub fn subjects(&self) -> Vec<String> {
+        let mut subjects: Vec<String> = Vec::new();
+        for s in &self.sensors {
+            if !subjects.contains(&s.subject) {
+                subjects.push(s.subject.clone());
+            }
+        }
+        subjects
+    }
+}
+
+/// True when `s` can stand as one MQTT topic level and a file name.
+pub fn is_topic_level(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn render_path(path: &[PathPart]) -> String {
+    let mut out = String::new();
+    for part in path {
+        match part {
+            PathPart::Key(k) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(k);
+            }
+            PathPart::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+/// Turn serde's terse messages into a next step for the two mistakes people make most.
+fn help_for_serde_message(msg: &str) -> Option<String> {
+    if msg.contains("unknown field") {
+        Some("remove the key or fix its spelling; the expected keys are listed above".into())
+    } else if msg.contains("missing field") {
+        Some("add the key to this table; see config/demo.toml for a complete example".into())
+    } else if msg.contains("unknown variant") {
+        Some("use one of the listed values".into())
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("test.toml"), Path::new("."))
+    }
+
+    const MINIMAL: &str = r#"
+[hub]
+id = "hub-1"
+
+[[sensor]]
+id = "chest"
+subject = "s01"
+[sensor.source]
+kind = "replay"
+format = "csv"
+path = "rec.csv"
+rate_hz = 100.0
+channels = [{ column = "ECG", modality = "ecg", unit = "mV" }]
+"#;
+
+    #[test]
+    fn minimal_config_parses_with_defaults() {
+        let c = parse(MINIMAL).expect("minimal config");
+        assert_eq!(c.hub.id, "hub-1");
+        assert_eq!(c.sensors.len(), 1);
+        assert!(c.mqtt.is_none());
+        assert_eq!(c.subjects(), vec!["s01".to_string()]);
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_column() {
+        let text = MINIMAL.replace("id = \"hub-1\"", "id = \"hub-1\"\nflavour = \"mint\"");
+        let e = parse(&text).unwrap_err();
+        let loc = e.location.expect("location");
+        assert_eq!(loc.line, 4, "{e}");
+        assert!(e.message.contains("unknown field `flavour`"), "{e}");
+        assert!(e.to_string().starts_with("test.toml:4:1:"), "{e}");
+        assert!(e.help.is_some());
+    }
+
+    #[test]
+    fn semantic_error_points_at_the_key() {
+        let text = MINIMAL.replace("rate_hz = 100.0", "rate_hz = -5.0");
+        let e = parse(&text).unwrap_err();
+        assert!(e.message.contains("sensor[0].source.rate_hz"), "{e}");
+        assert_eq!(e.location.expect("location").line, 12, "{e}");
+    }
+
+    #[test]
+    fn duplicate_sensor_ids_are_refused() {
+        let second = &MINIMAL[MINIMAL.find("[[sensor]]").unwrap()..];
+        let text = format!("{MINIMAL}\n{second}");
+        let e = parse(&text).unwrap_err();
+        assert!(e.message.contains("used twice"), "{e}");
+        assert_eq!(e.location.expect("location").line, 16, "{e}");
+    }
+
+    #[test]
+    fn bad_hub_id_is_refused() {
+        let e = parse(&MINIMAL.replace("hub-1", "hub/1")).unwrap_err();
+        assert!(e.message.contains("hub.id"), "{e}");
+        assert_eq!(e.location.unwrap().line, 3);
+    }
+
+    #[test]
+    fn syntax_error_has_location() {
+        let e = parse("[hub]\nid = \"x\nother").unwrap_err();
+        assert_eq!(e.location.expect("location").line, 2, "{e}");
+    }
+}

@@ -1,0 +1,134 @@
+//! The pipeline thread: drain rings → windows → features → fusion → records for the output.
+//!
+//! It runs on its own OS thread (tract is compute-bound and must not stall tokio's workers) and
+//! sleeps in `park_timeout` until a producer wakes it. It ends when every channel's producer is
+//! gone and the last windows are out, or when the output side has gone away.
+
+use crate::bridge::output::{FeatureRow, Record};
+use crate::bridge::Feedback;
+use crate::features::{FeatureExtractor, FEATURE_NAMES};
+use crate::fusion::Fusion;
+use crate::metrics::{SharedMetrics, Stage};
+use crate::ring::{ChannelConsumer, Waker};
+use crate::window::{SubjectWindower, WindowerStats};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// One channel's consumer and where its samples go.
+pub struct Binding {
+    pub consumer: ChannelConsumer,
+    pub subject: usize,
+    pub channel: usize,
+    finished: bool,
+}
+
+impl Binding {
+    pub fn new(consumer: ChannelConsumer, subject: usize, channel: usize) -> Self {
+        Binding { consumer, subject, channel, finished: false }
+    }
+}
+
+pub struct SubjectPipeline {
+    pub windower: SubjectWindower,
+    extractor: FeatureExtractor,
+}
+
+impl SubjectPipeline {
+    pub fn new(windower: SubjectWindower) -> Self {
+        SubjectPipeline { windower, extractor: FeatureExtractor::new() }
+    }
+}
+
+pub struct Pipeline {
+    pub hub: String,
+    pub bindings: Vec<Binding>,
+    pub subjects: Vec<SubjectPipeline>,
+    /// `None` in features-only mode (`biofeedd features`).
+    pub fusion: Option<Fusion>,
+}
+
+impl Pipeline {
+    /// Run until the streams end. Returns each subject's window statistics.
+    pub fn run(
+        mut self,
+        waker: Waker,
+        records: mpsc::UnboundedSender<Record>,
+        metrics: SharedMetrics,
+    ) -> Vec<WindowerStats> {
+        waker.register_current_thread();
+        let mut chunk = Vec::new();
+        loop {
+            let mut progressed = false;
+            for b in &mut self.bindings {
+                while let Some(mark) = b.consumer.pop_chunk(&mut chunk) {
+                    self.subjects[b.subject].windower.push(b.channel, &mark, &chunk);
+                    progressed = true;
+                }
+                if !b.finished && b.consumer.is_finished() {
+                    b.finished = true;
+                    self.subjects[b.subject].windower.finish_channel(b.channel);
+                    progressed = true;
+                }
+            }
+            for s in &mut self.subjects {
+                while let Some(window) = s.windower.next_window() {
+                    let closed = Instant::now();
+                    let arrival = window.last_arrival;
+                    let features = s.extractor.extract(window);
+                    let featured = Instant::now();
+                    let record = match &mut self.fusion {
+                        None => Record::Features(FeatureRow {
+                            subject: window.subject.clone(),
+                            seq: window.seq,
+                            window_start: window.start,
+                            window_end: window.end,
+                            features: FEATURE_NAMES
+                                .iter()
+                                .zip(features.values)
+                                .map(|(n, v)| (*n, v.is_finite().then_some(v)))
+                                .collect(),
+                        }),
+                        Some(fusion) => {
+                            let prediction = fusion.predict(&features);
+                            let fused = Instant::now();
+                            let unknown = prediction.probabilities.is_empty();
+                            let feedback = Feedback::new(
+                                &self.hub,
+                                &window.subject,
+                                window.seq,
+                                window.start,
+                                window.end,
+                                &features,
+                                prediction,
+                                (fused - arrival).as_secs_f64() * 1000.0,
+                            );
+                            let mut m = metrics.lock().expect("metrics lock");
+                            m.record(Stage::Fusion, fused - featured);
+                            m.counters.predictions += 1;
+                            m.counters.unknown += unknown as u64;
+                            Record::Feedback { feedback: Box::new(feedback), arrival, closed }
+                        }
+                    };
+                    {
+                        let mut m = metrics.lock().expect("metrics lock");
+                        m.record(Stage::Window, closed.saturating_duration_since(arrival));
+                        m.record(Stage::Features, featured - closed);
+                        m.counters.windows += 1;
+                    }
+                    if records.send(record).is_err() {
+                        // The output task is gone (shutdown or a fatal error there): stop computing.
+                        return self.subjects.iter().map(|s| s.windower.stats()).collect();
+                    }
+                }
+            }
+            if self.bindings.iter().all(|b| b.finished) {
+                break;
+            }
+            if !progressed {
+                // Producers unpark us on every push; the timeout only bounds a missed wake-up.
+                std::thread::park_timeout(Duration::from_millis(50));
+            }
+        }
+        self.subjects.iter().map(|s| s.windower.stats()).collect()
+    }
+}

@@ -1,0 +1,178 @@
+//! Small DSP building blocks shared by the feature extractors: biquad filters (RBJ cookbook,
+//! Butterworth Q), moving averages and least-squares slope. No allocation except where a caller
+//! passes an output buffer.
+
+use std::f64::consts::PI;
+
+/// A second-order IIR section in direct form II transposed.
+#[derive(Debug, Clone, Copy)]
+pub struct Biquad {
+    b0: f64,
+    b1: f64,
+    b2: f64,
+    a1: f64,
+    a2: f64,
+    z1: f64,
+    z2: f64,
+}
+
+const BUTTERWORTH_Q: f64 = std::f64::consts::FRAC_1_SQRT_2;
+
+impl Biquad {
+    fn from_coeffs(b: [f64; 3], a: [f64; 3]) -> Self {
+        Biquad { b0: b[0] / a[0], b1: b[1] / a[0], b2: b[2] / a[0], a1: a[1] / a[0], a2: a[2] / a[0], z1: 0.0, z2: 0.0 }
+    }
+
+    /// 2nd-order Butterworth low-pass. `cutoff_hz` is clamped below Nyquist.
+    pub fn lowpass(cutoff_hz: f64, fs: f64) -> Self {
+        let w0 = 2.0 * PI * cutoff_hz.min(0.45 * fs) / fs;
+        let (s, c) = w0.sin_cos();
+        let alpha = s / (2.0 * BUTTERWORTH_Q);
+        Biquad::from_coeffs([(1.0 - c) / 2.0, 1.0 - c, (1.0 - c) / 2.0], [1.0 + alpha, -2.0 * c, 1.0 - alpha])
+    }
+
+    /// 2nd-order Butterworth high-pass.
+    pub fn highpass(cutoff_hz: f64, fs: f64) -> Self {
+        let w0 = 2.0 * PI * cutoff_hz.min(0.45 * fs) / fs;
+        let (s, c) = w0.sin_cos();
+        let alpha = s / (2.0 * BUTTERWORTH_Q);
+        Biquad::from_coeffs([(1.0 + c) / 2.0, -(1.0 + c), (1.0 + c) / 2.0], [1.0 + alpha, -2.0 * c, 1.0 - alpha])
+    }
+
+    /// Start the filter as if it had seen `x` forever, so a step at the window start does not ring.
+    pub fn settle(&mut self, x: f64) {
+        // Steady state of DF2T for constant input x with output y = H(1) x.
+        let gain = (self.b0 + self.b1 + self.b2) / (1.0 + self.a1 + self.a2);
+        let y = gain * x;
+        self.z2 = self.b2 * x - self.a2 * y;
+        self.z1 = self.b1 * x - self.a1 * y + self.z2;
+    }
+
+    #[inline]
+    pub fn process(&mut self, x: f64) -> f64 {
+        let y = self.b0 * x + self.z1;
+        self.z1 = self.b1 * x - self.a1 * y + self.z2;
+        self.z2 = self.b2 * x - self.a2 * y;
+        y
+    }
+}
+
+/// Band-pass as a high-pass followed by a low-pass, applied to `input` into `out`.
+/// Non-finite inputs are replaced by the previous finite value so one NaN cannot poison the state.
+pub fn bandpass(input: &[f32], fs: f64, low_hz: f64, high_hz: f64, out: &mut Vec<f64>) {
+    out.clear();
+    let mut hp = Biquad::highpass(low_hz, fs);
+    let mut lp = Biquad::lowpass(high_hz, fs);
+    let first = input.iter().copied().find(|v| v.is_finite()).unwrap_or(0.0) as f64;
+    hp.settle(first);
+    let mut last = first;
+    for &v in input {
+        let x = if v.is_finite() { v as f64 } else { last };
+        last = x;
+        out.push(lp.process(hp.process(x)));
+    }
+}
+
+/// Low-pass `input` into `out`, settled on the first value.
+pub fn lowpass(input: &[f32], fs: f64, cutoff_hz: f64, out: &mut Vec<f64>) {
+    out.clear();
+    let mut lp = Biquad::lowpass(cutoff_hz, fs);
+    let first = input.iter().copied().find(|v| v.is_finite()).unwrap_or(0.0) as f64;
+    lp.settle(first);
+    let mut last = first;
+    for &v in input {
+        let x = if v.is_finite() { v as f64 } else { last };
+        last = x;
+        out.push(lp.process(x));
+    }
+}
+
+/// Centered-ish moving average (trailing window of `n` samples) of `input` into `out`.
+pub fn moving_average(input: &[f64], n: usize, out: &mut Vec<f64>) {
+    out.clear();
+    let n = n.max(1);
+    let mut acc = 0.0;
+    for (i, &v) in input.iter().enumerate() {
+        acc += v;
+        if i >= n {
+            acc -= input[i - n];
+        }
+        out.push(acc / (i + 1).min(n) as f64);
+    }
+}
+
+/// Mean and population standard deviation of the finite values; `None` when there are none.
+pub fn mean_std(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
+    let (mut n, mut mean, mut m2) = (0u64, 0.0, 0.0);
+    for v in values.filter(|v| v.is_finite()) {
+        n += 1;
+        let d = v - mean;
+        mean += d / n as f64;
+        m2 += d * (v - mean);
+    }
+    (n > 0).then(|| (mean, (m2 / n as f64).sqrt()))
+}
+
+/// Least-squares slope of the finite values against time in seconds (`i / fs`), in units per second.
+pub fn slope_per_s(values: &[f32], fs: f64) -> Option<f64> {
+    let (mut n, mut sx, mut sy, mut sxx, mut sxy) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for (i, &v) in values.iter().enumerate() {
+        if !v.is_finite() {
+            continue;
+        }
+        let x = i as f64 / fs;
+        let y = v as f64;
+        n += 1.0;
+        sx += x;
+        sy += y;
+        sxx += x * x;
+        sxy += x * y;
+    }
+    let den = n * sxx - sx * sx;
+    (n >= 2.0 && den > 0.0).then(|| (n * sxy - sx * sy) / den)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sine(f: f64, fs: f64, n: usize) -> Vec<f32> {
+        (0..n).map(|i| (2.0 * PI * f * i as f64 / fs).sin() as f32).collect()
+    }
+
+    fn rms(x: &[f64]) -> f64 {
+        (x.iter().map(|v| v * v).sum::<f64>() / x.len() as f64).sqrt()
+    }
+
+    #[test]
+    fn bandpass_passes_the_band_and_stops_the_rest() {
+        let fs = 360.0;
+        let mut out = Vec::new();
+        bandpass(&sine(10.0, fs, 3600), fs, 5.0, 15.0, &mut out);
+        let pass = rms(&out[1000..]);
+        bandpass(&sine(0.3, fs, 3600), fs, 5.0, 15.0, &mut out);
+        let low = rms(&out[1000..]);
+        bandpass(&sine(60.0, fs, 3600), fs, 5.0, 15.0, &mut out);
+        let high = rms(&out[1000..]);
+        assert!(pass > 0.5, "{pass}");
+        assert!(low < 0.01, "{low}");
+        assert!(high < 0.1, "{high}");
+    }
+
+    #[test]
+    fn settled_lowpass_has_no_startup_transient() {
+        let mut out = Vec::new();
+        lowpass(&[5.0; 100], 4.0, 1.0, &mut out);
+        assert!(out.iter().all(|v| (v - 5.0).abs() < 1e-9));
+    }
+
+    #[test]
+    fn slope_and_stats() {
+        let v: Vec<f32> = (0..100).map(|i| 2.0 + 0.5 * i as f32 / 10.0).collect();
+        assert!((slope_per_s(&v, 10.0).unwrap() - 0.5).abs() < 1e-6);
+        let (m, s) = mean_std([1.0, 3.0, f64::NAN].into_iter()).unwrap();
+        assert_eq!((m, s), (2.0, 1.0));
+        assert!(mean_std(std::iter::empty()).is_none());
+        assert!(slope_per_s(&[1.0], 1.0).is_none());
+    }
+}

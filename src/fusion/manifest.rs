@@ -1,0 +1,148 @@
+//! Model manifests: what a model takes, what it says, where it came from and how good it is.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A model manifest (`models/NAME.toml`). Unknown keys are errors, like the config's.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub name: String,
+    pub version: String,
+    /// What the model predicts, e.g. `stress`.
+    pub task: String,
+    /// Position in the cascade (0 = cheapest).
+    pub stage: u32,
+    pub variant: Variant,
+    /// ONNX file, relative to the manifest.
+    pub onnx: PathBuf,
+    /// SHA-256 of the ONNX file, hex; checked at load.
+    pub sha256: String,
+    pub inputs: Inputs,
+    pub outputs: Outputs,
+    /// The window the model was trained on; a config using another one gets a warning.
+    pub window: Option<WindowHint>,
+    pub training: Training,
+    /// Leave-subjects-out metrics as measured by the training script.
+    #[serde(default)]
+    pub metrics: toml::Table,
+    pub size_bytes: u64,
+    /// Multiply-accumulates per inference.
+    pub macs: u64,
+    /// Where the manifest was read from, for messages.
+    #[serde(skip)]
+    pub origin: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Inputs {
+    /// Feature names in the model's input order (see `biofeedd features --list`).
+    pub features: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Outputs {
+    /// Class names in output order; the output is one probability per class.
+    pub classes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowHint {
+    pub length_s: f64,
+    pub hop_s: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Training {
+    /// Data set and subjects used.
+    pub data: String,
+    /// Command that rebuilds the model from the data.
+    pub command: String,
+    /// Git commit of the code the features were computed with.
+    pub commit: String,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Variant {
+    Fp32,
+    Int8,
+    Pruned,
+}
+
+impl fmt::Display for Variant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Variant::Fp32 => "fp32",
+            Variant::Int8 => "int8",
+            Variant::Pruned => "pruned",
+        })
+    }
+}
+
+/// A model that cannot be used, with the file it came from.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {message}", file.display())]
+pub struct ModelError {
+    pub file: PathBuf,
+    pub message: String,
+}
+
+impl ModelError {
+    pub fn at(file: &Path, message: impl Into<String>) -> Self {
+        ModelError { file: file.to_path_buf(), message: message.into() }
+    }
+}
+
+impl Manifest {
+    pub fn load(path: &Path) -> Result<Manifest, ModelError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| ModelError::at(path, format!("cannot read manifest: {e}")))?;
+        Manifest::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, origin: &Path) -> Result<Manifest, ModelError> {
+        let mut m: Manifest = toml::from_str(text).map_err(|e| {
+            let loc = e.span().map(|s| crate::config::Location::of_offset(text, s.start));
+            let at = loc.map(|l| format!("{}:{}: ", l.line, l.column)).unwrap_or_default();
+            ModelError::at(origin, format!("{at}{}", e.message().trim()))
+        })?;
+        m.origin = origin.to_path_buf();
+        if m.inputs.features.is_empty() {
+            return Err(ModelError::at(origin, "inputs.features is empty"));
+        }
+        if m.outputs.classes.len() < 2 {
+            return Err(ModelError::at(origin, "outputs.classes needs at least two classes"));
+        }
+        Ok(m)
+    }
+
+    /// Refuse an ONNX file that is not the one the manifest describes.
+    pub fn verify_onnx(&self, onnx: &[u8]) -> Result<(), ModelError> {
+        let digest = Sha256::digest(onnx);
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        if !hex.eq_ignore_ascii_case(self.sha256.trim()) {
+            return Err(ModelError::at(
+                &self.origin,
+                format!(
+                    "{} has SHA-256 {hex}, the manifest expects {}; the model and its manifest are out of step (rebuild both with models/train)",
+                    self.onnx.display(),
+                    self.sha256
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A metric by name, as f64, if the manifest records it.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        self.metrics.get(name).and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)))
+    }
+}

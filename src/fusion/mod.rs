@@ -1,0 +1,313 @@
+//! Model execution: manifests, tract plans, and the prediction each window gets.
+//!
+//! A model is described by its manifest (`models/*.toml` beside the `.onnx`): the feature names
+//! it takes in order, the classes it outputs, its provenance and its measured metrics. The
+//! runtime refuses a manifest whose inputs the configured channels cannot produce, verifies the
+//! ONNX file's SHA-256, optimises the plan once at start-up and runs it many times.
+//!
+//! This issue runs one stage; the fusion issue grows it into a cascade with early exit,
+//! deadlines, variants and a cache behind the same [`Fusion::predict`] call.
+//!
+//! Architecture invariant: tract runs on the pipeline thread, never on a tokio worker.
+
+mod manifest;
+
+use crate::config::Invalid;
+use crate::features::{feature_index, feature_sources, FeatureVector};
+use crate::path;
+use crate::signal::Modality;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tract_onnx::prelude::*;
+
+pub use manifest::{Manifest, ModelError, Variant};
+
+/// The model bundled into the binary, so `biofeedd replay` works from any folder.
+pub const BUILTIN_MANIFEST: &str = include_str!("../../models/stress-v0.toml");
+pub const BUILTIN_ONNX: &[u8] = include_bytes!("../../models/stress-v0.onnx");
+
+/// `[fusion]`: which model to run.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FusionConfig {
+    /// Path of a model manifest (`.toml`), relative to the config file. Default: the bundled
+    /// `stress-v0` model.
+    pub model: Option<PathBuf>,
+}
+
+impl FusionConfig {
+    pub(crate) fn validate(&self) -> Result<(), Invalid> {
+        if let Some(m) = &self.model {
+            if m.extension().is_none_or(|e| e != "toml") {
+                return Err(Invalid::new(
+                    path!["fusion", "model"],
+                    "expects the model's manifest (.toml), not the .onnx",
+                )
+                .help("point at e.g. models/stress-v0.toml; the manifest names its .onnx file"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where a prediction came from. Later issues add `cloud`, `fallback` and `cache`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// Computed on this hub.
+    Edge,
+    /// No model could run: the window lacked the features it needs.
+    None,
+}
+
+/// What fusion says about one window.
+#[derive(Debug, Clone)]
+pub struct Prediction {
+    /// A class name, or `unknown` when the model could not run.
+    pub label: String,
+    /// (class, probability) in the manifest's class order; empty when the model could not run.
+    pub probabilities: Vec<(String, f32)>,
+    pub model: String,
+    pub variant: Variant,
+    pub exit_stage: u32,
+    pub source: Source,
+    /// Why there is no answer, when there is none.
+    pub reason: Option<String>,
+    /// Time spent in each stage that ran.
+    pub stage_latency: Vec<Duration>,
+}
+
+/// One loaded model stage.
+pub struct Stage {
+    pub manifest: Manifest,
+    plan: Arc<TypedRunnableModel>,
+    state: TypedSimpleState,
+    /// Feature vector indices, in the model's input order.
+    inputs: Vec<usize>,
+    input: Vec<f32>,
+}
+
+impl Stage {
+    /// Load and optimise a model from its manifest text and ONNX bytes. `origin` names them in errors.
+    pub fn load(manifest: Manifest, onnx: &[u8]) -> Result<Stage, ModelError> {
+        manifest.verify_onnx(onnx)?;
+        let origin = manifest.origin.clone();
+        let inputs = manifest
+            .inputs
+            .features
+            .iter()
+            .map(|name| {
+                feature_index(name).ok_or_else(|| ModelError::at(&origin, format!(
+                    "input feature `{name}` is not produced by the feature stage; known features are listed by `biofeedd features --list`"
+                )))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let n = inputs.len();
+        let onnx_name = manifest.onnx.display().to_string();
+        let tract_err = |e: anyhow::Error| ModelError::at(&origin, format!("tract cannot load {onnx_name}: {e:#}"));
+        let plan = tract_onnx::onnx()
+            .model_for_read(&mut std::io::Cursor::new(onnx))
+            .map_err(tract_err)?
+            .with_input_fact(0, f32::fact([1, n]).into())
+            .map_err(tract_err)?
+            .into_optimized()
+            .map_err(tract_err)?
+            .into_runnable()
+            .map_err(tract_err)?;
+        let state = plan.spawn().map_err(tract_err)?;
+        let mut stage = Stage { manifest, plan, state, inputs, input: vec![0.0; n] };
+        // Run once on zeros: checks the output shape now rather than on the first window.
+        let probs = stage.run_raw().map_err(tract_err)?;
+        let classes = stage.manifest.outputs.classes.len();
+        if probs.len() != classes {
+            return Err(ModelError::at(
+                &origin,
+                format!("the model outputs {} values but the manifest lists {classes} classes", probs.len()),
+            ));
+        }
+        Ok(stage)
+    }
+
+    /// Load from a manifest file; its `onnx` path is relative to the manifest.
+    pub fn load_file(manifest_path: &Path) -> Result<Stage, ModelError> {
+        let manifest = Manifest::load(manifest_path)?;
+        let onnx_path = manifest_path.parent().unwrap_or(Path::new(".")).join(&manifest.onnx);
+        let onnx = std::fs::read(&onnx_path)
+            .map_err(|e| ModelError::at(manifest_path, format!("cannot read model {}: {e}", onnx_path.display())))?;
+        Stage::load(manifest, &onnx)
+    }
+
+    /// The model bundled into the binary.
+    pub fn builtin() -> Result<Stage, ModelError> {
+        let manifest = Manifest::parse(BUILTIN_MANIFEST, Path::new("<builtin>/stress-v0.toml"))?;
+        Stage::load(manifest, BUILTIN_ONNX)
+    }
+
+    fn run_raw(&mut self) -> TractResult<Vec<f32>> {
+        let input = Tensor::from_shape(&[1, self.input.len()], &self.input)?;
+        let outputs = self.state.run(tvec!(input.into()))?;
+        Ok(outputs[0].try_as_plain_ram()?.as_slice::<f32>()?.to_vec())
+    }
+
+    /// Run the model on a feature vector; `Err` lists the inputs that are missing (NaN).
+    pub fn run(&mut self, fv: &FeatureVector) -> Result<Vec<f32>, Vec<String>> {
+        let missing: Vec<String> = self
+            .inputs
+            .iter()
+            .zip(&self.manifest.inputs.features)
+            .filter(|(i, _)| !fv.values[**i].is_finite())
+            .map(|(_, name)| name.clone())
+            .collect();
+        if !missing.is_empty() {
+            return Err(missing);
+        }
+        for (d, &i) in self.input.iter_mut().zip(&self.inputs) {
+            *d = fv.values[i];
+        }
+        // A tract failure on a validated model and a finite input is a bug, not bad input.
+        Ok(self.run_raw().expect("tract run on a validated plan"))
+    }
+
+    /// Modalities a subject must wear for this model's inputs, as (feature, acceptable sources).
+    pub fn required_sources(&self) -> impl Iterator<Item = (&str, &'static [Modality])> {
+        self.manifest.inputs.features.iter().map(|f| (f.as_str(), feature_sources(f)))
+    }
+
+    /// Check that channels of `modalities` can produce every input; the error says what is missing.
+    pub fn check_inputs(&self, subject: &str, modalities: &[Modality]) -> Result<(), String> {
+        for (feature, sources) in self.required_sources() {
+            if !sources.iter().any(|m| modalities.contains(m)) {
+                let need: Vec<&str> = sources.iter().map(|m| m.as_str()).collect();
+                let have: Vec<&str> = modalities.iter().map(|m| m.as_str()).collect();
+                return Err(format!(
+                    "model `{}` needs feature `{feature}`, computed from a {} channel, but subject `{subject}` has only: {}",
+                    self.manifest.name,
+                    need.join(" or "),
+                    if have.is_empty() { "no channels".to_string() } else { have.join(", ") }
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn plan(&self) -> &Arc<TypedRunnableModel> {
+        &self.plan
+    }
+}
+
+/// The fusion stage of one pipeline: today one model stage.
+pub struct Fusion {
+    stage: Stage,
+}
+
+impl Fusion {
+    pub fn new(stage: Stage) -> Self {
+        Fusion { stage }
+    }
+
+    /// Load what `[fusion]` names (resolved by the caller), or the bundled model.
+    pub fn from_config(manifest: Option<&Path>) -> Result<Fusion, ModelError> {
+        let stage = match manifest {
+            Some(p) => Stage::load_file(p)?,
+            None => Stage::builtin()?,
+        };
+        Ok(Fusion::new(stage))
+    }
+
+    pub fn stage(&self) -> &Stage {
+        &self.stage
+    }
+
+    pub fn predict(&mut self, fv: &FeatureVector) -> Prediction {
+        let started = Instant::now();
+        let m = &self.stage.manifest;
+        let (name, variant, exit_stage) = (m.name.clone(), m.variant, m.stage);
+        match self.stage.run(fv) {
+            Ok(probs) => {
+                let classes = &self.stage.manifest.outputs.classes;
+                let best = probs.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0);
+                Prediction {
+                    label: classes[best].clone(),
+                    probabilities: classes.iter().cloned().zip(probs).collect(),
+                    model: name,
+                    variant,
+                    exit_stage,
+                    source: Source::Edge,
+                    reason: None,
+                    stage_latency: vec![started.elapsed()],
+                }
+            }
+            Err(missing) => Prediction {
+                label: "unknown".into(),
+                probabilities: Vec::new(),
+                model: name,
+                variant,
+                exit_stage,
+                source: Source::None,
+                reason: Some(format!("not computable in this window: {}", missing.join(", "))),
+                stage_latency: Vec::new(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::FEATURE_NAMES;
+
+    fn fv(value: f32) -> FeatureVector {
+        FeatureVector { values: [value; FEATURE_NAMES.len()], quality: vec![], cardiac_source: None }
+    }
+
+    #[test]
+    fn builtin_model_loads_and_outputs_probabilities() {
+        let mut fusion = Fusion::from_config(None).expect("bundled model loads");
+        let mut v = fv(0.0);
+        for (name, value) in [
+            ("hr_mean_bpm", 75.0),
+            ("hr_std_bpm", 4.0),
+            ("hrv_sdnn_ms", 50.0),
+            ("hrv_rmssd_ms", 35.0),
+            ("hrv_pnn50", 0.1),
+            ("eda_mean_us", 2.0),
+            ("eda_std_us", 0.1),
+            ("eda_slope_us_per_min", 0.05),
+            ("scr_rate_per_min", 2.0),
+            ("temp_mean_c", 32.0),
+            ("temp_slope_c_per_min", 0.0),
+            ("acc_mag_mean_g", 1.0),
+            ("acc_mag_std_g", 0.02),
+        ] {
+            v.values[feature_index(name).unwrap()] = value;
+        }
+        let p = fusion.predict(&v);
+        assert_eq!(p.source, Source::Edge, "{:?}", p.reason);
+        assert_eq!(p.probabilities.len(), 2);
+        let sum: f32 = p.probabilities.iter().map(|(_, p)| p).sum();
+        assert!((sum - 1.0).abs() < 1e-4, "{sum}");
+        assert!(p.probabilities.iter().all(|(_, p)| (0.0..=1.0).contains(p)));
+        assert!(p.label == "stress" || p.label == "rest");
+    }
+
+    #[test]
+    fn missing_features_give_unknown_with_the_reason() {
+        let mut fusion = Fusion::from_config(None).unwrap();
+        let p = fusion.predict(&fv(f32::NAN));
+        assert_eq!((p.label.as_str(), p.source), ("unknown", Source::None));
+        assert!(p.reason.unwrap().contains("hr_mean_bpm"));
+    }
+
+    #[test]
+    fn input_check_names_the_missing_modality() {
+        let fusion = Fusion::from_config(None).unwrap();
+        let err = fusion.stage().check_inputs("s07", &[Modality::Ecg]).unwrap_err();
+        assert!(err.contains("subject `s07` has only: ecg"), "{err}");
+        assert!(fusion
+            .stage()
+            .check_inputs("s07", &[Modality::Ppg, Modality::Eda, Modality::Temp, Modality::Acc])
+            .is_ok());
+    }
+}

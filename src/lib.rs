@@ -1,0 +1,23 @@
+//! biofeedd: an edge biofeedback daemon. Wearable streams in; validated features and model
+//! predictions out, on stdout and MQTT.
+//!
+//! Data flows one way (see ARCHITECTURE.md):
+//!
+//! ```text
+//! ingest ──► ring ──► window ──► features ──► fusion ──► bridge
+//! (sources)  (SPSC)   (per subject) (pure)    (tract)    (stdout, MQTT)
+//! ```
+//!
+//! `signal` holds the vocabulary every stage shares; `config` parses and validates once;
+//! `daemon` wires the stages from config; `metrics` measures them.
+
+pub mod bridge;
+pub mod config;
+pub mod daemon;
+pub mod features;
+pub mod fusion;
+pub mod ingest;
+pub mod metrics;
+pub mod ring;
+pub mod signal;
+pub mod window;

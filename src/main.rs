@@ -1,0 +1,293 @@
+//! The `biofeedd` command line. Each subcommand is a thin shell over the library.
+
+use anyhow::Context;
+use biofeedd::bridge::OutputFormat;
+use biofeedd::config::{Config, HubConfig, SensorConfig, SourceConfig};
+use biofeedd::daemon::{self, RunOptions};
+use biofeedd::features::FEATURE_NAMES;
+use biofeedd::ingest::replay::{CsvChannel, ReplayConfig, ReplayFormat, Speed, StartTime};
+use biofeedd::signal::Modality;
+use biofeedd::window::WindowConfig;
+use clap::{Args, Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "biofeedd",
+    version,
+    about = "Edge biofeedback daemon: wearable streams in, features and predictions out"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon as a config file describes it.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Validate a config file and the models it names, then exit.
+    Check {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run the default pipeline over one recording, no config file needed.
+    Replay {
+        #[command(flatten)]
+        input: InputArgs,
+        /// Take hub, window, model and MQTT settings from this config (its sensors are ignored).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Dump the per-window feature vectors of a replay (what the models are trained on).
+    Features {
+        /// Config whose sensors are replayed; or use --format/--input.
+        #[arg(long, required_unless_present_any = ["input", "list"])]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        input: OptionalInputArgs,
+        /// csv (with header) or jsonl.
+        #[arg(long, default_value = "csv")]
+        output: OutputFormat,
+        /// Print the feature names, one per line, and exit.
+        #[arg(long)]
+        list: bool,
+        #[arg(long)]
+        speed: Option<Speed>,
+    },
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Replay speed: 1 = real time, N = N times faster, max = as fast as possible.
+    #[arg(long)]
+    speed: Option<Speed>,
+    /// text (one line per window) or jsonl (the feedback payload per line).
+    #[arg(long, default_value = "text")]
+    output: OutputFormat,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    duration: Option<f64>,
+}
+
+#[derive(Args)]
+struct InputArgs {
+    /// Recording format: e4 (Empatica export folder) or csv.
+    #[arg(long)]
+    format: ReplayFormat,
+    /// The export folder (e4) or file (csv).
+    #[arg(long)]
+    input: PathBuf,
+    /// csv only: sampling rate in Hz of every column.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Subject id; default: derived from the input's name.
+    #[arg(long)]
+    subject: Option<String>,
+}
+
+#[derive(Args)]
+struct OptionalInputArgs {
+    #[arg(long, requires = "input")]
+    format: Option<ReplayFormat>,
+    #[arg(long, requires = "format")]
+    input: Option<PathBuf>,
+    #[arg(long)]
+    rate: Option<f64>,
+    #[arg(long)]
+    subject: Option<String>,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("BIOFEEDD_LOG").unwrap_or_else(|_| "info".into()))
+        .with_target(false)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Run { config, run } => {
+            let config = Config::load(&config)?;
+            execute(config, run_options(&run, false))
+        }
+        Command::Check { config: path } => {
+            let config = Config::load(&path)?;
+            let recordings = daemon::load_recordings(&config)?;
+            let fusion = daemon::load_fusion(&config, &recordings)?;
+            let m = &fusion.stage().manifest;
+            println!(
+                "{}: OK — hub `{}`, {} sensor(s), subjects {}, model `{}` {} ({} inputs, classes {})",
+                path.display(),
+                config.hub.id,
+                config.sensors.len(),
+                config.subjects().join(", "),
+                m.name,
+                m.variant,
+                m.inputs.features.len(),
+                m.outputs.classes.join("/"),
+            );
+            Ok(())
+        }
+        Command::Replay { input, config, run } => {
+            let mut options = run_options(&run, false);
+            options.speed = options.speed.or(Some(Speed::Max));
+            let config = replay_config(&input, config.as_deref())?;
+            execute(config, options)
+        }
+        Command::Features { config, input, output, list, speed } => {
+            if list {
+                for name in FEATURE_NAMES {
+                    println!("{name}");
+                }
+                return Ok(());
+            }
+            let config = match (input.format, input.input) {
+                (Some(format), Some(path)) => replay_config(
+                    &InputArgs { format, input: path, rate: input.rate, subject: input.subject },
+                    config.as_deref(),
+                )?,
+                _ => Config::load(config.as_deref().expect("clap requires --config or --input"))?,
+            };
+            let options = RunOptions { speed: speed.or(Some(Speed::Max)), output, duration: None, features_only: true };
+            execute(config, options)
+        }
+    }
+}
+
+fn run_options(run: &RunArgs, features_only: bool) -> RunOptions {
+    RunOptions {
+        speed: run.speed,
+        output: run.output,
+        duration: run.duration.filter(|d| d.is_finite() && *d > 0.0).map(Duration::from_secs_f64),
+        features_only,
+    }
+}
+
+fn execute(config: Config, options: RunOptions) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    let format = options.output;
+    let summary = runtime.block_on(daemon::run(config, options))?;
+    // Machine-readable stdout stays clean: the summary goes to stderr there.
+    if format == OutputFormat::Text {
+        print!("{summary}");
+    } else {
+        eprint!("{summary}");
+    }
+    Ok(())
+}
+
+/// The default pipeline over one recording: a one-sensor config, or `base`'s settings with it.
+fn replay_config(input: &InputArgs, base: Option<&Path>) -> anyhow::Result<Config> {
+    let subject = match &input.subject {
+        Some(s) => s.clone(),
+        None => subject_from_path(&input.input),
+    };
+    // The input path is relative to where the user typed it, not to a base config's folder.
+    let path = std::env::current_dir().context("current directory")?.join(&input.input);
+    let mut source = match input.format {
+        ReplayFormat::E4 => ReplayConfig::e4(path),
+        ReplayFormat::Csv => {
+            let rate = input.rate.context("a csv replay needs --rate HZ (the sampling rate of every column)")?;
+            let header = read_header(&input.input)?;
+            let channels = auto_channels(&header);
+            if channels.is_empty() {
+                anyhow::bail!(
+                    "{}: no column name says what it holds (expected names like ECG, PPG/BVP, EDA/GSR, RSP/RESP, ACC_X, TEMP); columns: {}\n  help: write a config with [[sensor]] channels for this file",
+                    input.input.display(),
+                    header.join(", ")
+                );
+            }
+            ReplayConfig { rate_hz: Some(rate), channels, ..ReplayConfig::e4(path) }
+        }
+    };
+    source.format = input.format;
+    source.start_time = StartTime::Zero;
+    let sensor = SensorConfig { id: format!("{}-replay", subject), subject, source: SourceConfig::Replay(source) };
+    let mut config = match base {
+        Some(path) => Config::load(path)?,
+        None => Config {
+            hub: HubConfig { id: "replay".into() },
+            window: WindowConfig::default(),
+            sensors: Vec::new(),
+            fusion: Default::default(),
+            mqtt: None,
+            base_dir: PathBuf::from("."),
+        },
+    };
+    config.sensors = vec![sensor];
+    Ok(config)
+}
+
+fn subject_from_path(path: &Path) -> String {
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("subject");
+    let cleaned: String = stem.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    if cleaned.is_empty() {
+        "subject".into()
+    } else {
+        cleaned
+    }
+}
+
+fn read_header(path: &Path) -> anyhow::Result<Vec<String>> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    let mut line = String::new();
+    std::io::BufReader::new(file).read_line(&mut line).with_context(|| format!("{}: cannot read", path.display()))?;
+    let sep = if line.contains('\t') {
+        '\t'
+    } else if line.contains(';') {
+        ';'
+    } else {
+        ','
+    };
+    Ok(line.trim().split(sep).map(|s| s.trim().trim_matches('"').to_string()).collect())
+}
+
+/// Map CSV column names to modalities by the words people use for them.
+fn auto_channels(header: &[String]) -> Vec<CsvChannel> {
+    header
+        .iter()
+        .filter_map(|col| {
+            let l = col.to_ascii_lowercase();
+            let (modality, unit) = if l.starts_with("ecg") {
+                (Modality::Ecg, "mV")
+            } else if l.starts_with("ppg") || l.starts_with("bvp") {
+                (Modality::Ppg, "a.u.")
+            } else if l.starts_with("eda") || l.starts_with("gsr") {
+                (Modality::Eda, "uS")
+            } else if l.starts_with("rsp") || l.starts_with("resp") {
+                (Modality::Resp, "a.u.")
+            } else if l.starts_with("acc") {
+                (Modality::Acc, "g")
+            } else if l.starts_with("temp") {
+                (Modality::Temp, "degC")
+            } else {
+                return None;
+            };
+            Some(CsvChannel { column: col.clone(), name: None, modality, unit: unit.into(), scale: 1.0 })
+        })
+        .collect()
+}

@@ -1,0 +1,418 @@
+//! Per-subject window assembly across channels of different rates, on the recording clock.
+//!
+//! Windows are `[start, start + length)` in recording-clock seconds and advance by `hop`. A window
+//! closes when every channel has delivered its last sample before `end` — or, for a channel that
+//! went quiet, when another channel is `stall_timeout_s` past `end` (the quiet channel is then
+//! flagged, not waited for forever). Missing samples inside a window (dropped chunks, recording
+//! gaps, a stalled channel) are counted per channel so features can report their quality.
+//!
+//! Architecture invariant: memory is bounded by `length + stall_timeout` of samples per channel;
+//! samples older than the next window's start are released as soon as a window closes.
+
+use crate::config::Invalid;
+use crate::path;
+use crate::ring::ChunkMark;
+use crate::signal::ChannelSpec;
+use serde::Deserialize;
+use std::collections::VecDeque;
+use std::time::Instant;
+
+/// `[window]`: how the stream is cut into windows.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowConfig {
+    /// Window length in seconds. HRV and EDA features need tens of seconds.
+    #[serde(default = "default_length")]
+    pub length_s: f64,
+    /// Seconds between the starts of consecutive windows; one feedback message per hop.
+    #[serde(default = "default_hop")]
+    pub hop_s: f64,
+    /// A channel this far (recording seconds) behind the others is treated as stalled.
+    #[serde(default = "default_stall")]
+    pub stall_timeout_s: f64,
+}
+
+fn default_length() -> f64 {
+    60.0
+}
+fn default_hop() -> f64 {
+    5.0
+}
+fn default_stall() -> f64 {
+    5.0
+}
+
+impl Default for WindowConfig {
+    fn default() -> Self {
+        WindowConfig { length_s: default_length(), hop_s: default_hop(), stall_timeout_s: default_stall() }
+    }
+}
+
+impl WindowConfig {
+    pub(crate) fn validate(&self) -> Result<(), Invalid> {
+        let ok = |v: f64, max: f64| v.is_finite() && v > 0.0 && v <= max;
+        if !ok(self.length_s, 3600.0) {
+            return Err(Invalid::new(path!["window", "length_s"], "must be between 0 and 3600 seconds"));
+        }
+        if !ok(self.hop_s, 3600.0) {
+            return Err(Invalid::new(path!["window", "hop_s"], "must be between 0 and 3600 seconds"));
+        }
+        if !ok(self.stall_timeout_s, 3600.0) {
+            return Err(Invalid::new(path!["window", "stall_timeout_s"], "must be between 0 and 3600 seconds"));
+        }
+        Ok(())
+    }
+}
+
+/// One channel's samples inside a closed window.
+#[derive(Debug, Clone)]
+pub struct ChannelWindow {
+    pub spec: ChannelSpec,
+    /// Samples with recording time in `[start, end)`, in time order.
+    pub values: Vec<f32>,
+    /// Samples the nominal rate promises in the window but that never arrived.
+    pub missing: usize,
+}
+
+impl ChannelWindow {
+    /// Fraction of the expected samples that are present (1.0 = complete).
+    pub fn coverage(&self) -> f32 {
+        let expected = self.values.len() + self.missing;
+        if expected == 0 {
+            0.0
+        } else {
+            self.values.len() as f32 / expected as f32
+        }
+    }
+}
+
+/// A closed window of one subject, all channels aligned on the recording clock.
+#[derive(Debug, Clone)]
+pub struct Window {
+    pub subject: String,
+    /// 0, 1, 2, ... per subject.
+    pub seq: u64,
+    pub start: f64,
+    pub end: f64,
+    pub channels: Vec<ChannelWindow>,
+    /// Host arrival of the latest chunk carrying one of the window's last samples; latency starts here.
+    pub last_arrival: Instant,
+}
+
+/// Counters a windower keeps for the run summary.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WindowerStats {
+    pub windows: u64,
+    /// Samples that arrived with a time at or before one already held (duplicates, clock jumps back).
+    pub out_of_order_samples: u64,
+    /// Samples that arrived after their window had closed.
+    pub late_samples: u64,
+    /// Windows left incomplete when every stream ended.
+    pub partial_windows_dropped: u64,
+}
+
+struct ChannelBuffer {
+    spec: ChannelSpec,
+    times: VecDeque<f64>,
+    values: VecDeque<f32>,
+    /// (first sample time, last sample time, arrival) of each chunk still buffered.
+    chunks: VecDeque<(f64, f64, Instant)>,
+    /// Time of the newest sample ever pushed.
+    newest: Option<f64>,
+    first: Option<f64>,
+    finished: bool,
+}
+
+impl ChannelBuffer {
+    /// Recording time up to which this channel is known to be complete.
+    fn covered_until(&self) -> Option<f64> {
+        self.newest.map(|t| t + self.spec.period_s())
+    }
+}
+
+/// Assembles one subject's windows from its channels.
+pub struct SubjectWindower {
+    config: WindowConfig,
+    channels: Vec<ChannelBuffer>,
+    next_start: Option<f64>,
+    window: Window,
+    stats: WindowerStats,
+}
+
+impl SubjectWindower {
+    pub fn new(subject: impl Into<String>, specs: Vec<ChannelSpec>, config: WindowConfig) -> Self {
+        let window = Window {
+            subject: subject.into(),
+            seq: 0,
+            start: 0.0,
+            end: 0.0,
+            channels: specs
+                .iter()
+                .map(|spec| ChannelWindow {
+                    spec: spec.clone(),
+                    values: Vec::with_capacity((config.length_s * spec.rate_hz).ceil() as usize + 1),
+                    missing: 0,
+                })
+                .collect(),
+            last_arrival: Instant::now(),
+        };
+        let channels = specs
+            .into_iter()
+            .map(|spec| ChannelBuffer {
+                spec,
+                times: VecDeque::new(),
+                values: VecDeque::new(),
+                chunks: VecDeque::new(),
+                newest: None,
+                first: None,
+                finished: false,
+            })
+            .collect();
+        SubjectWindower { config, channels, next_start: None, window, stats: WindowerStats::default() }
+    }
+
+    pub fn stats(&self) -> WindowerStats {
+        self.stats
+    }
+
+    pub fn subject(&self) -> &str {
+        &self.window.subject
+    }
+
+    pub fn channel_specs(&self) -> impl Iterator<Item = &ChannelSpec> {
+        self.channels.iter().map(|c| &c.spec)
+    }
+
+    /// Add one chunk popped from channel `channel`'s ring.
+    pub fn push(&mut self, channel: usize, mark: &ChunkMark, samples: &[f32]) {
+        let next_start = self.next_start;
+        let buf = &mut self.channels[channel];
+        let period = buf.spec.period_s();
+        let mut first_kept: Option<f64> = None;
+        let mut last_kept = 0.0;
+        for (i, &v) in samples.iter().enumerate() {
+            let t = mark.source_time + i as f64 * period;
+            if buf.newest.is_some_and(|n| t < n + 0.5 * period) {
+                self.stats.out_of_order_samples += 1;
+                continue;
+            }
+            buf.newest = Some(t);
+            if next_start.is_some_and(|s| t < s) {
+                self.stats.late_samples += 1;
+                continue;
+            }
+            buf.first.get_or_insert(t);
+            buf.times.push_back(t);
+            buf.values.push_back(v);
+            first_kept.get_or_insert(t);
+            last_kept = t;
+        }
+        if let Some(first) = first_kept {
+            buf.chunks.push_back((first, last_kept, mark.arrival));
+        }
+    }
+
+    /// The channel's stream ended; windows no longer wait for it.
+    pub fn finish_channel(&mut self, channel: usize) {
+        self.channels[channel].finished = true;
+    }
+
+    pub fn all_finished(&self) -> bool {
+        self.channels.iter().all(|c| c.finished)
+    }
+
+    /// The next closed window, if one is ready. Call until it returns `None`.
+    pub fn next_window(&mut self) -> Option<&Window> {
+        let start = match self.next_start {
+            Some(s) => s,
+            None => {
+                // Start once every channel has spoken (or ended), at the earliest sample.
+                if self.channels.iter().any(|c| c.first.is_none() && !c.finished) {
+                    return None;
+                }
+                let s = self.channels.iter().filter_map(|c| c.first).min_by(f64::total_cmp)?;
+                self.next_start = Some(s);
+                s
+            }
+        };
+        let end = start + self.config.length_s;
+        let newest_anywhere = self.channels.iter().filter_map(|c| c.newest).max_by(f64::total_cmp)?;
+        let stalled_after = end + self.config.stall_timeout_s;
+        let eps = 1e-9;
+        let mut any_complete = false;
+        for c in &self.channels {
+            let complete = c.covered_until().is_some_and(|u| u >= end - eps);
+            any_complete |= complete;
+            let given_up = c.finished || newest_anywhere >= stalled_after;
+            if !complete && !given_up {
+                return None;
+            }
+        }
+        if !any_complete {
+            // Every stream ended before this window could fill: the recording is over.
+            if self.all_finished() {
+                self.stats.partial_windows_dropped += 1;
+                self.next_start = Some(f64::INFINITY);
+            }
+            return None;
+        }
+        self.fill(start, end);
+        self.next_start = Some(start + self.config.hop_s);
+        self.release_before(start + self.config.hop_s);
+        self.stats.windows += 1;
+        Some(&self.window)
+    }
+
+    fn fill(&mut self, start: f64, end: f64) {
+        let w = &mut self.window;
+        w.start = start;
+        w.end = end;
+        w.seq = self.stats.windows;
+        let mut last_arrival: Option<Instant> = None;
+        for (buf, out) in self.channels.iter().zip(&mut w.channels) {
+            out.values.clear();
+            let mut last_t = None;
+            for (&t, &v) in buf.times.iter().zip(&buf.values) {
+                if t >= end {
+                    break;
+                }
+                if t >= start {
+                    out.values.push(v);
+                    last_t = Some(t);
+                }
+            }
+            let expected = ((end - start) * buf.spec.rate_hz).round() as usize;
+            out.missing = expected.saturating_sub(out.values.len());
+            if let Some(t) = last_t {
+                if let Some(&(_, _, arrival)) = buf.chunks.iter().find(|(a, b, _)| *a <= t && t <= *b) {
+                    last_arrival = Some(last_arrival.map_or(arrival, |l| l.max(arrival)));
+                }
+            }
+        }
+        w.last_arrival = last_arrival.unwrap_or_else(Instant::now);
+    }
+
+    fn release_before(&mut self, t: f64) {
+        for buf in &mut self.channels {
+            while buf.times.front().is_some_and(|&x| x < t) {
+                buf.times.pop_front();
+                buf.values.pop_front();
+            }
+            while buf.chunks.front().is_some_and(|&(_, last, _)| last < t) {
+                buf.chunks.pop_front();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signal::Modality;
+
+    fn cfg(length_s: f64, hop_s: f64) -> WindowConfig {
+        WindowConfig { length_s, hop_s, stall_timeout_s: 2.0 }
+    }
+
+    fn mark(t: f64, len: usize) -> ChunkMark {
+        ChunkMark { len: len as u32, source_time: t, arrival: Instant::now(), gap_before: false }
+    }
+
+    fn two_rate() -> SubjectWindower {
+        SubjectWindower::new(
+            "s1",
+            vec![
+                ChannelSpec::new("fast", Modality::Ecg, "mV", 10.0),
+                ChannelSpec::new("slow", Modality::Eda, "uS", 2.0),
+            ],
+            cfg(2.0, 1.0),
+        )
+    }
+
+    /// Push `secs` seconds of both channels starting at `t0`.
+    fn feed(w: &mut SubjectWindower, t0: f64, secs: usize) {
+        w.push(0, &mark(t0, secs * 10), &vec![1.0; secs * 10]);
+        w.push(1, &mark(t0, secs * 2), &vec![2.0; secs * 2]);
+    }
+
+    #[test]
+    fn multi_rate_windows_close_when_every_channel_covers_the_end() {
+        let mut w = two_rate();
+        w.push(0, &mark(100.0, 30), &[1.0; 30]);
+        assert!(w.next_window().is_none(), "slow channel has not spoken yet");
+        w.push(1, &mark(100.0, 3), &[2.0; 3]); // covers up to 101.5
+        assert!(w.next_window().is_none(), "slow channel covers only 1.5 s of a 2 s window");
+        w.push(1, &mark(101.5, 1), &[2.0]);
+        let win = w.next_window().expect("window closes");
+        assert_eq!((win.start, win.end, win.seq), (100.0, 102.0, 0));
+        assert_eq!(win.channels[0].values.len(), 20);
+        assert_eq!(win.channels[1].values.len(), 4);
+        assert_eq!(win.channels[1].missing, 0);
+        assert!(w.next_window().is_none(), "second window needs data to 103 s");
+        feed(&mut w, 103.0, 1);
+        let win = w.next_window().expect("second window");
+        assert_eq!((win.start, win.seq), (101.0, 1));
+    }
+
+    #[test]
+    fn gap_is_counted_as_missing_samples() {
+        let mut w = two_rate();
+        feed(&mut w, 0.0, 1);
+        // fast channel skips 0.5 s
+        w.push(0, &mark(1.5, 5), &[1.0; 5]);
+        w.push(1, &mark(1.0, 2), &[2.0; 2]);
+        let win = w.next_window().expect("window");
+        assert_eq!(win.channels[0].values.len(), 15);
+        assert_eq!(win.channels[0].missing, 5);
+        assert!((win.channels[0].coverage() - 0.75).abs() < 1e-6);
+    }
+
+    #[test]
+    fn stalled_channel_does_not_block_windows_forever() {
+        let mut w = two_rate();
+        feed(&mut w, 0.0, 1);
+        w.push(0, &mark(1.0, 30), &[1.0; 30]); // fast runs to 4 s; slow stopped at 1 s
+        assert!(w.next_window().is_none(), "3.9 s < 2 s + 2 s stall timeout");
+        w.push(0, &mark(4.0, 1), &[1.0]);
+        let win = w.next_window().expect("stall timeout closes the window");
+        assert_eq!(win.channels[1].values.len(), 2);
+        assert_eq!(win.channels[1].missing, 2);
+    }
+
+    #[test]
+    fn out_of_order_and_late_samples_are_dropped_and_counted() {
+        let mut w = two_rate();
+        feed(&mut w, 0.0, 3);
+        assert!(w.next_window().is_some());
+        w.push(0, &mark(2.0, 5), &[9.0; 5]); // repeats already-held times
+        assert_eq!(w.stats().out_of_order_samples, 5);
+        let win = w.next_window().expect("second window");
+        assert!(win.channels[0].values.iter().all(|&v| v == 1.0));
+    }
+
+    #[test]
+    fn end_of_stream_drops_the_partial_window() {
+        let mut w = two_rate();
+        feed(&mut w, 0.0, 3);
+        w.finish_channel(0);
+        w.finish_channel(1);
+        let mut n = 0;
+        while w.next_window().is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 2, "windows [0,2) and [1,3)");
+        assert_eq!(w.stats().partial_windows_dropped, 1);
+        assert!(w.next_window().is_none());
+    }
+
+    #[test]
+    fn buffers_stay_bounded() {
+        let mut w = two_rate();
+        for s in 0..1000 {
+            feed(&mut w, s as f64, 1);
+            while w.next_window().is_some() {}
+        }
+        assert!(w.channels[0].times.len() <= 40, "{}", w.channels[0].times.len());
+        assert!(w.channels[0].chunks.len() <= 4);
+    }
+}
