@@ -60,8 +60,8 @@ pub enum Record {
         feedback: Box<Feedback>,
         /// Arrival of the window's last bytes (end-to-end latency starts here).
         arrival: Instant,
-        /// When the window closed (output latency starts here).
-        closed: Instant,
+        /// When fusion finished and the message was handed over (output latency starts here).
+        handed: Instant,
     },
     Features(FeatureRow),
 }
@@ -93,18 +93,18 @@ pub async fn run(
                 let Some(record) = record else { break };
                 match record {
                     Record::Features(row) => stdout.features(&row),
-                    Record::Feedback { feedback, arrival, closed } => {
+                    Record::Feedback { feedback, arrival, handed } => {
                         stdout.feedback(&feedback);
                         if let Some(l) = &link {
                             let topic = topics.feedback(&feedback.subject);
                             if l.client.publish(topic, QoS::AtLeastOnce, false, feedback.to_json()).await.is_ok() {
-                                queued.push_back(Some((arrival, closed)));
+                                queued.push_back(Some((arrival, handed)));
                                 metrics.lock().expect("metrics lock").counters.published += 1;
                             }
                         } else {
                             let now = Instant::now();
                             let mut m = metrics.lock().expect("metrics lock");
-                            m.record(Stage::Output, now - closed);
+                            m.record(Stage::Output, now - handed);
                             m.record(Stage::EndToEnd, now - arrival);
                         }
                     }
@@ -159,9 +159,9 @@ fn on_link_event(
         LinkEvent::Acked(pkid) => {
             if let Some(pending) = in_flight.remove(&pkid) {
                 let mut m = metrics.lock().expect("metrics lock");
-                if let Some((arrival, closed)) = pending {
+                if let Some((arrival, handed)) = pending {
                     let now = Instant::now();
-                    m.record(Stage::Output, now - closed);
+                    m.record(Stage::Output, now - handed);
                     m.record(Stage::EndToEnd, now - arrival);
                     m.counters.acked += 1;
                 }

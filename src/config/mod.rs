@@ -334,7 +334,7 @@ channels = [{ column = "ECG", modality = "ecg", unit = "mV" }]
 
     #[test]
     fn syntax_error_has_location() {
-        let e = parse("[hub]\nid = \"x\nother").unwrap_err();
-        assert_eq!(e.location.expect("location").line, 2, "{e}");
+        let e = parse("[hub]\nid = \"x\"\nother\n").unwrap_err();
+        assert_eq!(e.location.expect("location").line, 3, "{e}");
     }
 }

@@ -106,7 +106,7 @@ impl Pipeline {
                             m.record(Stage::Fusion, fused - featured);
                             m.counters.predictions += 1;
                             m.counters.unknown += unknown as u64;
-                            Record::Feedback { feedback: Box::new(feedback), arrival, closed }
+                            Record::Feedback { feedback: Box::new(feedback), arrival, handed: fused }
                         }
                     };
                     {

@@ -3,8 +3,9 @@
 //!
 //! Stages follow ARCHITECTURE-GUIDE §3. `window` runs from the host arrival of the bytes carrying
 //! a window's last sample to the window closing (ring wait + assembly); `features` and `fusion`
-//! are compute; `output` runs from the window closing to delivery (stdout written, or PUBACK
-//! received when a broker is connected); `end_to_end` is arrival → delivery.
+//! are compute; `output` runs from the prediction being handed to the output task to delivery
+//! (stdout written, or PUBACK received when a broker is connected); `end_to_end` is arrival →
+//! delivery, so it is the sum of the others plus queueing between them.
 
 use hdrhistogram::Histogram;
 use serde::Serialize;

@@ -496,7 +496,7 @@ mod tests {
         let (chans, skipped) = parse_e4_file(text, Path::new("EDA.csv"), &E4_FILES[2], OnBadRow::Skip).unwrap();
         assert_eq!(skipped, 1);
         assert_eq!(chans[0].segments.len(), 2);
-        assert_eq!(chans[0].segments[1], Segment { start_time: 101.25, samples: vec![5.0] });
+        assert_eq!(chans[0].segments[1], Segment { start_time: 101.0, samples: vec![5.0] });
     }
 
     #[test]

@@ -1,0 +1,150 @@
+//! End to end: a real recording → rings → windows → features → tract → a real MQTT broker →
+//! a subscriber, checking the feedback payloads, their order and one message per hop.
+
+mod common;
+
+use biofeedd::bridge::{MqttConfig, OutputFormat};
+use biofeedd::config::Config;
+use biofeedd::daemon::{self, RunOptions};
+use biofeedd::ingest::replay::Speed;
+use rumqttc::v5::mqttbytes::v5::Packet;
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+use serde_json::Value;
+use std::path::Path;
+use std::time::Duration;
+
+fn demo_config(port: u16) -> Config {
+    let text = std::fs::read_to_string(common::repo_path("config/demo.toml")).unwrap();
+    let mut config = Config::parse(&text, Path::new("demo.toml"), &common::repo_path("config")).expect("demo config");
+    config.hub.id = "test-hub".into();
+    config.mqtt = Some(MqttConfig::loopback(port));
+    config
+}
+
+/// Subscribe to the hub's whole tree and forward (topic, payload) pairs.
+async fn subscriber(port: u16) -> tokio::sync::mpsc::UnboundedReceiver<(String, Value)> {
+    let mut options = MqttOptions::new("test-subscriber", "127.0.0.1", port);
+    options.set_keep_alive(Duration::from_secs(5));
+    let (client, mut eventloop) = AsyncClient::new(options, 100);
+    client.subscribe("biofeedd/v1/test-hub/#", QoS::AtLeastOnce).await.unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (subscribed_tx, subscribed_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let _client = client; // keep the request channel open
+        let mut subscribed = Some(subscribed_tx);
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    if let Some(s) = subscribed.take() {
+                        let _ = s.send(());
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let topic = String::from_utf8(p.topic.to_vec()).unwrap();
+                    let payload: Value = serde_json::from_slice(&p.payload).expect("payload is JSON");
+                    if tx.send((topic, payload)).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => panic!("subscriber connection failed: {e}"),
+            }
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(10), subscribed_rx).await.expect("SUBACK in time").unwrap();
+    rx
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_to_broker_delivers_every_window_in_order() {
+    let port = common::start_broker();
+    let mut messages = subscriber(port).await;
+    let options =
+        RunOptions { speed: Some(Speed::Max), output: OutputFormat::Quiet, duration: None, features_only: false };
+    let summary = tokio::time::timeout(Duration::from_secs(60), daemon::run(demo_config(port), options))
+        .await
+        .expect("replay finishes")
+        .expect("replay succeeds");
+
+    // 150 s recording, 60 s windows every 5 s: (150 - 60) / 5 + 1 = 19 windows.
+    assert_eq!(summary.counters.windows, 19);
+    assert_eq!(summary.counters.acked, 19, "the broker acknowledged every feedback message");
+
+    let mut feedback = Vec::new();
+    let mut status_states = Vec::new();
+    while status_states.last().map(String::as_str) != Some("offline") {
+        let (topic, payload) = tokio::time::timeout(Duration::from_secs(10), messages.recv())
+            .await
+            .expect("messages keep coming until offline status")
+            .expect("subscriber alive");
+        if topic == "biofeedd/v1/test-hub/status" {
+            assert_eq!(payload["schema"], "biofeedd.status.v1");
+            status_states.push(payload["state"].as_str().unwrap().to_string());
+            let channels = &payload["sensors"][0]["channels"];
+            assert_eq!(channels.as_array().unwrap().len(), 3, "{payload}");
+            assert_eq!(channels[0]["type"], "ecg");
+            assert_eq!(channels[0]["nominal_srate"], 100.0);
+        } else {
+            assert_eq!(topic, "biofeedd/v1/test-hub/s01/feedback");
+            feedback.push(payload);
+        }
+    }
+    assert_eq!(status_states, ["online", "offline"]);
+    assert_eq!(feedback.len(), 19, "one message per hop");
+
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(common::repo_path("schemas/feedback.v1.json")).unwrap()).unwrap();
+    for (i, f) in feedback.iter().enumerate() {
+        assert_matches_schema(f, &schema);
+        assert_eq!(f["seq"], i as u64, "in order, no gaps");
+        assert_eq!(f["subject"], "s01");
+        let (start, end) = (f["window_start"].as_f64().unwrap(), f["window_end"].as_f64().unwrap());
+        assert!((end - start - 60.0).abs() < 1e-6);
+        if i > 0 {
+            let prev = feedback[i - 1]["window_start"].as_f64().unwrap();
+            assert!((start - prev - 5.0).abs() < 1e-6, "one message per 5 s hop");
+        }
+        let label = f["label"].as_str().unwrap();
+        assert!(label == "rest" || label == "stress", "{label}");
+        let p = f["probabilities"].as_object().unwrap();
+        let sum: f64 = p.values().map(|v| v.as_f64().unwrap()).sum();
+        assert!((sum - 1.0).abs() < 1e-4);
+        assert_eq!(f["model"], "stress-v0");
+        assert_eq!(f["source"], "edge");
+        let hr = f["features"]["hr_mean_bpm"].as_f64().expect("heart rate from the ECG");
+        assert!((40.0..120.0).contains(&hr), "{hr}");
+    }
+}
+
+/// Check the keys of a payload against a JSON Schema's `required` and `properties` (with
+/// `additionalProperties: false`) and the primitive `type` of each property. Enough to catch a
+/// payload and its documented schema drifting apart.
+fn assert_matches_schema(payload: &Value, schema: &Value) {
+    let obj = payload.as_object().expect("object payload");
+    let props = schema["properties"].as_object().unwrap();
+    for key in schema["required"].as_array().unwrap() {
+        assert!(obj.contains_key(key.as_str().unwrap()), "payload lacks required `{key}`: {payload}");
+    }
+    for (key, value) in obj {
+        let prop = props.get(key).unwrap_or_else(|| panic!("payload key `{key}` is not in the schema"));
+        let types: Vec<&str> = match &prop["type"] {
+            Value::String(t) => vec![t.as_str()],
+            Value::Array(ts) => ts.iter().map(|t| t.as_str().unwrap()).collect(),
+            _ => continue,
+        };
+        let actual = match value {
+            Value::Null => "null",
+            Value::Bool(_) => "boolean",
+            Value::Number(n) if n.is_u64() || n.is_i64() => "integer",
+            Value::Number(_) => "number",
+            Value::String(_) => "string",
+            Value::Array(_) => "array",
+            Value::Object(_) => "object",
+        };
+        assert!(
+            types.contains(&actual) || (actual == "integer" && types.contains(&"number")),
+            "`{key}` is {actual}, the schema says {types:?}"
+        );
+    }
+}
