@@ -14,20 +14,20 @@ use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
 
-fn demo_config(port: u16) -> Config {
+fn demo_config(port: u16, hub: &str) -> Config {
     let text = std::fs::read_to_string(common::repo_path("config/demo.toml")).unwrap();
     let mut config = Config::parse(&text, Path::new("demo.toml"), &common::repo_path("config")).expect("demo config");
-    config.hub.id = "test-hub".into();
+    config.hub.id = hub.into();
     config.mqtt = Some(MqttConfig::loopback(port));
     config
 }
 
 /// Subscribe to the hub's whole tree and forward (topic, payload) pairs.
-async fn subscriber(port: u16) -> tokio::sync::mpsc::UnboundedReceiver<(String, Value)> {
+async fn subscriber(port: u16, hub: &str) -> tokio::sync::mpsc::UnboundedReceiver<(String, Value)> {
     let mut options = MqttOptions::new("test-subscriber", "127.0.0.1", port);
     options.set_keep_alive(Duration::from_secs(5));
     let (client, mut eventloop) = AsyncClient::new(options, 100);
-    client.subscribe("biofeedd/v1/test-hub/#", QoS::AtLeastOnce).await.unwrap();
+    client.subscribe(format!("biofeedd/v1/{hub}/#"), QoS::AtLeastOnce).await.unwrap();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let (subscribed_tx, subscribed_rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
@@ -58,11 +58,17 @@ async fn subscriber(port: u16) -> tokio::sync::mpsc::UnboundedReceiver<(String, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_to_broker_delivers_every_window_in_order() {
-    let port = common::start_broker();
-    let mut messages = subscriber(port).await;
+    // `.ci/run` points this test at Mosquitto too; otherwise an embedded rumqttd serves it.
+    let port = match std::env::var("BIOFEEDD_TEST_MQTT_PORT") {
+        Ok(p) => p.parse().expect("BIOFEEDD_TEST_MQTT_PORT is a port number"),
+        Err(_) => common::start_broker(),
+    };
+    // A hub id of our own, so retained messages of earlier runs on a long-lived broker do not mix in.
+    let hub = format!("test-hub-{}", std::process::id());
+    let mut messages = subscriber(port, &hub).await;
     let options =
         RunOptions { speed: Some(Speed::Max), output: OutputFormat::Quiet, duration: None, features_only: false };
-    let summary = tokio::time::timeout(Duration::from_secs(60), daemon::run(demo_config(port), options))
+    let summary = tokio::time::timeout(Duration::from_secs(60), daemon::run(demo_config(port, &hub), options))
         .await
         .expect("replay finishes")
         .expect("replay succeeds");
@@ -78,7 +84,7 @@ async fn replay_to_broker_delivers_every_window_in_order() {
             .await
             .expect("messages keep coming until offline status")
             .expect("subscriber alive");
-        if topic == "biofeedd/v1/test-hub/status" {
+        if topic == format!("biofeedd/v1/{hub}/status") {
             assert_eq!(payload["schema"], "biofeedd.status.v1");
             status_states.push(payload["state"].as_str().unwrap().to_string());
             let channels = &payload["sensors"][0]["channels"];
@@ -86,7 +92,7 @@ async fn replay_to_broker_delivers_every_window_in_order() {
             assert_eq!(channels[0]["type"], "ecg");
             assert_eq!(channels[0]["nominal_srate"], 100.0);
         } else {
-            assert_eq!(topic, "biofeedd/v1/test-hub/s01/feedback");
+            assert_eq!(topic, format!("biofeedd/v1/{hub}/s01/feedback"));
             feedback.push(payload);
         }
     }

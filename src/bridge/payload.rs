@@ -93,11 +93,11 @@ impl Feedback {
         let quality =
             self.quality.iter().map(|q| format!("{} {:.2}", q.modality, q.score)).collect::<Vec<_>>().join(" ");
         format!(
-            "{subject} #{seq:<4} {start:.1}-{end:.1}s  {label:<7} [{probs}]  hr {hr} rmssd {rmssd} eda {eda} scr/min {scr} resp {resp}  q[{quality}]  {lat:.2} ms",
+            "{subject} #{seq:<4} {start}-{end}  {label:<7} [{probs}]  hr {hr} rmssd {rmssd} eda {eda} scr/min {scr} resp {resp}  q[{quality}]  {lat:.2} ms",
             subject = self.subject,
             seq = self.seq,
-            start = self.window_start,
-            end = self.window_end,
+            start = clock_time(self.window_start),
+            end = clock_time(self.window_end),
             label = self.label,
             hr = num("hr_mean_bpm", "bpm", 0),
             rmssd = num("hrv_rmssd_ms", "ms", 0),
@@ -107,6 +107,14 @@ impl Feedback {
             lat = self.latency_ms,
         )
     }
+}
+
+/// Unix seconds as `HH:MM:SS.s` UTC (the date is in the JSON output; a terminal line wants the time).
+fn clock_time(unix: f64) -> String {
+    // Truncate to tenths first so 59.96 s prints as 59.9, not 60.0.
+    let day = ((unix * 10.0).floor() / 10.0).rem_euclid(86_400.0);
+    let (h, m, s) = ((day / 3600.0) as u32, ((day % 3600.0) / 60.0) as u32, day % 60.0);
+    format!("{h:02}:{m:02}:{s:04.1}")
 }
 
 /// `biofeedd/v1/{hub}/status`, retained; the LWT carries the same shape with `state: offline`.
@@ -147,6 +155,15 @@ impl From<&ChannelSpec> for ChannelStatus {
             unit: c.unit.clone(),
             nominal_srate: c.rate_hz,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn clock_time_formats_utc() {
+        assert_eq!(super::clock_time(1644829925.0), "09:12:05.0");
+        assert_eq!(super::clock_time(59.96), "00:00:59.9", "truncated to tenths, never 60.0");
     }
 }
 

@@ -153,7 +153,7 @@ impl Config {
     pub fn parse(text: &str, file: &Path, base_dir: &Path) -> Result<Config, ConfigError> {
         let mut config: Config = toml::from_str(text).map_err(|e| ConfigError {
             file: file.to_path_buf(),
-            location: e.span().map(|s| Location::of_offset(text, s.start)),
+            location: e.span().map(|s| Location::of_offset(text, unknown_key_offset(text, s.start, e.message()))),
             message: e.message().trim().to_string(),
             help: help_for_serde_message(e.message()),
         })?;
@@ -250,6 +250,25 @@ fn render_path(path: &[PathPart]) -> String {
         }
     }
     out
+}
+
+/// serde reports an unknown key inside a tagged table (`[sensor.source]`) at the table, not the
+/// key; point at the key itself, the first line after the table that assigns it.
+fn unknown_key_offset(text: &str, table_offset: usize, message: &str) -> usize {
+    let Some(key) = message.strip_prefix("unknown field `").and_then(|r| r.split('`').next()) else {
+        return table_offset;
+    };
+    let mut offset = table_offset;
+    for line in text[table_offset.min(text.len())..].split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if let Some(rest) = trimmed.strip_prefix(key) {
+            if rest.trim_start().starts_with('=') {
+                return offset + (line.len() - trimmed.len());
+            }
+        }
+        offset += line.len();
+    }
+    table_offset
 }
 
 /// Turn serde's terse messages into a next step for the two mistakes people make most.

@@ -70,6 +70,11 @@ impl Pipeline {
                     progressed = true;
                 }
             }
+            // After draining every ring: a ring refilled meanwhile marks its channel as behind,
+            // so the windower does not mistake drain order for a stalled sensor.
+            for b in &self.bindings {
+                self.subjects[b.subject].windower.set_pending(b.channel, b.consumer.has_pending());
+            }
             for s in &mut self.subjects {
                 while let Some(window) = s.windower.next_window() {
                     let closed = Instant::now();

@@ -94,14 +94,9 @@ pub fn detect_ecg(ecg: &[f32], fs: f64, scratch: &mut BeatScratch, peaks: &mut V
     // Refine each detection to the largest deflection of the 0.5 Hz high-passed ECG. The
     // integrator lags the QRS by about half its window, so search behind the detection.
     let mut hp = dsp::Biquad::highpass(0.5, fs);
-    hp.settle(ecg.iter().copied().find(|v| v.is_finite()).unwrap_or(0.0) as f64);
-    let mut last = 0.0;
+    hp.settle(dsp::first_finite(ecg));
     base.clear();
-    base.extend(ecg.iter().map(|&v| {
-        let x = if v.is_finite() { v as f64 } else { last };
-        last = x;
-        hp.process(x)
-    }));
+    base.extend(dsp::finite_held(ecg).map(|x| hp.process(x)));
     let back = (0.25 * fs) as usize;
     let fwd = (0.05 * fs) as usize;
     for p in peaks.iter_mut() {

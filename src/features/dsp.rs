@@ -57,34 +57,38 @@ impl Biquad {
     }
 }
 
+/// The samples as f64 with every non-finite value replaced by the previous finite one (the
+/// first finite value before any), so one NaN cannot poison a filter's state.
+pub fn finite_held(input: &[f32]) -> impl Iterator<Item = f64> + '_ {
+    let mut last = first_finite(input);
+    input.iter().map(move |&v| {
+        if v.is_finite() {
+            last = v as f64;
+        }
+        last
+    })
+}
+
+/// The first finite sample, or 0.
+pub fn first_finite(input: &[f32]) -> f64 {
+    input.iter().copied().find(|v| v.is_finite()).unwrap_or(0.0) as f64
+}
+
 /// Band-pass as a high-pass followed by a low-pass, applied to `input` into `out`.
-/// Non-finite inputs are replaced by the previous finite value so one NaN cannot poison the state.
 pub fn bandpass(input: &[f32], fs: f64, low_hz: f64, high_hz: f64, out: &mut Vec<f64>) {
     out.clear();
     let mut hp = Biquad::highpass(low_hz, fs);
     let mut lp = Biquad::lowpass(high_hz, fs);
-    let first = input.iter().copied().find(|v| v.is_finite()).unwrap_or(0.0) as f64;
-    hp.settle(first);
-    let mut last = first;
-    for &v in input {
-        let x = if v.is_finite() { v as f64 } else { last };
-        last = x;
-        out.push(lp.process(hp.process(x)));
-    }
+    hp.settle(first_finite(input));
+    out.extend(finite_held(input).map(|x| lp.process(hp.process(x))));
 }
 
 /// Low-pass `input` into `out`, settled on the first value.
 pub fn lowpass(input: &[f32], fs: f64, cutoff_hz: f64, out: &mut Vec<f64>) {
     out.clear();
     let mut lp = Biquad::lowpass(cutoff_hz, fs);
-    let first = input.iter().copied().find(|v| v.is_finite()).unwrap_or(0.0) as f64;
-    lp.settle(first);
-    let mut last = first;
-    for &v in input {
-        let x = if v.is_finite() { v as f64 } else { last };
-        last = x;
-        out.push(lp.process(x));
-    }
+    lp.settle(first_finite(input));
+    out.extend(finite_held(input).map(|x| lp.process(x)));
 }
 
 /// Centered-ish moving average (trailing window of `n` samples) of `input` into `out`.

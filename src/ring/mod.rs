@@ -160,6 +160,11 @@ impl ChannelConsumer {
         Some(mark)
     }
 
+    /// True when a pushed chunk is waiting to be popped.
+    pub fn has_pending(&self) -> bool {
+        !self.marks.is_empty()
+    }
+
     /// True once the producer is gone and everything it pushed has been popped.
     pub fn is_finished(&self) -> bool {
         // Read `closed` first: if it is set, every push happened before it.

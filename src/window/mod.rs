@@ -70,7 +70,8 @@ pub struct ChannelWindow {
     pub spec: ChannelSpec,
     /// Samples with recording time in `[start, end)`, in time order.
     pub values: Vec<f32>,
-    /// Samples the nominal rate promises in the window but that never arrived.
+    /// Samples the nominal rate promises in the window but that never arrived (one sample of
+    /// boundary jitter is forgiven).
     pub missing: usize,
 }
 
@@ -121,6 +122,8 @@ struct ChannelBuffer {
     newest: Option<f64>,
     first: Option<f64>,
     finished: bool,
+    /// The channel's ring holds data not yet pushed here; it is behind, not stalled.
+    pending: bool,
 }
 
 impl ChannelBuffer {
@@ -166,6 +169,7 @@ impl SubjectWindower {
                 newest: None,
                 first: None,
                 finished: false,
+                pending: false,
             })
             .collect();
         SubjectWindower { config, channels, next_start: None, window, stats: WindowerStats::default() }
@@ -197,7 +201,7 @@ impl SubjectWindower {
                 continue;
             }
             buf.newest = Some(t);
-            if next_start.is_some_and(|s| t < s) {
+            if next_start.is_some_and(|s| t < s - boundary_eps(&buf.spec)) {
                 self.stats.late_samples += 1;
                 continue;
             }
@@ -210,6 +214,13 @@ impl SubjectWindower {
         if let Some(first) = first_kept {
             buf.chunks.push_back((first, last_kept, mark.arrival));
         }
+    }
+
+    /// Tell the windower whether the channel's ring still holds unread chunks. Set it after
+    /// draining every channel: a channel with data waiting is not stalled however far the others
+    /// ran ahead (they may simply have been drained later, as in a flat-out replay).
+    pub fn set_pending(&mut self, channel: usize, pending: bool) {
+        self.channels[channel].pending = pending;
     }
 
     /// The channel's stream ended; windows no longer wait for it.
@@ -243,7 +254,7 @@ impl SubjectWindower {
         for c in &self.channels {
             let complete = c.covered_until().is_some_and(|u| u >= end - eps);
             any_complete |= complete;
-            let given_up = c.finished || newest_anywhere >= stalled_after;
+            let given_up = c.finished || (!c.pending && newest_anywhere >= stalled_after);
             if !complete && !given_up {
                 return None;
             }
@@ -272,17 +283,22 @@ impl SubjectWindower {
         for (buf, out) in self.channels.iter().zip(&mut w.channels) {
             out.values.clear();
             let mut last_t = None;
+            // Sample times are computed (chunk time + i × period), so compare with a small
+            // tolerance: a sample at 4.999999999 s belongs to the window starting at 5 s.
+            let eps = boundary_eps(&buf.spec);
             for (&t, &v) in buf.times.iter().zip(&buf.values) {
-                if t >= end {
+                if t >= end - eps {
                     break;
                 }
-                if t >= start {
+                if t >= start - eps {
                     out.values.push(v);
                     last_t = Some(t);
                 }
             }
+            // Device timestamps jitter, so a complete window may hold one sample more or less than
+            // the nominal count; only a shortfall beyond that one sample is a gap.
             let expected = ((end - start) * buf.spec.rate_hz).round() as usize;
-            out.missing = expected.saturating_sub(out.values.len());
+            out.missing = expected.saturating_sub(out.values.len() + 1);
             if let Some(t) = last_t {
                 if let Some(&(_, _, arrival)) = buf.chunks.iter().find(|(a, b, _)| *a <= t && t <= *b) {
                     last_arrival = Some(last_arrival.map_or(arrival, |l| l.max(arrival)));
@@ -294,7 +310,8 @@ impl SubjectWindower {
 
     fn release_before(&mut self, t: f64) {
         for buf in &mut self.channels {
-            while buf.times.front().is_some_and(|&x| x < t) {
+            let eps = boundary_eps(&buf.spec);
+            while buf.times.front().is_some_and(|&x| x < t - eps) {
                 buf.times.pop_front();
                 buf.values.pop_front();
             }
@@ -303,6 +320,12 @@ impl SubjectWindower {
             }
         }
     }
+}
+
+/// Tolerance for placing a computed sample time against a window boundary: a thousandth of a
+/// sample period, far above f64 rounding at unix-time magnitudes and far below a real offset.
+fn boundary_eps(spec: &ChannelSpec) -> f64 {
+    spec.period_s() * 1e-3
 }
 
 #[cfg(test)]
@@ -363,8 +386,9 @@ mod tests {
         w.push(1, &mark(1.0, 2), &[2.0; 2]);
         let win = w.next_window().expect("window");
         assert_eq!(win.channels[0].values.len(), 15);
-        assert_eq!(win.channels[0].missing, 5);
-        assert!((win.channels[0].coverage() - 0.75).abs() < 1e-6);
+        // 5 samples absent, less the one sample of jitter forgiven at a boundary.
+        assert_eq!(win.channels[0].missing, 4);
+        assert!((win.channels[0].coverage() - 15.0 / 19.0).abs() < 1e-6);
     }
 
     #[test]
@@ -376,7 +400,18 @@ mod tests {
         w.push(0, &mark(4.0, 1), &[1.0]);
         let win = w.next_window().expect("stall timeout closes the window");
         assert_eq!(win.channels[1].values.len(), 2);
-        assert_eq!(win.channels[1].missing, 2);
+        assert_eq!(win.channels[1].missing, 1, "4 expected, 2 present, 1 forgiven as jitter");
+    }
+
+    #[test]
+    fn a_channel_with_unread_data_is_behind_not_stalled() {
+        let mut w = two_rate();
+        feed(&mut w, 0.0, 1);
+        w.push(0, &mark(1.0, 40), &[1.0; 40]); // fast drained up to 5 s
+        w.set_pending(1, true); // slow has chunks waiting in its ring
+        assert!(w.next_window().is_none(), "do not give up on a channel whose data is in flight");
+        w.set_pending(1, false);
+        assert!(w.next_window().is_some(), "nothing in flight: it is stalled");
     }
 
     #[test]
@@ -403,6 +438,24 @@ mod tests {
         assert_eq!(n, 2, "windows [0,2) and [1,3)");
         assert_eq!(w.stats().partial_windows_dropped, 1);
         assert!(w.next_window().is_none());
+    }
+
+    #[test]
+    fn rounding_in_sample_times_does_not_look_like_a_gap() {
+        let mut w = SubjectWindower::new("s", vec![ChannelSpec::new("e", Modality::Ecg, "mV", 100.0)], cfg(60.0, 5.0));
+        // 100 Hz chunks stamped by accumulating 0.1 s at unix-time magnitude: the stamps drift by
+        // a fraction of a period, as device clocks do.
+        let mut t = 1644829925.0f64;
+        for _ in 0..1000 {
+            w.push(0, &mark(t, 10), &[0.0; 10]);
+            t += 0.1;
+            while let Some(win) = w.next_window() {
+                let n = win.channels[0].values.len();
+                assert!((5999..=6001).contains(&n), "window {}: {n}", win.seq);
+                assert_eq!(win.channels[0].missing, 0);
+            }
+        }
+        assert!(w.stats().windows > 5);
     }
 
     #[test]

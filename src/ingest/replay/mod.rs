@@ -100,6 +100,14 @@ pub enum OnBadRow {
     Skip,
 }
 
+/// A config value that may be a number or a keyword (`speed = 5` or `speed = "max"`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NumberOrText {
+    Number(f64),
+    Text(String),
+}
+
 /// Recording-clock origin of a CSV without absolute times.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum StartTime {
@@ -112,16 +120,10 @@ pub enum StartTime {
 
 impl<'de> Deserialize<'de> for StartTime {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Num(f64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Num(v) => Ok(StartTime::Unix(v)),
-            Raw::Text(s) if s == "now" => Ok(StartTime::Now),
-            Raw::Text(s) => {
+        match NumberOrText::deserialize(d)? {
+            NumberOrText::Number(v) => Ok(StartTime::Unix(v)),
+            NumberOrText::Text(s) if s == "now" => Ok(StartTime::Now),
+            NumberOrText::Text(s) => {
                 Err(serde::de::Error::custom(format!("start_time must be unix seconds or \"now\", not \"{s}\"")))
             }
         }
@@ -170,15 +172,9 @@ impl FromStr for Speed {
 
 impl<'de> Deserialize<'de> for Speed {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Num(f64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Num(v) => Speed::from_str(&v.to_string()),
-            Raw::Text(s) => Speed::from_str(&s),
+        match NumberOrText::deserialize(d)? {
+            NumberOrText::Number(v) => Speed::from_str(&v.to_string()),
+            NumberOrText::Text(s) => Speed::from_str(&s),
         }
         .map_err(serde::de::Error::custom)
     }

@@ -99,7 +99,7 @@ pub async fn play(
             return report;
         }
         step += 1;
-        if speed == Speed::Max && step % 64 == 0 {
+        if speed == Speed::Max && step.is_multiple_of(64) {
             // Let the other tasks on this worker run during a flat-out replay.
             tokio::task::yield_now().await;
         }

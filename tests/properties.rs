@@ -1,0 +1,79 @@
+//! Property tests: hostile input never panics and never breaks an invariant.
+
+use biofeedd::features::FeatureExtractor;
+use biofeedd::ingest::replay::recording::{parse_csv, CsvOptions};
+use biofeedd::ingest::replay::{CsvChannel, OnBadRow};
+use biofeedd::ring::ChunkMark;
+use biofeedd::signal::{ChannelSpec, Modality};
+use biofeedd::window::{ChannelWindow, SubjectWindower, Window, WindowConfig};
+use proptest::prelude::*;
+use std::path::Path;
+use std::time::Instant;
+
+fn any_sample() -> impl Strategy<Value = f32> {
+    prop_oneof![
+        4 => -10.0f32..10.0,
+        1 => Just(f32::NAN),
+        1 => Just(f32::INFINITY),
+        1 => Just(f32::NEG_INFINITY),
+        1 => Just(f32::MAX),
+        1 => Just(0.0f32),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn csv_parser_never_panics(text in "(?s).{0,400}", skip in any::<bool>()) {
+        let chans = [CsvChannel { column: "a".into(), name: None, modality: Modality::Ecg, unit: "u".into(), scale: 1.0 }];
+        let opts = CsvOptions {
+            channels: &chans,
+            rate_hz: Some(100.0),
+            time_column: None,
+            start_time: 0.0,
+            on_bad_row: if skip { OnBadRow::Skip } else { OnBadRow::Error },
+        };
+        let _ = parse_csv(&text, Path::new("fuzz.csv"), &opts);
+        let _ = parse_csv(&format!("a,b\n{text}"), Path::new("fuzz.csv"), &opts);
+    }
+
+    #[test]
+    fn features_never_panic_and_quality_stays_in_range(
+        values in proptest::collection::vec(any_sample(), 0..3000),
+        rate in prop_oneof![Just(4.0f64), Just(32.0), Just(64.0), Just(100.0), Just(360.0), Just(1000.0)],
+    ) {
+        let channels = [Modality::Ecg, Modality::Ppg, Modality::Eda, Modality::Resp, Modality::Temp, Modality::Acc]
+            .iter()
+            .map(|m| ChannelWindow { spec: ChannelSpec::new(m.as_str(), *m, "u", rate), values: values.clone(), missing: 3 })
+            .collect();
+        let w = Window { subject: "p".into(), seq: 0, start: 0.0, end: 60.0, channels, last_arrival: Instant::now() };
+        let fv = FeatureExtractor::new().extract(&w);
+        for q in &fv.quality {
+            prop_assert!((0.0..=1.0).contains(&q.score), "{q:?}");
+        }
+    }
+
+    #[test]
+    fn windower_survives_any_chunk_order_and_stays_bounded(
+        chunks in proptest::collection::vec((0usize..2, -5.0f64..200.0, 0usize..50), 0..200),
+    ) {
+        let specs = vec![ChannelSpec::new("a", Modality::Ecg, "u", 10.0), ChannelSpec::new("b", Modality::Eda, "u", 4.0)];
+        let mut w = SubjectWindower::new("p", specs, WindowConfig { length_s: 10.0, hop_s: 2.0, stall_timeout_s: 3.0 });
+        let mut last_end = f64::NEG_INFINITY;
+        for (ch, t, n) in chunks {
+            let mark = ChunkMark { len: n as u32, source_time: t, arrival: Instant::now(), gap_before: false };
+            w.push(ch, &mark, &vec![1.0; n]);
+            while let Some(win) = w.next_window() {
+                prop_assert!(win.end > last_end, "windows advance");
+                last_end = win.end;
+                for c in &win.channels {
+                    prop_assert!(c.values.len() <= (10.0 * c.spec.rate_hz) as usize + 1);
+                }
+            }
+        }
+        w.finish_channel(0);
+        w.finish_channel(1);
+        while w.next_window().is_some() {}
+    }
+}
