@@ -158,17 +158,17 @@ impl From<&ChannelSpec> for ChannelStatus {
     }
 }
 
+impl Status {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("status serialises")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn clock_time_formats_utc() {
         assert_eq!(super::clock_time(1644829925.0), "09:12:05.0");
         assert_eq!(super::clock_time(59.96), "00:00:59.9", "truncated to tenths, never 60.0");
-    }
-}
-
-impl Status {
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("status serialises")
     }
 }
