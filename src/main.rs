@@ -4,8 +4,8 @@ use anyhow::Context;
 use biofeedd::bridge::OutputFormat;
 use biofeedd::config::{Config, HubConfig, SensorConfig, SourceConfig};
 use biofeedd::daemon::{self, RunOptions};
-use biofeedd::features::FEATURE_NAMES;
-use biofeedd::ingest::replay::{CsvChannel, ReplayConfig, ReplayFormat, Speed, StartTime};
+use biofeedd::features::{self, FEATURE_NAMES};
+use biofeedd::ingest::replay::{wfdb, CsvChannel, ReplayConfig, ReplayFormat, Speed, StartTime};
 use biofeedd::signal::Modality;
 use biofeedd::window::WindowConfig;
 use clap::{Args, Parser, Subcommand};
@@ -48,6 +48,15 @@ enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// Print detected R-peak sample indices of a WFDB record, one per line.
+    Beats {
+        /// PATH/RECORD without extension, as WFDB tools take it.
+        #[arg(long)]
+        wfdb: PathBuf,
+        /// Signal number (0-based).
+        #[arg(long, default_value_t = 0)]
+        channel: usize,
+    },
     /// Dump the per-window feature vectors of a replay (what the models are trained on).
     Features {
         /// Config whose sensors are replayed; or use --format/--input.
@@ -81,7 +90,7 @@ struct RunArgs {
 
 #[derive(Args)]
 struct InputArgs {
-    /// Recording format: e4 (Empatica export folder) or csv.
+    /// Recording format: e4 (Empatica export folder), wfdb (PATH/RECORD) or csv.
     #[arg(long)]
     format: ReplayFormat,
     /// The export folder (e4) or file (csv).
@@ -153,6 +162,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let config = replay_config(&input, config.as_deref())?;
             execute(config, options)
         }
+        Command::Beats { wfdb, channel } => beats(&wfdb, channel),
         Command::Features { config, input, output, list, speed } => {
             if list {
                 for name in FEATURE_NAMES {
@@ -171,6 +181,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             execute(config, options)
         }
     }
+}
+
+fn beats(record: &Path, channel: usize) -> anyhow::Result<()> {
+    use std::io::Write;
+    let rec = wfdb::load(record)?;
+    let n = rec.channels.len();
+    let ch = rec.channels.get(channel).with_context(|| {
+        format!("{}: has {n} signals; --channel takes 0..{}", record.display(), n.saturating_sub(1))
+    })?;
+    let mut peaks = Vec::new();
+    features::beats::detect_ecg(&ch.segments[0].samples, ch.spec.rate_hz, &mut Default::default(), &mut peaks);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for p in peaks {
+        if writeln!(out, "{p}").is_err() {
+            break; // closed pipe: stop quietly
+        }
+    }
+    let _ = out.flush();
+    Ok(())
 }
 
 fn run_options(run: &RunArgs, features_only: bool) -> RunOptions {
@@ -208,7 +237,7 @@ fn replay_config(input: &InputArgs, base: Option<&Path>) -> anyhow::Result<Confi
     // The input path is relative to where the user typed it, not to a base config's folder.
     let path = std::env::current_dir().context("current directory")?.join(&input.input);
     let mut source = match input.format {
-        ReplayFormat::E4 => ReplayConfig::e4(path),
+        ReplayFormat::E4 | ReplayFormat::Wfdb => ReplayConfig::e4(path),
         ReplayFormat::Csv => {
             let rate = input.rate.context("a csv replay needs --rate HZ (the sampling rate of every column)")?;
             let header = read_header(&input.input)?;

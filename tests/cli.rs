@@ -227,3 +227,27 @@ fn sigterm_stops_a_real_time_run_cleanly_with_a_summary() {
     let windows = rest.lines().filter(|l| l.starts_with("p1 #")).count() + 1;
     assert!(windows < 30, "stopped early, not at the end of the 150 s recording: {windows} windows");
 }
+
+#[test]
+fn beats_prints_one_r_peak_index_per_line() {
+    let out = biofeedd(&["beats", "--wfdb", "tests/data/mitdb-100-5min/100"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let peaks: Vec<usize> = text(&out.stdout).lines().map(|l| l.parse().expect("an integer per line")).collect();
+    // 5 minutes of record 100 hold 371 annotated beats (about 74 per minute).
+    assert!((365..=377).contains(&peaks.len()), "{} peaks", peaks.len());
+    assert!(peaks.windows(2).all(|w| w[0] < w[1]));
+    let bad = biofeedd(&["beats", "--wfdb", "tests/data/mitdb-100-5min/100", "--channel", "7"]);
+    assert!(!bad.status.success());
+    assert!(text(&bad.stderr).contains("has 2 signals"), "{}", text(&bad.stderr));
+}
+
+#[test]
+fn wfdb_records_replay_into_features() {
+    let out =
+        biofeedd(&["features", "--format", "wfdb", "--input", "tests/data/mitdb-100-5min/100", "--output", "jsonl"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows: Vec<Value> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 49, "300 s, 60 s windows every 5 s");
+    let hr = rows[0]["hr_mean_bpm"].as_f64().expect("heart rate from MLII");
+    assert!((65.0..85.0).contains(&hr), "{hr}");
+}

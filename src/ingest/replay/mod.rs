@@ -6,6 +6,7 @@
 
 pub mod player;
 pub mod recording;
+pub mod wfdb;
 
 use crate::config::{Invalid, PathPart};
 use crate::path;
@@ -22,7 +23,8 @@ pub use recording::{ReadError, RecordedChannel, Recording, Segment};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReplayConfig {
-    /// `csv` (one column per channel, header row) or `e4` (an Empatica E4 export folder).
+    /// `csv` (one column per channel, header row), `e4` (an Empatica E4 export folder) or `wfdb`
+    /// (a PhysioNet record: `path` is `FOLDER/RECORD` without extension).
     pub format: ReplayFormat,
     /// File (csv) or folder (e4), relative to the config file.
     pub path: PathBuf,
@@ -79,6 +81,7 @@ pub enum ReplayFormat {
     #[default]
     Csv,
     E4,
+    Wfdb,
 }
 
 impl FromStr for ReplayFormat {
@@ -87,7 +90,8 @@ impl FromStr for ReplayFormat {
         match s {
             "csv" => Ok(ReplayFormat::Csv),
             "e4" => Ok(ReplayFormat::E4),
-            other => Err(format!("unknown replay format `{other}`; use `csv` or `e4`")),
+            "wfdb" => Ok(ReplayFormat::Wfdb),
+            other => Err(format!("unknown replay format `{other}`; use `csv`, `e4` or `wfdb`")),
         }
     }
 }
@@ -220,10 +224,13 @@ impl ReplayConfig {
                     _ => {}
                 }
             }
-            ReplayFormat::E4 => {
+            ReplayFormat::E4 | ReplayFormat::Wfdb => {
                 if !self.channels.is_empty() {
-                    return Err(Invalid::new(at("channels"), "an e4 replay takes its channels from the export")
-                        .help("remove `channels`; BVP, ACC, EDA and TEMP are read with their own rates"));
+                    return Err(Invalid::new(
+                        at("channels"),
+                        "e4 and wfdb replays take their channels from the recording",
+                    )
+                    .help("remove `channels`; the signals are read with their own names, rates and units"));
                 }
             }
         }

@@ -86,6 +86,7 @@ pub fn load(config: &ReplayConfig, path: &Path, now_unix: f64) -> Result<Recordi
             parse_csv(&text, path, &opts)
         }
         ReplayFormat::E4 => load_e4(path, config.on_bad_row),
+        ReplayFormat::Wfdb => super::wfdb::load(path),
     }
 }
 
