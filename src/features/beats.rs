@@ -113,12 +113,16 @@ pub fn detect_ecg(ecg: &[f32], fs: f64, scratch: &mut BeatScratch, peaks: &mut V
     base.extend(dsp::finite_held(ecg).map(|x| hp.process(x)));
     let back = (0.2 * fs) as usize;
     let fwd = (0.05 * fs) as usize;
+    // The band-pass delays the QRS by 10–15 ms, so look further back than ahead.
+    let (near_back, near_fwd) = ((0.06 * fs) as usize, (0.02 * fs).max(1.0) as usize);
+    let abs_max = |x: &[f64], lo: usize, hi: usize| {
+        x[lo..=hi].iter().enumerate().max_by(|a, b| a.1.abs().total_cmp(&b.1.abs())).map_or(lo, |(j, _)| lo + j)
+    };
     for p in peaks.iter_mut() {
-        let lo = p.saturating_sub(back);
-        let hi = (*p + fwd).min(n - 1);
-        if let Some((j, _)) = base[lo..=hi].iter().enumerate().max_by(|a, b| a.1.abs().total_cmp(&b.1.abs())) {
-            *p = lo + j;
-        }
+        // First the QRS in the 5–15 Hz band, where slow S–T deflections cannot outgrow the R
+        // wave; then the R wave itself in the wide-band signal next to it.
+        let q = abs_max(band, p.saturating_sub(back), (*p + fwd).min(n - 1));
+        *p = abs_max(base, q.saturating_sub(near_back), (q + near_fwd).min(n - 1));
     }
     peaks.dedup();
     let min_gap = refractory;
