@@ -57,6 +57,18 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         channel: usize,
     },
+    /// HRV of given beats: reads R-peak sample indices (one per line, as `beats` prints them) from
+    /// a file or `-` for stdin and prints one JSON object.
+    Hrv {
+        #[arg(long)]
+        peaks: PathBuf,
+        /// Sampling rate of the indices, Hz.
+        #[arg(long)]
+        rate: f64,
+        /// Keep every interval (no ectopic/artefact correction), to compare with tools that keep them.
+        #[arg(long)]
+        no_correction: bool,
+    },
     /// Dump the per-window feature vectors of a replay (what the models are trained on).
     Features {
         /// Config whose sensors are replayed; or use --format/--input.
@@ -163,6 +175,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             execute(config, options)
         }
         Command::Beats { wfdb, channel } => beats(&wfdb, channel),
+        Command::Hrv { peaks, rate, no_correction } => hrv(&peaks, rate, no_correction),
         Command::Features { config, input, output, list, speed } => {
             if list {
                 for name in FEATURE_NAMES {
@@ -199,6 +212,35 @@ fn beats(record: &Path, channel: usize) -> anyhow::Result<()> {
         }
     }
     let _ = out.flush();
+    Ok(())
+}
+
+fn hrv(peaks: &Path, rate: f64, no_correction: bool) -> anyhow::Result<()> {
+    use std::io::Read;
+    anyhow::ensure!(rate.is_finite() && rate > 0.0, "--rate must be a positive number of Hz");
+    let mut text = String::new();
+    if peaks == Path::new("-") {
+        std::io::stdin().read_to_string(&mut text).context("reading peaks from stdin")?;
+    } else {
+        text = std::fs::read_to_string(peaks).with_context(|| format!("{}: cannot read", peaks.display()))?;
+    }
+    let mut indices = Vec::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let v: usize = line
+            .trim()
+            .parse()
+            .with_context(|| format!("{}:{}: `{}` is not a sample index", peaks.display(), i + 1, line.trim()))?;
+        anyhow::ensure!(
+            indices.last().is_none_or(|&p| v > p),
+            "{}:{}: peaks must be strictly increasing",
+            peaks.display(),
+            i + 1
+        );
+        indices.push(v);
+    }
+    let options = features::hrv::HrvOptions { correct: !no_correction };
+    let result = features::hrv::from_peaks(&indices, rate, options, &mut Default::default());
+    println!("{}", serde_json::to_string(&result)?);
     Ok(())
 }
 

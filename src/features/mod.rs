@@ -11,18 +11,22 @@
 
 pub mod beats;
 pub mod dsp;
+pub mod hrv;
 
 use crate::signal::Modality;
 use crate::window::{ChannelWindow, Window};
 use serde::Serialize;
 
 /// Every feature the stage computes, in vector order. Names carry their unit.
-pub const FEATURE_NAMES: [&str; 22] = [
+pub const FEATURE_NAMES: [&str; 25] = [
     "hr_mean_bpm",
     "hr_std_bpm",
     "hrv_sdnn_ms",
     "hrv_rmssd_ms",
     "hrv_pnn50",
+    "hrv_lf_ms2",
+    "hrv_hf_ms2",
+    "hrv_lf_hf",
     "beats_n",
     "beats_rejected",
     "eda_mean_us",
@@ -96,9 +100,8 @@ impl FeatureVector {
 pub struct FeatureExtractor {
     scratch: beats::BeatScratch,
     peaks: Vec<usize>,
-    rr_ms: Vec<f64>,
+    hrv: hrv::HrvScratch,
     buf: Vec<f64>,
-    buf2: Vec<f64>,
     mag: Vec<f32>,
 }
 
@@ -142,62 +145,27 @@ impl FeatureExtractor {
         } else {
             beats::detect_ppg(&ch.values, fs, &mut self.scratch, &mut self.peaks);
         }
-        // RR intervals, rejecting physiologically implausible ones (< 300 ms or > 2000 ms) and
-        // ectopic-looking ones (> 20 % from the median), the usual Malik-style rule.
-        self.rr_ms.clear();
-        self.rr_ms.extend(self.peaks.windows(2).map(|w| (w[1] - w[0]) as f64 * 1000.0 / fs));
-        let total = self.rr_ms.len();
-        let mut sorted = self.buf2.split_off(0);
-        sorted.clear();
-        sorted.extend(self.rr_ms.iter().copied().filter(|r| (300.0..=2000.0).contains(r)));
-        sorted.sort_by(f64::total_cmp);
-        let median = sorted.get(sorted.len() / 2).copied();
-        self.buf2 = sorted;
-        let accepted_mask: Vec<bool> = self
-            .rr_ms
-            .iter()
-            .map(|r| (300.0..=2000.0).contains(r) && median.is_some_and(|m| (r - m).abs() <= 0.2 * m))
-            .collect();
-        let accepted = accepted_mask.iter().filter(|a| **a).count();
+        let hrv = hrv::from_peaks(&self.peaks, fs, hrv::HrvOptions::default(), &mut self.hrv);
+        let intervals = self.peaks.len().saturating_sub(1);
         fv.set("beats_n", self.peaks.len() as f64);
-        fv.set("beats_rejected", (total - accepted) as f64);
+        fv.set("beats_rejected", hrv.corrected as f64);
         let mut flags = window_flags(ch);
-        let rr_ok = if total > 0 { accepted as f32 / total as f32 } else { 0.0 };
+        let rr_ok = if intervals > 0 { (intervals - hrv.corrected) as f32 / intervals as f32 } else { 0.0 };
         if rr_ok < 0.8 {
             flags.push("implausible_rr");
         }
         let score = (ch.coverage() * rr_ok * if flags.contains(&"flatline") { 0.0 } else { 1.0 }).clamp(0.0, 1.0);
         fv.quality.push(Quality { modality, score, flags });
         fv.set("quality_cardiac", score as f64);
-        // Too few clean beats: report counts and quality, leave HR/HRV as NaN rather than guess.
-        if accepted < 5 {
-            return;
-        }
-        let good = || self.rr_ms.iter().zip(&accepted_mask).filter(|(_, a)| **a).map(|(r, _)| *r);
-        if let Some((mean_rr, sdnn)) = dsp::mean_std(good()) {
-            fv.set("hrv_sdnn_ms", sdnn);
-            let _ = mean_rr;
-        }
-        if let Some((hr_mean, hr_std)) = dsp::mean_std(good().map(|r| 60_000.0 / r)) {
-            fv.set("hr_mean_bpm", hr_mean);
-            fv.set("hr_std_bpm", hr_std);
-        }
-        // Successive differences only between neighbours that are both accepted.
-        let (mut ss, mut n, mut over50) = (0.0, 0usize, 0usize);
-        for k in 1..self.rr_ms.len() {
-            if accepted_mask[k] && accepted_mask[k - 1] {
-                let d = self.rr_ms[k] - self.rr_ms[k - 1];
-                ss += d * d;
-                n += 1;
-                if d.abs() > 50.0 {
-                    over50 += 1;
-                }
-            }
-        }
-        if n > 0 {
-            fv.set("hrv_rmssd_ms", (ss / n as f64).sqrt());
-            fv.set("hrv_pnn50", over50 as f64 / n as f64);
-        }
+        // Too few clean beats leave HR/HRV as NaN (hrv::from_peaks decides), never a guess.
+        fv.set("hr_mean_bpm", hrv.hr_mean_bpm);
+        fv.set("hr_std_bpm", hrv.hr_std_bpm);
+        fv.set("hrv_sdnn_ms", hrv.sdnn_ms);
+        fv.set("hrv_rmssd_ms", hrv.rmssd_ms);
+        fv.set("hrv_pnn50", hrv.pnn50);
+        fv.set("hrv_lf_ms2", hrv.lf_ms2);
+        fv.set("hrv_hf_ms2", hrv.hf_ms2);
+        fv.set("hrv_lf_hf", hrv.lf_hf);
     }
 
     fn eda(&mut self, ch: &ChannelWindow, fv: &mut FeatureVector) {

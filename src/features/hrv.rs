@@ -1,0 +1,226 @@
+//! Heart-rate variability from beat times: time domain (Task Force 1996) and Lomb–Scargle
+//! frequency domain, with ectopic/artefact correction reported.
+
+use super::dsp;
+
+/// How RR intervals are cleaned before HRV.
+#[derive(Debug, Clone, Copy)]
+pub struct HrvOptions {
+    /// Drop RR intervals outside 300–2000 ms or more than 20 % from the window's median (Malik's
+    /// rule), and successive differences that touch a dropped interval.
+    pub correct: bool,
+}
+
+impl Default for HrvOptions {
+    fn default() -> Self {
+        HrvOptions { correct: true }
+    }
+}
+
+/// HRV of one series of beats. Values are `NaN` when there are too few clean intervals.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Hrv {
+    pub beats: usize,
+    /// RR intervals dropped by the correction.
+    pub corrected: usize,
+    pub mean_nn_ms: f64,
+    pub hr_mean_bpm: f64,
+    pub hr_std_bpm: f64,
+    pub sdnn_ms: f64,
+    pub rmssd_ms: f64,
+    /// NN50 / number of NN intervals, as a fraction (NeuroKit2 reports it in percent).
+    pub pnn50: f64,
+    /// Power in 0.04–0.15 Hz and 0.15–0.40 Hz, ms².
+    pub lf_ms2: f64,
+    pub hf_ms2: f64,
+    pub lf_hf: f64,
+}
+
+/// Reusable buffers.
+#[derive(Debug, Default)]
+pub struct HrvScratch {
+    rr: Vec<f64>,
+    keep: Vec<bool>,
+    sorted: Vec<f64>,
+    t: Vec<f64>,
+    x: Vec<f64>,
+}
+
+/// Minimum clean intervals for any HRV value.
+const MIN_INTERVALS: usize = 5;
+
+/// HRV from beat sample indices at `fs` Hz.
+pub fn from_peaks(peaks: &[usize], fs: f64, options: HrvOptions, s: &mut HrvScratch) -> Hrv {
+    s.rr.clear();
+    // Same operation order as NeuroKit2 (Δ / fs × 1000), so a successive difference of exactly
+    // 50 ms rounds the same way in both and pNN50 agrees.
+    s.rr.extend(peaks.windows(2).map(|w| (w[1] as f64 - w[0] as f64) / fs * 1000.0));
+    s.sorted.clear();
+    s.sorted.extend(s.rr.iter().copied().filter(|r| (300.0..=2000.0).contains(r)));
+    s.sorted.sort_by(f64::total_cmp);
+    let median = s.sorted.get(s.sorted.len() / 2).copied();
+    s.keep.clear();
+    s.keep.extend(s.rr.iter().map(|&r| {
+        !options.correct || ((300.0..=2000.0).contains(&r) && median.is_some_and(|m| (r - m).abs() <= 0.2 * m))
+    }));
+    let kept = s.keep.iter().filter(|k| **k).count();
+    let mut hrv = Hrv {
+        beats: peaks.len(),
+        corrected: s.rr.len() - kept,
+        mean_nn_ms: f64::NAN,
+        hr_mean_bpm: f64::NAN,
+        hr_std_bpm: f64::NAN,
+        sdnn_ms: f64::NAN,
+        rmssd_ms: f64::NAN,
+        pnn50: f64::NAN,
+        lf_ms2: f64::NAN,
+        hf_ms2: f64::NAN,
+        lf_hf: f64::NAN,
+    };
+    if kept < MIN_INTERVALS {
+        return hrv;
+    }
+    let nn = || s.rr.iter().zip(&s.keep).filter(|(_, k)| **k).map(|(r, _)| *r);
+    if let Some((mean, _)) = dsp::mean_std(nn()) {
+        hrv.mean_nn_ms = mean;
+        // Sample SD (n - 1), as the Task Force standard and NeuroKit2 define SDNN.
+        let n = kept as f64;
+        hrv.sdnn_ms = (nn().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    }
+    if let Some((hr, _)) = dsp::mean_std(nn().map(|r| 60_000.0 / r)) {
+        hrv.hr_mean_bpm = hr;
+        let n = kept as f64;
+        hrv.hr_std_bpm = (nn().map(|r| (60_000.0 / r - hr).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    }
+    let (mut ss, mut n, mut over50) = (0.0, 0usize, 0usize);
+    for k in 1..s.rr.len() {
+        if s.keep[k] && s.keep[k - 1] {
+            let d = s.rr[k] - s.rr[k - 1];
+            ss += d * d;
+            n += 1;
+            over50 += (d.abs() > 50.0) as usize;
+        }
+    }
+    if n > 0 {
+        hrv.rmssd_ms = (ss / n as f64).sqrt();
+        // Task Force: NN50 divided by the number of NN intervals (not of differences).
+        hrv.pnn50 = over50 as f64 / kept as f64;
+    }
+    // Lomb–Scargle on the kept intervals at their own (uneven) beat times: no resampling, and
+    // dropped beats simply leave holes instead of interpolated values.
+    s.t.clear();
+    s.x.clear();
+    for (k, (&r, &keep)) in s.rr.iter().zip(&s.keep).enumerate() {
+        if keep {
+            s.t.push(peaks[k + 1] as f64 / fs);
+            s.x.push(r);
+        }
+    }
+    let span = s.t.last().unwrap_or(&0.0) - s.t.first().unwrap_or(&0.0);
+    // LF needs a few cycles of 0.04 Hz: Task Force recommends ≥ 2 min; below 50 s it is noise.
+    if span >= 50.0 {
+        let mean = s.x.iter().sum::<f64>() / s.x.len() as f64;
+        s.x.iter_mut().for_each(|v| *v -= mean);
+        let lf = band_power(&s.t, &s.x, 0.04, 0.15);
+        let hf = band_power(&s.t, &s.x, 0.15, 0.40);
+        hrv.lf_ms2 = lf;
+        hrv.hf_ms2 = hf;
+        hrv.lf_hf = if hf > 0.0 { lf / hf } else { f64::NAN };
+    }
+    hrv
+}
+
+/// Power of `x` (ms, zero mean) sampled at times `t` (s) in `[f_lo, f_hi)` Hz, in ms², from the
+/// Lomb–Scargle periodogram scaled so the total over all frequencies matches the variance.
+fn band_power(t: &[f64], x: &[f64], f_lo: f64, f_hi: f64) -> f64 {
+    let n = x.len() as f64;
+    let duration = t[t.len() - 1] - t[0];
+    let df = 0.005;
+    let mut power = 0.0;
+    let mut f = f_lo + df / 2.0;
+    while f < f_hi {
+        let w = 2.0 * std::f64::consts::PI * f;
+        let (s2, c2) = t.iter().fold((0.0, 0.0), |(s, c), &ti| (s + (2.0 * w * ti).sin(), c + (2.0 * w * ti).cos()));
+        let tau = s2.atan2(c2) / (2.0 * w);
+        let (mut xc, mut xs, mut cc, mut ss) = (0.0, 0.0, 0.0, 0.0);
+        for (&ti, &xi) in t.iter().zip(x) {
+            let (sn, cs) = (w * (ti - tau)).sin_cos();
+            xc += xi * cs;
+            xs += xi * sn;
+            cc += cs * cs;
+            ss += sn * sn;
+        }
+        // Classical Lomb–Scargle P(f) of a sinusoid of amplitude A is A²n/4 and its spectral line
+        // is about 1/T wide, so P·2T/n is a one-sided PSD (ms²/Hz) whose integral is the variance.
+        let p = 0.5 * (xc * xc / cc.max(1e-12) + xs * xs / ss.max(1e-12));
+        power += p * 2.0 * duration / n * df;
+        f += df;
+    }
+    power
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peaks_from_rr(rr_ms: &[f64], fs: f64) -> Vec<usize> {
+        let mut t = 0.0;
+        let mut p = vec![0];
+        for r in rr_ms {
+            t += r;
+            p.push((t * fs / 1000.0).round() as usize);
+        }
+        p
+    }
+
+    #[test]
+    fn time_domain_matches_hand_computation() {
+        let rr = [800.0, 820.0, 780.0, 810.0, 790.0, 830.0];
+        let h = from_peaks(&peaks_from_rr(&rr, 1000.0), 1000.0, HrvOptions::default(), &mut HrvScratch::default());
+        let mean = rr.iter().sum::<f64>() / 6.0;
+        let sdnn = (rr.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / 5.0).sqrt();
+        let diffs = [20.0f64, -40.0, 30.0, -20.0, 40.0];
+        let rmssd = (diffs.iter().map(|d| d * d).sum::<f64>() / 5.0).sqrt();
+        assert!((h.mean_nn_ms - mean).abs() < 1e-9);
+        assert!((h.sdnn_ms - sdnn).abs() < 1e-9);
+        assert!((h.rmssd_ms - rmssd).abs() < 1e-9);
+        assert_eq!(h.pnn50, 0.0);
+        assert_eq!(h.corrected, 0);
+        assert!(h.lf_ms2.is_nan(), "5 s of beats is too short for LF");
+    }
+
+    #[test]
+    fn an_ectopic_interval_is_dropped_and_counted() {
+        let rr = [800.0, 810.0, 500.0, 1100.0, 805.0, 795.0, 800.0];
+        let h = from_peaks(&peaks_from_rr(&rr, 1000.0), 1000.0, HrvOptions::default(), &mut HrvScratch::default());
+        assert_eq!(h.corrected, 2);
+        assert!(h.rmssd_ms < 20.0, "{}", h.rmssd_ms);
+        let raw =
+            from_peaks(&peaks_from_rr(&rr, 1000.0), 1000.0, HrvOptions { correct: false }, &mut HrvScratch::default());
+        assert_eq!(raw.corrected, 0);
+        assert!(raw.rmssd_ms > 200.0);
+    }
+
+    #[test]
+    fn respiratory_sinus_arrhythmia_lands_in_hf() {
+        // RR modulated at 0.25 Hz (15 breaths/min), amplitude 40 ms, over 3 minutes.
+        let mut rr = Vec::new();
+        let mut t = 0.0;
+        while t < 180.0 {
+            let r = 850.0 + 40.0 * (2.0 * std::f64::consts::PI * 0.25 * t).sin();
+            rr.push(r);
+            t += r / 1000.0;
+        }
+        let h = from_peaks(&peaks_from_rr(&rr, 1000.0), 1000.0, HrvOptions::default(), &mut HrvScratch::default());
+        assert!(h.hf_ms2 > 5.0 * h.lf_ms2, "LF {} HF {}", h.lf_ms2, h.hf_ms2);
+        // A sinusoid of amplitude 40 ms carries 800 ms² of variance.
+        assert!((h.hf_ms2 - 800.0).abs() < 200.0, "HF {}", h.hf_ms2);
+    }
+
+    #[test]
+    fn too_few_beats_give_nan() {
+        let h = from_peaks(&[0, 800, 1600], 1000.0, HrvOptions::default(), &mut HrvScratch::default());
+        assert!(h.sdnn_ms.is_nan() && h.rmssd_ms.is_nan() && h.hr_mean_bpm.is_nan());
+        assert_eq!(h.beats, 3);
+    }
+}
