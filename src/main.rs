@@ -298,7 +298,7 @@ fn replay_config(input: &InputArgs, base: Option<&Path>) -> anyhow::Result<Confi
     source.start_time = StartTime::Zero;
     let sensor = SensorConfig { id: format!("{}-replay", subject), subject, source: SourceConfig::Replay(source) };
     let mut config = match base {
-        Some(path) => Config::load(path)?,
+        Some(path) => Config::load_settings(path)?,
         None => Config {
             hub: HubConfig { id: "replay".into() },
             window: WindowConfig::default(),

@@ -251,3 +251,25 @@ fn wfdb_records_replay_into_features() {
     let hr = rows[0]["hr_mean_bpm"].as_f64().expect("heart rate from MLII");
     assert!((65.0..85.0).contains(&hr), "{hr}");
 }
+
+#[test]
+fn replay_takes_settings_from_a_config_without_sensors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("settings.toml");
+    std::fs::write(&path, "[hub]\nid = \"lab\"\n[window]\nlength_s = 60.0\nhop_s = 30.0\n").unwrap();
+    let out = biofeedd(&[
+        "replay",
+        "--format",
+        "e4",
+        "--input",
+        "tests/data/e4-S05-excerpt",
+        "--config",
+        path.to_str().unwrap(),
+        "--output",
+        "jsonl",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<Value> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 4, "150 s, 60 s windows every 30 s");
+    assert_eq!(lines[0]["hub"], "lab");
+}

@@ -138,6 +138,16 @@ impl IntoPathPart for usize {
 impl Config {
     /// Read, parse and validate a config file.
     pub fn load(file: &Path) -> Result<Config, ConfigError> {
+        Config::load_with(file, true)
+    }
+
+    /// Like [`Config::load`] but without `[[sensor]]` tables required: for `replay --config`,
+    /// where the sensor comes from the command line and the file supplies everything else.
+    pub fn load_settings(file: &Path) -> Result<Config, ConfigError> {
+        Config::load_with(file, false)
+    }
+
+    fn load_with(file: &Path, require_sensors: bool) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(file).map_err(|e| ConfigError {
             file: file.to_path_buf(),
             location: None,
@@ -145,12 +155,16 @@ impl Config {
             help: Some("pass an existing file with --config, e.g. config/demo.toml".into()),
         })?;
         let base_dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
-        Config::parse(&text, file, &base_dir)
+        Config::parse_with(&text, file, &base_dir, require_sensors)
     }
 
     /// Parse and validate config text. `file` is only used in messages; relative paths resolve
     /// against `base_dir`.
     pub fn parse(text: &str, file: &Path, base_dir: &Path) -> Result<Config, ConfigError> {
+        Config::parse_with(text, file, base_dir, true)
+    }
+
+    fn parse_with(text: &str, file: &Path, base_dir: &Path, require_sensors: bool) -> Result<Config, ConfigError> {
         let mut config: Config = toml::from_str(text).map_err(|e| ConfigError {
             file: file.to_path_buf(),
             location: e.span().map(|s| Location::of_offset(text, unknown_key_offset(text, s.start, e.message()))),
@@ -158,7 +172,7 @@ impl Config {
             help: help_for_serde_message(e.message()),
         })?;
         config.base_dir = base_dir.to_path_buf();
-        if let Err(invalid) = config.validate() {
+        if let Err(invalid) = config.validate(require_sensors) {
             return Err(ConfigError {
                 file: file.to_path_buf(),
                 location: locate::locate(text, &invalid.path),
@@ -179,13 +193,13 @@ impl Config {
     }
 
     /// Rules that cross components. Each component validates its own fields.
-    fn validate(&self) -> Result<(), Invalid> {
+    fn validate(&self, require_sensors: bool) -> Result<(), Invalid> {
         if !is_topic_level(&self.hub.id) {
             return Err(Invalid::new(path!["hub", "id"], format!("`{}` is not a valid hub id", self.hub.id))
                 .help("use letters, digits, `-` and `_` only; it becomes an MQTT topic level"));
         }
         self.window.validate()?;
-        if self.sensors.is_empty() {
+        if require_sensors && self.sensors.is_empty() {
             return Err(Invalid::new(path!["hub"], "no [[sensor]] is configured")
                 .help("add a [[sensor]] table; see config/demo.toml for a replayed recording"));
         }
