@@ -2,32 +2,17 @@
 //! 100 Hz), the window `benches/validation/features_speed.py` times NeuroKit2 on.
 //! Run: `cargo bench --bench features`.
 
+mod common;
+
 use biofeedd::features::FeatureExtractor;
-use biofeedd::ingest::replay::recording::{parse_csv, CsvOptions};
-use biofeedd::ingest::replay::{CsvChannel, OnBadRow};
-use biofeedd::signal::Modality;
 use biofeedd::window::{ChannelWindow, Window};
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
-use std::path::Path;
 use std::time::Instant;
 
 /// Seconds 30–90 of the demo recording: the window the peer script uses.
-pub fn demo_window() -> Window {
-    let text =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/data/demo/bio_eventrelated_100hz.csv")).unwrap();
-    let chans: Vec<CsvChannel> = [("ECG", Modality::Ecg), ("EDA", Modality::Eda), ("RSP", Modality::Resp)]
-        .into_iter()
-        .map(|(c, m)| CsvChannel { column: c.into(), name: None, modality: m, unit: "u".into(), scale: 1.0 })
-        .collect();
-    let opts = CsvOptions {
-        channels: &chans,
-        rate_hz: Some(100.0),
-        time_column: None,
-        start_time: 0.0,
-        on_bad_row: OnBadRow::Error,
-    };
-    let rec = parse_csv(&text, Path::new("demo.csv"), &opts).unwrap();
+fn demo_window() -> Window {
+    let rec = common::demo_recording();
     Window {
         subject: "s01".into(),
         seq: 0,

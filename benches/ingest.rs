@@ -1,25 +1,15 @@
 //! Ingest path cost in ns/sample: decode (CSV text → samples), ring push and drain, and the
 //! three together, on the bundled real recording. Run: `cargo bench --bench ingest`.
 
-use biofeedd::ingest::replay::recording::{parse_csv, CsvOptions};
-use biofeedd::ingest::replay::{CsvChannel, OnBadRow};
+mod common;
+
+use biofeedd::ingest::replay::recording::parse_csv;
 use biofeedd::ring::{channel, Waker};
-use biofeedd::signal::{ChunkStamp, Modality};
+use biofeedd::signal::ChunkStamp;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
 use std::path::Path;
 use std::time::Instant;
-
-fn demo_text() -> String {
-    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/data/demo/bio_eventrelated_100hz.csv")).unwrap()
-}
-
-fn channels() -> Vec<CsvChannel> {
-    [("ECG", Modality::Ecg), ("EDA", Modality::Eda), ("RSP", Modality::Resp)]
-        .into_iter()
-        .map(|(c, m)| CsvChannel { column: c.into(), name: None, modality: m, unit: "u".into(), scale: 1.0 })
-        .collect()
-}
 
 /// Push every channel's samples in 40 ms chunks (4 samples at 100 Hz) and drain them, as the
 /// replay task and the pipeline thread do.
@@ -41,15 +31,9 @@ fn push_and_drain(columns: &[&[f32]]) -> usize {
 }
 
 fn bench(c: &mut Criterion) {
-    let text = demo_text();
-    let chans = channels();
-    let opts = CsvOptions {
-        channels: &chans,
-        rate_hz: Some(100.0),
-        time_column: None,
-        start_time: 0.0,
-        on_bad_row: OnBadRow::Error,
-    };
+    let text = common::demo_text();
+    let chans = common::demo_channels();
+    let opts = common::demo_options(&chans);
     let rec = parse_csv(&text, Path::new("demo.csv"), &opts).unwrap();
     let n = rec.total_samples() as u64;
     let columns: Vec<&[f32]> = rec.channels.iter().map(|c| c.segments[0].samples.as_slice()).collect();

@@ -202,7 +202,7 @@ fn a_missing_recording_is_a_clear_error() {
 fn sigterm_stops_a_real_time_run_cleanly_with_a_summary() {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
-    // Real time with a 10 s window so the first feedback arrives after about 10 s.
+    // 4× real time with a 10 s window: the first feedback arrives after about 2.5 s.
     let dir = tempfile::tempdir().unwrap();
     let config = CONFIG.replace("[[sensor]]", "[window]\nlength_s = 10.0\nhop_s = 1.0\n\n[[sensor]]");
     let path = write_config(dir.path(), &config);
