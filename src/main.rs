@@ -92,7 +92,7 @@ struct RunArgs {
     /// Replay speed: 1 = real time, N = N times faster, max = as fast as possible.
     #[arg(long)]
     speed: Option<Speed>,
-    /// text (one line per window) or jsonl (the feedback payload per line).
+    /// text (one line per window), jsonl (the feedback payload per line) or quiet (MQTT only).
     #[arg(long, default_value = "text")]
     output: OutputFormat,
     /// Stop after this many seconds.
@@ -148,7 +148,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run { config, run } => {
             let config = Config::load(&config)?;
-            execute(config, run_options(&run, false))
+            execute(config, run_options(&run)?)
         }
         Command::Check { config: path } => {
             let config = Config::load(&path)?;
@@ -169,7 +169,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Replay { input, config, run } => {
-            let mut options = run_options(&run, false);
+            let mut options = run_options(&run)?;
             options.speed = options.speed.or(Some(Speed::Max));
             let config = replay_config(&input, config.as_deref())?;
             execute(config, options)
@@ -244,13 +244,17 @@ fn hrv(peaks: &Path, rate: f64, no_correction: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_options(run: &RunArgs, features_only: bool) -> RunOptions {
-    RunOptions {
+fn run_options(run: &RunArgs) -> anyhow::Result<RunOptions> {
+    anyhow::ensure!(
+        run.output != OutputFormat::Csv,
+        "--output csv is for feature rows (`biofeedd features`); feedback is text, jsonl or quiet"
+    );
+    Ok(RunOptions {
         speed: run.speed,
         output: run.output,
         duration: run.duration.filter(|d| d.is_finite() && *d > 0.0).map(Duration::from_secs_f64),
-        features_only,
-    }
+        features_only: false,
+    })
 }
 
 fn execute(config: Config, options: RunOptions) -> anyhow::Result<()> {
