@@ -44,6 +44,7 @@ pub struct HrvScratch {
     sorted: Vec<f64>,
     t: Vec<f64>,
     x: Vec<f64>,
+    trig: Vec<(f64, f64)>,
 }
 
 /// Minimum clean intervals for any HRV value.
@@ -121,8 +122,8 @@ pub fn from_peaks(peaks: &[usize], fs: f64, options: HrvOptions, s: &mut HrvScra
     if span >= 50.0 {
         let mean = s.x.iter().sum::<f64>() / s.x.len() as f64;
         s.x.iter_mut().for_each(|v| *v -= mean);
-        let lf = band_power(&s.t, &s.x, 0.04, 0.15);
-        let hf = band_power(&s.t, &s.x, 0.15, 0.40);
+        let lf = band_power(&s.t, &s.x, 0.04, 0.15, &mut s.trig);
+        let hf = band_power(&s.t, &s.x, 0.15, 0.40, &mut s.trig);
         hrv.lf_ms2 = lf;
         hrv.hf_ms2 = hf;
         hrv.lf_hf = if hf > 0.0 { lf / hf } else { f64::NAN };
@@ -132,7 +133,7 @@ pub fn from_peaks(peaks: &[usize], fs: f64, options: HrvOptions, s: &mut HrvScra
 
 /// Power of `x` (ms, zero mean) sampled at times `t` (s) in `[f_lo, f_hi)` Hz, in ms², from the
 /// Lomb–Scargle periodogram scaled so the total over all frequencies matches the variance.
-fn band_power(t: &[f64], x: &[f64], f_lo: f64, f_hi: f64) -> f64 {
+fn band_power(t: &[f64], x: &[f64], f_lo: f64, f_hi: f64, trig: &mut Vec<(f64, f64)>) -> f64 {
     let n = x.len() as f64;
     let duration = t[t.len() - 1] - t[0];
     let df = 0.005;
@@ -140,11 +141,16 @@ fn band_power(t: &[f64], x: &[f64], f_lo: f64, f_hi: f64) -> f64 {
     let mut f = f_lo + df / 2.0;
     while f < f_hi {
         let w = 2.0 * std::f64::consts::PI * f;
-        let (s2, c2) = t.iter().fold((0.0, 0.0), |(s, c), &ti| (s + (2.0 * w * ti).sin(), c + (2.0 * w * ti).cos()));
-        let tau = s2.atan2(c2) / (2.0 * w);
+        // One sin_cos per beat and frequency: the 2ωt sums and the shift by τ follow from
+        // double-angle and difference identities.
+        trig.clear();
+        trig.extend(t.iter().map(|&ti| (w * ti).sin_cos()));
+        let (s2, c2) = trig.iter().fold((0.0, 0.0), |(s, c), &(sn, cs)| (s + 2.0 * sn * cs, c + cs * cs - sn * sn));
+        let (sin_wt, cos_wt) = (0.5 * s2.atan2(c2)).sin_cos(); // ωτ
         let (mut xc, mut xs, mut cc, mut ss) = (0.0, 0.0, 0.0, 0.0);
-        for (&ti, &xi) in t.iter().zip(x) {
-            let (sn, cs) = (w * (ti - tau)).sin_cos();
+        for (&(sn0, cs0), &xi) in trig.iter().zip(x) {
+            let sn = sn0 * cos_wt - cs0 * sin_wt;
+            let cs = cs0 * cos_wt + sn0 * sin_wt;
             xc += xi * cs;
             xs += xi * sn;
             cc += cs * cs;
