@@ -1,5 +1,7 @@
 //! Property tests: hostile input never panics and never breaks an invariant.
 
+use biofeedd::features::beats::{detect_ecg, detect_ppg, BeatScratch};
+use biofeedd::features::hrv::{from_peaks, HrvOptions, HrvScratch};
 use biofeedd::features::FeatureExtractor;
 use biofeedd::ingest::replay::recording::{parse_csv, CsvOptions};
 use biofeedd::ingest::replay::{CsvChannel, OnBadRow};
@@ -75,5 +77,22 @@ proptest! {
         w.finish_channel(0);
         w.finish_channel(1);
         while w.next_window().is_some() {}
+    }
+
+    #[test]
+    fn detectors_and_hrv_never_panic_at_any_rate(
+        values in proptest::collection::vec(any_sample(), 0..20_000),
+        fs in 0.5f64..2000.0,
+        correct in any::<bool>(),
+    ) {
+        let mut scratch = BeatScratch::default();
+        let mut peaks = Vec::new();
+        detect_ecg(&values, fs, &mut scratch, &mut peaks);
+        prop_assert!(peaks.windows(2).all(|w| w[0] < w[1]), "R peaks strictly increasing");
+        prop_assert!(peaks.iter().all(|&p| p < values.len().max(1)));
+        let hrv = from_peaks(&peaks, fs, HrvOptions { correct }, &mut HrvScratch::default());
+        prop_assert!(hrv.sdnn_ms.is_nan() || hrv.sdnn_ms >= 0.0);
+        detect_ppg(&values, fs, &mut scratch, &mut peaks);
+        prop_assert!(peaks.windows(2).all(|w| w[0] < w[1]), "pulse peaks strictly increasing");
     }
 }
