@@ -19,6 +19,12 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// Assert the command failed and return its stderr, where the error message is.
+fn failure(out: &Output) -> String {
+    assert!(!out.status.success(), "expected a failure; stdout: {}", text(&out.stdout));
+    text(&out.stderr)
+}
+
 /// Write `config` (with `{demo}` standing for the bundled recording's path) and return its path.
 fn write_config(dir: &Path, config: &str) -> String {
     let demo = common::repo_path("data/demo/bio_eventrelated_100hz.csv");
@@ -56,8 +62,7 @@ fn check_names_file_line_column_and_fix_for_an_unknown_key() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_config(dir.path(), &CONFIG.replace("rate_hz = 100.0", "rate_hz = 100.0\nrate = 5"));
     let out = biofeedd(&["check", "--config", &path]);
-    assert!(!out.status.success());
-    let err = text(&out.stderr);
+    let err = failure(&out);
     assert!(err.contains(&format!("{path}:12:1: unknown field `rate`")), "{err}");
     assert!(err.contains("help:"), "{err}");
 }
@@ -67,8 +72,7 @@ fn check_refuses_a_model_the_channels_cannot_feed() {
     let dir = tempfile::tempdir().unwrap();
     let config = CONFIG.replace("  { column = \"EDA\", modality = \"eda\", unit = \"uS\" },\n", "");
     let out = biofeedd(&["check", "--config", &write_config(dir.path(), &config)]);
-    assert!(!out.status.success());
-    let err = text(&out.stderr);
+    let err = failure(&out);
     assert!(err.contains("needs feature `eda_mean_us`"), "{err}");
     assert!(err.contains("subject `p1` has only: ecg"), "{err}");
 }
@@ -84,8 +88,7 @@ fn a_model_whose_onnx_does_not_match_its_manifest_is_refused() {
     std::fs::write(dir.path().join("m.onnx"), onnx).unwrap();
     let config = format!("{CONFIG}\n[fusion]\nmodel = \"m.toml\"\n");
     let out = biofeedd(&["check", "--config", &write_config(dir.path(), &config)]);
-    assert!(!out.status.success());
-    let err = text(&out.stderr);
+    let err = failure(&out);
     assert!(err.contains("m.toml") && err.contains("SHA-256"), "{err}");
 }
 
@@ -101,8 +104,7 @@ fn a_garbled_row_is_an_error_naming_file_line_and_column() {
     std::fs::write(&csv, body).unwrap();
     let config = CONFIG.replace("{demo}", csv.to_str().unwrap());
     let out = biofeedd(&["run", "--config", &write_config(dir.path(), &config), "--speed", "max"]);
-    assert!(!out.status.success());
-    let err = text(&out.stderr);
+    let err = failure(&out);
     assert!(err.contains(&format!("{}:102:5: `5.0x` is not a number", csv.display())), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
@@ -193,8 +195,7 @@ fn features_list_and_dump_agree() {
 #[test]
 fn a_missing_recording_is_a_clear_error() {
     let out = biofeedd(&["replay", "--format", "e4", "--input", "no/such/folder"]);
-    assert!(!out.status.success());
-    let err = text(&out.stderr);
+    let err = failure(&out);
     assert!(err.contains("no/such/folder") && err.contains("not a folder"), "{err}");
 }
 
@@ -237,8 +238,8 @@ fn beats_prints_one_r_peak_index_per_line() {
     assert!((365..=377).contains(&peaks.len()), "{} peaks", peaks.len());
     assert!(peaks.windows(2).all(|w| w[0] < w[1]));
     let bad = biofeedd(&["beats", "--wfdb", "tests/data/mitdb-100-5min/100", "--channel", "7"]);
-    assert!(!bad.status.success());
-    assert!(text(&bad.stderr).contains("has 2 signals"), "{}", text(&bad.stderr));
+    let err = failure(&bad);
+    assert!(err.contains("has 2 signals"), "{err}");
 }
 
 #[test]

@@ -169,13 +169,13 @@ pub async fn run(config: Config, options: RunOptions) -> anyhow::Result<Summary>
 
     // Sources last: data starts flowing once everything downstream is ready.
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let skipped_rows: u64 = recordings.iter().map(|r| r.skipped_rows).sum();
     let mut sources = tokio::task::JoinSet::new();
     for ((sensor, rec), producers) in config.sensors.iter().zip(recordings).zip(producers_per_sensor) {
         let SourceConfig::Replay(r) = &sensor.source;
         let speed = options.speed.unwrap_or(r.speed);
         let chunk_ms = r.chunk_ms;
         let rx = shutdown_rx.clone();
-        let skipped = rec.skipped_rows;
         tracing::info!(
             "sensor `{}` ({}): replaying {} channels, {} samples at {speed}",
             sensor.id,
@@ -183,21 +183,14 @@ pub async fn run(config: Config, options: RunOptions) -> anyhow::Result<Summary>
             rec.channels.len(),
             rec.total_samples()
         );
-        sources.spawn(async move { (replay::play(&rec, producers, speed, chunk_ms, rx).await, skipped) });
+        sources.spawn(async move { replay::play(&rec, producers, speed, chunk_ms, rx).await });
     }
 
-    let mut reports: Vec<PlayReport> = Vec::new();
-    let mut skipped_rows = 0;
-    let stop_reason = wait_for_stop(&mut sources, &mut reports, &mut skipped_rows, options.duration).await;
-    if let Some(reason) = stop_reason {
+    // Overruns are counted by the rings themselves, so the sources' own reports are not needed.
+    if let Some(reason) = wait_for_stop(&mut sources, options.duration).await {
         tracing::info!("{reason}: stopping sources");
         let _ = shutdown_tx.send(true);
-        while let Some(done) = sources.join_next().await {
-            if let Ok((report, skipped)) = done {
-                reports.push(report);
-                skipped_rows += skipped;
-            }
-        }
+        while sources.join_next().await.is_some() {}
     }
     let windower_stats = tokio::task::spawn_blocking(move || pipeline_thread.join())
         .await
@@ -218,9 +211,7 @@ pub async fn run(config: Config, options: RunOptions) -> anyhow::Result<Summary>
 
 /// Wait until every source ends (returns `None`) or a signal or the duration says stop.
 async fn wait_for_stop(
-    sources: &mut tokio::task::JoinSet<(PlayReport, u64)>,
-    reports: &mut Vec<PlayReport>,
-    skipped_rows: &mut u64,
+    sources: &mut tokio::task::JoinSet<PlayReport>,
     duration: Option<Duration>,
 ) -> Option<&'static str> {
     let deadline = async {
@@ -244,10 +235,7 @@ async fn wait_for_stop(
         tokio::select! {
             done = sources.join_next() => match done {
                 None => return None,
-                Some(Ok((report, skipped))) => {
-                    reports.push(report);
-                    *skipped_rows += skipped;
-                }
+                Some(Ok(_)) => {}
                 Some(Err(e)) => tracing::error!("a source task failed: {e}"),
             },
             _ = &mut deadline => return Some("--duration reached"),

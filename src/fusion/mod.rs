@@ -18,7 +18,6 @@ use crate::path;
 use crate::signal::Modality;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tract_onnx::prelude::*;
 
@@ -82,7 +81,7 @@ pub struct Prediction {
 /// One loaded model stage.
 pub struct Stage {
     pub manifest: Manifest,
-    plan: Arc<TypedRunnableModel>,
+    /// The optimised plan's run state, spawned once and reused (it holds the plan).
     state: TypedSimpleState,
     /// Feature vector indices, in the model's input order.
     inputs: Vec<usize>,
@@ -117,7 +116,7 @@ impl Stage {
             .into_runnable()
             .map_err(tract_err)?;
         let state = plan.spawn().map_err(tract_err)?;
-        let mut stage = Stage { manifest, plan, state, inputs, input: vec![0.0; n] };
+        let mut stage = Stage { manifest, state, inputs, input: vec![0.0; n] };
         // Run once on zeros: checks the output shape now rather than on the first window.
         let probs = stage.run_raw().map_err(tract_err)?;
         let classes = stage.manifest.outputs.classes.len();
@@ -190,10 +189,6 @@ impl Stage {
             }
         }
         Ok(())
-    }
-
-    pub fn plan(&self) -> &Arc<TypedRunnableModel> {
-        &self.plan
     }
 }
 

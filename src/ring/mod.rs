@@ -132,13 +132,10 @@ impl ChannelProducer {
     pub fn stats(&self) -> &Arc<RingStats> {
         &self.stats
     }
-
-    /// Mark the stream as ended; the pipeline finishes what is buffered and stops waiting for more.
-    pub fn close(self) {
-        // Drop does the work; this method names the intent at call sites.
-    }
 }
 
+/// Dropping the producer marks the stream as ended: the pipeline finishes what is buffered and
+/// stops waiting for more.
 impl Drop for ChannelProducer {
     fn drop(&mut self) {
         self.stats.closed.store(true, Ordering::Release);
