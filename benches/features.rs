@@ -1,54 +1,141 @@
-//! Feature extraction cost for one 60 s window of the bundled recording (ECG + EDA + RSP at
-//! 100 Hz), the window `benches/validation/features_speed.py` times NeuroKit2 on.
+//! Feature extraction cost on the bundled recording (ECG + EDA + RSP at 100 Hz) and on the
+//! committed E4 excerpt (BVP 64 Hz, EDA/TEMP 4 Hz, ACC 32 Hz).
+//!
+//! - `features/hop_5s_*`: the daemon's steady state — one more 5 s hop of a 60 s window through
+//!   the streaming extractor. This is the per-window cost a running hub pays.
+//! - `features/cold_window_60s_*`: a fresh extractor on one whole 60 s window, the same work
+//!   `benches/validation/features_speed.py` times NeuroKit2 on (seconds 30–90).
+//! - components: each streaming processor over 60 s of its signal, HRV and derived respiration
+//!   from the window's beats.
+//!
 //! Run: `cargo bench --bench features`.
 
 mod common;
 
-use biofeedd::features::beats::{detect_ecg, BeatScratch};
+use biofeedd::features::beats::{Beat, EcgDetector, PpgDetector};
+use biofeedd::features::eda::EdaStream;
 use biofeedd::features::hrv::{self, HrvOptions, HrvScratch};
+use biofeedd::features::resp::{self, DerivedScratch, RespStream};
 use biofeedd::features::FeatureExtractor;
+use biofeedd::ingest::replay::Recording;
 use biofeedd::window::{ChannelWindow, Window};
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
 use std::time::Instant;
 
-/// Seconds 30–90 of the demo recording: the window the peer script uses.
-fn demo_window() -> Window {
-    let rec = common::demo_recording();
+const LENGTH_S: f64 = 60.0;
+const HOP_S: f64 = 5.0;
+
+/// The window `[start, start + 60 s)` of a recording, with the newest `hop` seconds marked fresh.
+fn window_at(rec: &Recording, start_s: f64, fresh_s: f64) -> Window {
     Window {
         subject: "s01".into(),
         seq: 0,
-        start: 30.0,
-        end: 90.0,
+        start: start_s,
+        end: start_s + LENGTH_S,
         channels: rec
             .channels
             .iter()
-            .map(|c| ChannelWindow {
-                spec: c.spec.clone(),
-                values: c.segments[0].samples[3000..9000].to_vec(),
-                missing: 0,
+            .map(|c| {
+                let fs = c.spec.rate_hz;
+                let (a, b) = ((start_s * fs) as usize, ((start_s + LENGTH_S) * fs) as usize);
+                ChannelWindow {
+                    spec: c.spec.clone(),
+                    values: c.segments[0].samples[a..b].to_vec(),
+                    missing: 0,
+                    fresh: (fresh_s * fs) as usize,
+                }
             })
             .collect(),
         last_arrival: Instant::now(),
     }
 }
 
-fn bench(c: &mut Criterion) {
-    let window = demo_window();
-    let mut extractor = FeatureExtractor::new();
-    c.bench_function("features/ecg_eda_rsp_60s_100hz", |b| b.iter(|| black_box(extractor.extract(black_box(&window)))));
+/// Every hop of a recording, in order, each window marking its last hop as fresh.
+fn hops(rec: &Recording) -> Vec<Window> {
+    let (_, end) = rec.time_span().unwrap();
+    let mut out = vec![window_at(rec, 0.0, LENGTH_S)];
+    let mut start = HOP_S;
+    while start + LENGTH_S <= end {
+        out.push(window_at(rec, start, HOP_S));
+        start += HOP_S;
+    }
+    out
+}
 
-    // Components on the same window's ECG: the beat detector and HRV from its beats.
-    let ecg = &window.channels[0].values;
-    let mut scratch = BeatScratch::default();
-    let mut peaks = Vec::new();
-    c.bench_function("features/detect_ecg_60s_100hz", |b| {
-        b.iter(|| detect_ecg(black_box(ecg), 100.0, &mut scratch, &mut peaks))
+fn bench_hops(c: &mut Criterion, name: &str, rec: &Recording) {
+    let windows = hops(rec);
+    let mut extractor = FeatureExtractor::with_hop(HOP_S);
+    extractor.extract(&windows[0]);
+    // Cycle through the hops after the first; wrapping round only makes the signal jump once
+    // per cycle, which costs the processors nothing extra.
+    let mut k = 1;
+    c.bench_function(&format!("features/hop_5s_{name}"), |b| {
+        b.iter(|| {
+            let fv = extractor.extract(black_box(&windows[k])).values[0];
+            k = if k + 1 == windows.len() { 1 } else { k + 1 };
+            fv
+        })
     });
-    detect_ecg(ecg, 100.0, &mut scratch, &mut peaks);
+    let cold = window_at(rec, 30.0_f64.min(windows.len() as f64 * HOP_S - HOP_S), LENGTH_S);
+    c.bench_function(&format!("features/cold_window_60s_{name}"), |b| {
+        b.iter(|| black_box(FeatureExtractor::new().extract(black_box(&cold)).values[0]))
+    });
+}
+
+fn bench(c: &mut Criterion) {
+    let demo = common::demo_recording();
+    let e4 = common::e4_recording();
+    bench_hops(c, "ecg_eda_rsp_100hz", &demo);
+    bench_hops(c, "e4_bvp_eda_temp_acc", &e4);
+
+    // Components over 60 s of signal (seconds 30–90 of the demo; 0–60 of the E4 excerpt).
+    let w = window_at(&demo, 30.0, LENGTH_S);
+    let (ecg, eda, rsp) = (&w.channels[0].values, &w.channels[1].values, &w.channels[2].values);
+    let mut beats: Vec<Beat> = Vec::new();
+    c.bench_function("features/ecg_detector_60s_100hz", |b| {
+        b.iter(|| {
+            beats.clear();
+            EcgDetector::new(100.0).process(black_box(ecg), &mut beats);
+            beats.len()
+        })
+    });
+    let peaks: Vec<usize> = beats.iter().map(|b| b.index as usize).collect();
     let mut hrv_scratch = HrvScratch::default();
     c.bench_function("features/hrv_60s", |b| {
         b.iter(|| black_box(hrv::from_peaks(black_box(&peaks), 100.0, HrvOptions::default(), &mut hrv_scratch)))
+    });
+    let mut derived = DerivedScratch::default();
+    c.bench_function("features/derived_resp_60s", |b| {
+        b.iter(|| black_box(resp::derived_rate_bpm(black_box(&beats), 100.0, &mut derived)))
+    });
+    let mut scrs = Vec::new();
+    c.bench_function("features/eda_stream_60s_100hz", |b| {
+        b.iter(|| {
+            scrs.clear();
+            let mut s = EdaStream::new(100.0);
+            for &x in eda.iter() {
+                black_box(s.push(x, &mut scrs));
+            }
+            scrs.len()
+        })
+    });
+    let mut breaths = Vec::new();
+    c.bench_function("features/resp_stream_60s_100hz", |b| {
+        b.iter(|| {
+            breaths.clear();
+            RespStream::new(100.0).process(black_box(rsp), &mut breaths);
+            breaths.len()
+        })
+    });
+    let e4w = window_at(&e4, 0.0, LENGTH_S);
+    let bvp = &e4w.channels.iter().find(|c| c.spec.rate_hz == 64.0).unwrap().values;
+    c.bench_function("features/ppg_detector_60s_64hz", |b| {
+        b.iter(|| {
+            beats.clear();
+            PpgDetector::new(64.0).process(black_box(bvp), &mut beats);
+            beats.len()
+        })
     });
 }
 

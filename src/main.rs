@@ -203,8 +203,7 @@ fn beats(record: &Path, channel: usize) -> anyhow::Result<()> {
     let ch = rec.channels.get(channel).with_context(|| {
         format!("{}: has {n} signals; --channel takes 0..{}", record.display(), n.saturating_sub(1))
     })?;
-    let mut peaks = Vec::new();
-    features::beats::detect_ecg(&ch.segments[0].samples, ch.spec.rate_hz, &mut Default::default(), &mut peaks);
+    let peaks = features::beats::detect_ecg(&ch.segments[0].samples, ch.spec.rate_hz);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for p in peaks {
         if writeln!(out, "{p}").is_err() {

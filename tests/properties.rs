@@ -1,6 +1,6 @@
 //! Property tests: hostile input never panics and never breaks an invariant.
 
-use biofeedd::features::beats::{detect_ecg, detect_ppg, BeatScratch};
+use biofeedd::features::beats::{detect_ecg, detect_ppg};
 use biofeedd::features::hrv::{from_peaks, HrvOptions, HrvScratch};
 use biofeedd::features::FeatureExtractor;
 use biofeedd::ingest::replay::recording::{parse_csv, CsvOptions};
@@ -41,18 +41,31 @@ proptest! {
     }
 
     #[test]
-    fn features_never_panic_and_quality_stays_in_range(
+    fn features_never_panic_across_windows_and_rate_changes(
         values in proptest::collection::vec(any_sample(), 0..3000),
-        rate in prop_oneof![Just(4.0f64), Just(32.0), Just(64.0), Just(100.0), Just(360.0), Just(1000.0)],
+        rates in proptest::collection::vec(
+            prop_oneof![Just(4.0f64), Just(32.0), Just(64.0), Just(100.0), Just(360.0), Just(1000.0)], 1..4),
+        fresh_share in 0.0f64..=1.0,
     ) {
-        let channels = [Modality::Ecg, Modality::Ppg, Modality::Eda, Modality::Resp, Modality::Temp, Modality::Acc]
-            .iter()
-            .map(|m| ChannelWindow { spec: ChannelSpec::new(m.as_str(), *m, "u", rate), values: values.clone(), missing: 3 })
-            .collect();
-        let w = Window { subject: "p".into(), seq: 0, start: 0.0, end: 60.0, channels, last_arrival: Instant::now() };
-        let fv = FeatureExtractor::new().extract(&w);
-        for q in &fv.quality {
-            prop_assert!((0.0..=1.0).contains(&q.score), "{q:?}");
+        // One extractor sees several windows in a row; the sampling rate may change between them
+        // (a device reconfigured mid-stream) and any number of samples may be fresh.
+        let mut extractor = FeatureExtractor::new();
+        for (seq, rate) in rates.iter().enumerate() {
+            let fresh = (values.len() as f64 * fresh_share) as usize;
+            let channels = [Modality::Ecg, Modality::Ppg, Modality::Eda, Modality::Resp, Modality::Temp, Modality::Acc]
+                .iter()
+                .map(|m| ChannelWindow {
+                    spec: ChannelSpec::new(m.as_str(), *m, "u", *rate),
+                    values: values.clone(),
+                    missing: 3,
+                    fresh,
+                })
+                .collect();
+            let w = Window { subject: "p".into(), seq: seq as u64, start: 0.0, end: 60.0, channels, last_arrival: Instant::now() };
+            let fv = extractor.extract(&w);
+            for q in &fv.quality {
+                prop_assert!((0.0..=1.0).contains(&q.score), "{q:?}");
+            }
         }
     }
 
@@ -85,14 +98,13 @@ proptest! {
         fs in 0.5f64..2000.0,
         correct in any::<bool>(),
     ) {
-        let mut scratch = BeatScratch::default();
-        let mut peaks = Vec::new();
-        detect_ecg(&values, fs, &mut scratch, &mut peaks);
+        let peaks = detect_ecg(&values, fs);
         prop_assert!(peaks.windows(2).all(|w| w[0] < w[1]), "R peaks strictly increasing");
         prop_assert!(peaks.iter().all(|&p| p < values.len().max(1)));
         let hrv = from_peaks(&peaks, fs, HrvOptions { correct }, &mut HrvScratch::default());
         prop_assert!(hrv.sdnn_ms.is_nan() || hrv.sdnn_ms >= 0.0);
-        detect_ppg(&values, fs, &mut scratch, &mut peaks);
-        prop_assert!(peaks.windows(2).all(|w| w[0] < w[1]), "pulse peaks strictly increasing");
+        let pulses = detect_ppg(&values, fs);
+        prop_assert!(pulses.windows(2).all(|w| w[0].index < w[1].index), "pulse peaks strictly increasing");
+        prop_assert!(pulses.iter().all(|b| b.foot <= b.index && (b.index as usize) < values.len()));
     }
 }

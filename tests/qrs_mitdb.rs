@@ -3,7 +3,7 @@
 
 mod common;
 
-use biofeedd::features::beats::{detect_ecg, BeatScratch};
+use biofeedd::features::beats::detect_ecg;
 use biofeedd::ingest::replay::wfdb;
 
 /// One-to-one matches of sorted sample indices within `tol` samples: (TP, FN, FP).
@@ -46,8 +46,7 @@ fn record_100_excerpt_meets_the_sensitivity_and_predictivity_floor() {
         .collect();
     assert!(reference.len() > 350, "{} reference beats", reference.len());
 
-    let mut peaks = Vec::new();
-    detect_ecg(samples, 360.0, &mut BeatScratch::default(), &mut peaks);
+    let peaks = detect_ecg(samples, 360.0);
     let (tp, fn_, fp) = score(&reference, &peaks, 54);
     let se = tp as f64 / (tp + fn_) as f64;
     let ppv = tp as f64 / (tp + fp) as f64;

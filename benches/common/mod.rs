@@ -26,3 +26,9 @@ pub fn demo_recording() -> Recording {
     let chans = demo_channels();
     parse_csv(&demo_text(), Path::new("demo.csv"), &demo_options(&chans)).unwrap()
 }
+
+/// The committed 150 s Empatica E4 excerpt (BVP 64 Hz, EDA and TEMP 4 Hz, ACC 32 Hz).
+pub fn e4_recording() -> Recording {
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/e4-S05-excerpt"));
+    biofeedd::ingest::replay::recording::load_e4(dir, OnBadRow::Error).unwrap()
+}

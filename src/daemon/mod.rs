@@ -117,7 +117,9 @@ pub async fn run(config: Config, options: RunOptions) -> anyhow::Result<Summary>
     let windowers: Vec<SubjectPipeline> = subjects
         .iter()
         .zip(windower_specs)
-        .map(|(s, specs)| SubjectPipeline::new(SubjectWindower::new(s.clone(), specs, config.window.clone())))
+        .map(|(s, specs)| {
+            SubjectPipeline::new(SubjectWindower::new(s.clone(), specs, config.window.clone()), config.window.hop_s)
+        })
         .collect();
 
     // Output side first, so the first window has somewhere to go.

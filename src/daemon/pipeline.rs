@@ -34,8 +34,8 @@ pub struct SubjectPipeline {
 }
 
 impl SubjectPipeline {
-    pub fn new(windower: SubjectWindower) -> Self {
-        SubjectPipeline { windower, extractor: FeatureExtractor::new() }
+    pub fn new(windower: SubjectWindower, hop_s: f64) -> Self {
+        SubjectPipeline { windower, extractor: FeatureExtractor::with_hop(hop_s) }
     }
 }
 
@@ -94,7 +94,7 @@ impl Pipeline {
                                 .collect(),
                         }),
                         Some(fusion) => {
-                            let prediction = fusion.predict(&features);
+                            let prediction = fusion.predict(features);
                             let fused = Instant::now();
                             let unknown = prediction.probabilities.is_empty();
                             let feedback = Feedback::new(
@@ -103,7 +103,7 @@ impl Pipeline {
                                 window.seq,
                                 window.start,
                                 window.end,
-                                &features,
+                                features,
                                 prediction,
                                 (fused - arrival).as_secs_f64() * 1000.0,
                             );

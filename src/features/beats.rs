@@ -1,188 +1,412 @@
-//! Heartbeat detection in a window: R peaks in ECG, systolic peaks in PPG.
+//! Heartbeat detection, streaming: R peaks in ECG, systolic peaks and feet in PPG.
 //!
 //! ECG follows Pan & Tompkins (1985): 5–15 Hz band-pass, derivative, squaring, 150 ms moving
-//! integration, adaptive signal/noise peak levels with a 200 ms refractory period and a
-//! search-back for missed beats; each detection is refined to the largest deflection of the
-//! baseline-removed ECG nearby. PPG follows Elgendi et al. (2013): 0.5–8 Hz band-pass, clipped and
-//! squared, two moving averages (111 ms and 667 ms) marking blocks of interest, one peak per block.
+//! integration, adaptive signal/noise peak levels with a refractory period, a T-wave test and a
+//! search-back for missed beats; each detection is refined to the R wave nearby. PPG follows
+//! Elgendi et al. (2013): 0.5–8 Hz band-pass, clipped and squared, two moving averages (111 ms and
+//! 667 ms) marking blocks of interest, one systolic peak per block; the foot is the trough before it.
 //!
-//! Both work on any rate the window carries (ECG from about 100 Hz, PPG from about 25 Hz) and
-//! return sample indices into the window. The signal-processing issue replaces these batch
-//! versions with streaming ones validated on MIT-BIH; the interface stays.
+//! Both detectors take samples as they arrive and report each beat once, a fixed delay after it
+//! (about 100 ms for ECG, 350 ms for PPG: the look-ahead refinement and centring need). Their
+//! state is a few fixed rings, so a hop costs what its samples cost and nothing is allocated
+//! after start-up. Beats carry absolute sample numbers of the stream. `detect_ecg`/`detect_ppg`
+//! run the same detectors over a whole record (the CLI and the validation scripts use them).
 
-use super::dsp;
+use super::dsp::{Biquad, FiniteHold, History};
+use std::collections::VecDeque;
 
-/// Reusable buffers so detection does not allocate per window in the steady state.
-#[derive(Debug, Default)]
-pub struct BeatScratch {
-    a: Vec<f64>,
-    b: Vec<f64>,
-    c: Vec<f64>,
+/// One detected beat.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Beat {
+    /// Absolute sample number of the R peak (ECG) or systolic peak (PPG).
+    pub index: u64,
+    /// ECG: the R wave's height above the 0.5 Hz high-passed baseline. PPG: foot-to-peak amplitude
+    /// of the 8 Hz low-passed pulse. Respiration modulates both (used for derived respiration).
+    pub amplitude: f64,
+    /// PPG: the pulse foot (the trough before the upstroke); ECG: equal to `index`.
+    pub foot: u64,
 }
 
-/// R-peak sample indices of an ECG window sampled at `fs` Hz, appended to `peaks` (cleared first).
-pub fn detect_ecg(ecg: &[f32], fs: f64, scratch: &mut BeatScratch, peaks: &mut Vec<usize>) {
-    peaks.clear();
-    let n = ecg.len();
-    if n < (fs * 2.0) as usize || fs < 50.0 {
-        return;
+/// Seconds of derived signal each detector keeps for look-back.
+const HISTORY_S: f64 = 4.0;
+
+/// Streaming Pan–Tompkins QRS detector for one ECG channel at a fixed rate.
+#[derive(Debug)]
+pub struct EcgDetector {
+    fs: f64,
+    hold: FiniteHold,
+    hp: Biquad,
+    lp: Biquad,
+    hp_wide: Biquad,
+    /// 5–15 Hz band, 0.5 Hz high-passed wide band, squared slope, integrated: indexed by sample.
+    band: History,
+    wide: History,
+    sq: History,
+    integ: History,
+    ma_sum: f64,
+    // Constants in samples.
+    ma_len: u64,
+    half: u64,
+    lag: u64,
+    learn: u64,
+    refractory: u64,
+    slope_win: u64,
+    back: u64,
+    fwd: u64,
+    near_back: u64,
+    near_fwd: u64,
+    // Adaptive state.
+    learned: bool,
+    spk: f64,
+    npk: f64,
+    rr_mean: f64,
+    last_peak: Option<u64>,
+    last_slope: f64,
+    /// Last detection before refinement (the RR estimate uses raw detections, as the batch loop did).
+    last_raw: Option<u64>,
+    last_emitted: Option<u64>,
+    /// Sub-threshold peaks since the last beat, for search-back; bounded by the history.
+    candidates: VecDeque<(u64, f64)>,
+    /// Next candidate sample to examine.
+    next_candidate: u64,
+}
+
+impl EcgDetector {
+    /// A detector for `fs` Hz. Below 50 Hz a QRS cannot be resolved: such a detector never reports beats.
+    pub fn new(fs: f64) -> Self {
+        let s = |secs: f64| (secs * fs) as u64;
+        let cap = (HISTORY_S * fs).ceil() as usize + 8;
+        let half = ((0.075 * fs) as u64).max(1);
+        let (fwd, near_fwd) = (s(0.05), ((0.02 * fs) as u64).max(1));
+        EcgDetector {
+            fs,
+            hold: FiniteHold::default(),
+            hp: Biquad::highpass(5.0, fs),
+            lp: Biquad::lowpass(15.0, fs),
+            hp_wide: Biquad::highpass(0.5, fs),
+            band: History::new(cap),
+            wide: History::new(cap),
+            sq: History::new(cap),
+            integ: History::new(cap),
+            ma_sum: 0.0,
+            ma_len: ((0.15 * fs).round() as u64).max(1),
+            half,
+            // Examine a candidate once its local-maximum neighbourhood and the refinement's look-ahead
+            // (in the band signal, 2 samples ahead of the integrated one) have arrived.
+            lag: (half.saturating_sub(1)).max(1).max((fwd + near_fwd).saturating_sub(2)),
+            learn: s(2.0),
+            // 250 ms (a 240 bpm ceiling) rather than Pan & Tompkins' 200 ms: on mitdb and svdb it
+            // removes more false detections than it costs beats.
+            refractory: s(0.25),
+            slope_win: s(0.15),
+            back: s(0.2),
+            fwd,
+            // The band-pass delays the QRS by 10–15 ms, so look further back than ahead.
+            near_back: s(0.06),
+            near_fwd,
+            learned: false,
+            spk: 0.0,
+            npk: 0.0,
+            rr_mean: fs, // ~60 bpm until beats are seen
+            last_peak: None,
+            last_slope: 0.0,
+            last_raw: None,
+            last_emitted: None,
+            candidates: VecDeque::new(),
+            next_candidate: 1,
+        }
     }
-    let BeatScratch { a: band, b: integ, c: base } = scratch;
-    dsp::bandpass(ecg, fs, 5.0, 15.0, band);
-    // Derivative (five-point), squared, integrated over 150 ms.
-    let mut sq = std::mem::take(base);
-    sq.clear();
-    sq.extend((0..n).map(|i| {
-        let at = |k: isize| band[(i as isize + k).clamp(0, n as isize - 1) as usize];
-        let d = (2.0 * at(2) + at(1) - at(-1) - 2.0 * at(-2)) * fs / 8.0;
-        d * d
-    }));
-    dsp::moving_average(&sq, (0.15 * fs).round() as usize, integ);
-    *base = sq;
 
-    // 250 ms (a 240 bpm ceiling) rather than Pan & Tompkins' 200 ms: on mitdb and svdb it removes
-    // more false detections than it costs beats.
-    let refractory = (0.25 * fs) as usize;
-    let half = (0.075 * fs).max(1.0) as usize;
-    // Initial levels from the first two seconds, as Pan & Tompkins' learning phase.
-    let learn = &integ[..(2.0 * fs) as usize];
-    let mut spk = learn.iter().cloned().fold(0.0, f64::max) * 0.25;
-    let mut npk = learn.iter().sum::<f64>() / learn.len() as f64 * 0.5;
-    let mut last_peak: Option<usize> = None;
-    let mut rr_mean = fs; // ~60 bpm until beats are seen
-    let mut candidates: Vec<(usize, f64)> = Vec::new(); // noise peaks since the last beat, for search-back
+    pub fn rate_hz(&self) -> f64 {
+        self.fs
+    }
 
-    // Largest squared slope in the integration window ending at `i`: the QRS's steepness.
-    let win = (0.15 * fs) as usize;
-    let slope_at = |sq: &[f64], i: usize| sq[i.saturating_sub(win)..=i].iter().cloned().fold(0.0, f64::max);
-    let mut last_slope = 0.0;
-    let mut i = 1;
-    while i + 1 < n {
-        let v = integ[i];
-        let is_local_max = v > integ[i - 1]
-            && v >= integ[i + 1]
-            && integ[i.saturating_sub(half)..(i + half).min(n)].iter().all(|&w| w <= v);
-        if is_local_max {
-            // Pan & Tompkins use 0.25 of the way from noise to signal level and search back after
-            // 1.66 RR; 0.2 and 1.5 find more low-amplitude and premature beats on MIT-BIH for few
-            // extra false detections (benches/validation/results-mitdb.md, one setting for all).
-            let threshold = npk + 0.2 * (spk - npk);
-            let far_enough = last_peak.is_none_or(|p| i - p > refractory);
-            // Pan & Tompkins' T-wave test, over 550 ms rather than their 360 ms: a candidate with
-            // less than half the last beat's slope (a quarter of its square) is a T wave.
-            let slope = slope_at(base, i);
-            let t_wave = last_peak.is_some_and(|p| ((i - p) as f64) < 0.55 * fs && slope < 0.25 * last_slope);
-            if v > threshold && far_enough && !t_wave {
-                // Search-back: a gap over 1.66 RR hides a beat among the sub-threshold candidates.
-                if let Some(p) = last_peak {
-                    if (i - p) as f64 > 1.5 * rr_mean {
-                        if let Some(&(ci, cv)) = candidates
-                            .iter()
-                            .filter(|(ci, cv)| *cv > 0.5 * threshold && ci - p > refractory && i - ci > refractory)
-                            .max_by(|a, b| a.1.total_cmp(&b.1))
-                        {
-                            peaks.push(ci);
-                            spk = 0.25 * cv + 0.75 * spk;
-                        }
-                    }
-                }
-                if let Some(&p) = peaks.last() {
-                    let rr = (i - p) as f64;
-                    if rr > 0.3 * fs && rr < 2.0 * fs {
-                        rr_mean = 0.875 * rr_mean + 0.125 * rr;
-                    }
-                }
-                peaks.push(i);
-                // Clip the update so one huge ectopic beat or artefact does not lift the threshold
-                // over the normal beats that follow it.
-                spk = 0.125 * v.min(2.0 * spk) + 0.875 * spk;
-                last_peak = Some(i);
-                last_slope = slope;
-                candidates.clear();
-            } else {
-                npk = 0.125 * v + 0.875 * npk;
-                candidates.push((i, v));
+    /// Feed samples; beats confirmed meanwhile are appended to `beats`.
+    pub fn process(&mut self, samples: &[f32], beats: &mut Vec<Beat>) {
+        if self.fs < 50.0 {
+            return;
+        }
+        for &x in samples {
+            self.push(x, beats);
+        }
+    }
+
+    /// The stream has ended: examine the last candidates with whatever look-ahead exists (a
+    /// whole record's last beat would otherwise wait for samples that never come).
+    pub fn finish(&mut self, beats: &mut Vec<Beat>) {
+        if !self.learned {
+            return;
+        }
+        while self.next_candidate + 1 < self.integ.len() {
+            let c = self.next_candidate;
+            self.next_candidate += 1;
+            self.examine(c, beats);
+        }
+    }
+
+    fn push(&mut self, x: f32, beats: &mut Vec<Beat>) {
+        // Zeros before the first finite sample keep the sample numbering.
+        let x = self.hold.next(x, &mut [&mut self.hp, &mut self.hp_wide]).unwrap_or(0.0);
+        self.band.push(self.lp.process(self.hp.process(x)));
+        self.wide.push(self.hp_wide.process(x));
+        // Five-point derivative centred two samples back, squared.
+        let j = self.band.len() - 1;
+        if j < 2 {
+            return;
+        }
+        let i = j - 2;
+        let b = |k: i64| self.band.get((i as i64 + k).max(0) as u64);
+        let d = (2.0 * b(2) + b(1) - b(-1) - 2.0 * b(-2)) * self.fs / 8.0;
+        self.sq.push(d * d);
+        // Trailing moving average over 150 ms (shorter at the very start).
+        self.ma_sum += d * d;
+        if i >= self.ma_len {
+            self.ma_sum -= self.sq.get(i - self.ma_len);
+        }
+        self.integ.push(self.ma_sum.max(0.0) / (i + 1).min(self.ma_len) as f64);
+        let k = i; // newest integrated sample
+        if !self.learned {
+            if k + 1 < self.learn {
+                return;
             }
+            // Initial levels from the first two seconds, as Pan & Tompkins' learning phase.
+            let (mut max, mut sum) = (0.0f64, 0.0);
+            for t in 0..self.learn {
+                let v = self.integ.get(t);
+                max = max.max(v);
+                sum += v;
+            }
+            self.spk = max * 0.25;
+            self.npk = sum / self.learn as f64 * 0.5;
+            self.learned = true;
         }
-        i += 1;
-    }
-
-    // Refine each detection to the largest deflection of the 0.5 Hz high-passed ECG. The
-    // integrator lags the QRS by about half its window, so search behind the detection.
-    let mut hp = dsp::Biquad::highpass(0.5, fs);
-    hp.settle(dsp::first_finite(ecg));
-    base.clear();
-    base.extend(dsp::finite_held(ecg).map(|x| hp.process(x)));
-    let back = (0.2 * fs) as usize;
-    let fwd = (0.05 * fs) as usize;
-    // The band-pass delays the QRS by 10–15 ms, so look further back than ahead.
-    let (near_back, near_fwd) = ((0.06 * fs) as usize, (0.02 * fs).max(1.0) as usize);
-    let abs_max = |x: &[f64], lo: usize, hi: usize| {
-        x[lo..=hi].iter().enumerate().max_by(|a, b| a.1.abs().total_cmp(&b.1.abs())).map_or(lo, |(j, _)| lo + j)
-    };
-    for p in peaks.iter_mut() {
-        // First the QRS in the 5–15 Hz band, where slow S–T deflections cannot outgrow the R
-        // wave; then the R wave itself in the wide-band signal next to it.
-        let q = abs_max(band, p.saturating_sub(back), (*p + fwd).min(n - 1));
-        *p = abs_max(base, q.saturating_sub(near_back), (q + near_fwd).min(n - 1));
-    }
-    peaks.dedup();
-    let min_gap = refractory;
-    let mut kept = 0;
-    for k in 0..peaks.len() {
-        if kept == 0 || peaks[k] - peaks[kept - 1] > min_gap {
-            peaks[kept] = peaks[k];
-            kept += 1;
+        while self.next_candidate + self.lag <= k {
+            let c = self.next_candidate;
+            self.next_candidate += 1;
+            self.examine(c, beats);
         }
     }
-    peaks.truncate(kept);
-}
 
-/// Systolic peak indices of a PPG window at `fs` Hz, into `peaks` (cleared first).
-pub fn detect_ppg(ppg: &[f32], fs: f64, scratch: &mut BeatScratch, peaks: &mut Vec<usize>) {
-    peaks.clear();
-    let n = ppg.len();
-    if n < (fs * 2.0) as usize || fs < 16.0 {
-        return;
-    }
-    let BeatScratch { a: band, b: ma_peak, c: ma_beat } = scratch;
-    dsp::bandpass(ppg, fs, 0.5, 8.0, band);
-    // Clip negatives and square, in place of a separate buffer.
-    let mut sq = std::mem::take(ma_beat);
-    sq.clear();
-    sq.extend(band.iter().map(|&v| if v > 0.0 { v * v } else { 0.0 }));
-    dsp::moving_average(&sq, (0.111 * fs).round() as usize, ma_peak);
-    let mean_sq = sq.iter().sum::<f64>() / n as f64;
-    let mut beat = Vec::new();
-    dsp::moving_average(&sq, (0.667 * fs).round() as usize, &mut beat);
-    *ma_beat = sq;
-    // The trailing moving averages lag; shift them back by half their windows to center them.
-    let lag_peak = (0.111 * fs / 2.0) as usize;
-    let lag_beat = (0.667 * fs / 2.0) as usize;
-    let beta = 0.02;
-    let min_width = (0.111 * fs) as usize;
-    let min_gap = (0.3 * fs) as usize;
-    let mut block_start: Option<usize> = None;
-    for i in 0..n {
-        let mp = ma_peak.get(i + lag_peak).copied().unwrap_or(0.0);
-        let mb = beat.get(i + lag_beat).copied().unwrap_or(beat[n - 1]);
-        let inside = mp > mb + beta * mean_sq;
-        match (inside, block_start) {
-            (true, None) => block_start = Some(i),
-            (false, Some(s)) => {
-                if i - s >= min_width {
-                    let (j, _) =
-                        band[s..i].iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).expect("non-empty block");
-                    let p = s + j;
-                    if peaks.last().is_none_or(|&q| p - q >= min_gap) {
-                        peaks.push(p);
+    /// Is integrated sample `i` a beat, a noise peak, or neither?
+    fn examine(&mut self, i: u64, beats: &mut Vec<Beat>) {
+        let integ = &self.integ;
+        let v = integ.get(i);
+        let is_local_max = v > integ.get(i - 1)
+            && v >= integ.get(i + 1)
+            && (i.saturating_sub(self.half)..i + self.half).all(|t| integ.get(t) <= v);
+        if !is_local_max {
+            return;
+        }
+        // Pan & Tompkins use 0.25 of the way from noise to signal level and search back after
+        // 1.66 RR; 0.2 and 1.5 find more low-amplitude and premature beats on MIT-BIH for few
+        // extra false detections (benches/validation/results-mitdb.md, one setting for all).
+        let threshold = self.npk + 0.2 * (self.spk - self.npk);
+        let far_enough = self.last_peak.is_none_or(|p| i - p > self.refractory);
+        // Pan & Tompkins' T-wave test, over 550 ms rather than their 360 ms: a candidate with less
+        // than half the last beat's slope (a quarter of its square) is a T wave.
+        let slope = self.sq.max_in(i.saturating_sub(self.slope_win), i);
+        let t_wave =
+            self.last_peak.is_some_and(|p| ((i - p) as f64) < 0.55 * self.fs && slope < 0.25 * self.last_slope);
+        if v > threshold && far_enough && !t_wave {
+            // Search-back: a long gap hides a beat among the sub-threshold candidates.
+            if let Some(p) = self.last_peak {
+                if (i - p) as f64 > 1.5 * self.rr_mean {
+                    let r = self.refractory;
+                    if let Some(&(ci, cv)) = self
+                        .candidates
+                        .iter()
+                        .filter(|(ci, cv)| *cv > 0.5 * threshold && ci - p > r && i - ci > r)
+                        .max_by(|a, b| a.1.total_cmp(&b.1))
+                    {
+                        self.accept(ci, beats);
+                        self.spk = 0.25 * cv + 0.75 * self.spk;
                     }
                 }
-                block_start = None;
+            }
+            if let Some(p) = self.last_raw {
+                let rr = (i - p) as f64;
+                if rr > 0.3 * self.fs && rr < 2.0 * self.fs {
+                    self.rr_mean = 0.875 * self.rr_mean + 0.125 * rr;
+                }
+            }
+            self.accept(i, beats);
+            // Clip the update so one huge ectopic beat or artefact does not lift the threshold
+            // over the normal beats that follow it.
+            self.spk = 0.125 * v.min(2.0 * self.spk) + 0.875 * self.spk;
+            self.last_peak = Some(i);
+            self.last_slope = slope;
+            self.candidates.clear();
+        } else {
+            self.npk = 0.125 * v + 0.875 * self.npk;
+            // Candidates older than the history cannot be refined any more: forget them.
+            let oldest = self.band.oldest() + self.back + self.near_back;
+            while self.candidates.front().is_some_and(|&(c, _)| c < oldest) {
+                self.candidates.pop_front();
+            }
+            self.candidates.push_back((i, v));
+        }
+    }
+
+    /// Refine detection `i` to its R wave and report it unless it repeats the previous beat.
+    fn accept(&mut self, i: u64, beats: &mut Vec<Beat>) {
+        self.last_raw = Some(i);
+        // The integrator lags the QRS by about half its window, so search behind the detection:
+        // first the QRS in the 5–15 Hz band, where slow S–T deflections cannot outgrow the R wave;
+        // then the R wave itself in the wide-band signal next to it.
+        let q = self.band.argmax_by(i.saturating_sub(self.back), i + self.fwd, f64::abs);
+        let r = self.wide.argmax_by(q.saturating_sub(self.near_back), q + self.near_fwd, f64::abs);
+        if self.last_emitted.is_some_and(|p| r <= p + self.refractory) {
+            return;
+        }
+        self.last_emitted = Some(r);
+        beats.push(Beat { index: r, amplitude: self.wide.get(r).abs(), foot: r });
+    }
+}
+
+/// Streaming Elgendi systolic-peak detector for one PPG channel, with pulse feet.
+#[derive(Debug)]
+pub struct PpgDetector {
+    fs: f64,
+    hold: FiniteHold,
+    hp: Biquad,
+    lp: Biquad,
+    /// 8 Hz low-pass only: keeps the pulse's true shape for the foot, which the high-pass bends.
+    lp_shape: Biquad,
+    band: History,
+    shape: History,
+    sq: History,
+    ma_peak: History,
+    ma_beat: History,
+    sum_peak: f64,
+    sum_beat: f64,
+    /// Mean of the squared signal (Elgendi's z): cumulative, then exponential over ~20 s.
+    mean_sq: f64,
+    n_peak: u64,
+    n_beat: u64,
+    lag_peak: u64,
+    lag_beat: u64,
+    min_width: u64,
+    min_gap: u64,
+    max_rise: u64,
+    block_start: Option<u64>,
+    next_candidate: u64,
+    last_peak: Option<u64>,
+}
+
+impl PpgDetector {
+    /// A detector for `fs` Hz. Below 16 Hz the pulse cannot be resolved: it never reports beats.
+    pub fn new(fs: f64) -> Self {
+        let cap = (HISTORY_S * fs).ceil() as usize + 8;
+        PpgDetector {
+            fs,
+            hold: FiniteHold::default(),
+            hp: Biquad::highpass(0.5, fs),
+            lp: Biquad::lowpass(8.0, fs),
+            lp_shape: Biquad::lowpass(8.0, fs),
+            band: History::new(cap),
+            shape: History::new(cap),
+            sq: History::new(cap),
+            ma_peak: History::new(cap),
+            ma_beat: History::new(cap),
+            sum_peak: 0.0,
+            sum_beat: 0.0,
+            mean_sq: 0.0,
+            n_peak: ((0.111 * fs).round() as u64).max(1),
+            n_beat: ((0.667 * fs).round() as u64).max(1),
+            // The trailing moving averages lag; read them half their windows later to centre them.
+            lag_peak: (0.111 * fs / 2.0) as u64,
+            lag_beat: (0.667 * fs / 2.0) as u64,
+            min_width: (0.111 * fs) as u64,
+            min_gap: (0.3 * fs) as u64,
+            // The systolic upstroke lasts 0.1–0.4 s; look no further back for the foot.
+            max_rise: (0.5 * fs) as u64,
+            block_start: None,
+            next_candidate: 0,
+            last_peak: None,
+        }
+    }
+
+    pub fn rate_hz(&self) -> f64 {
+        self.fs
+    }
+
+    /// Feed samples; pulses confirmed meanwhile are appended to `beats`.
+    pub fn process(&mut self, samples: &[f32], beats: &mut Vec<Beat>) {
+        if self.fs < 16.0 {
+            return;
+        }
+        for &x in samples {
+            self.push(x, beats);
+        }
+    }
+
+    fn push(&mut self, x: f32, beats: &mut Vec<Beat>) {
+        let x = self.hold.next(x, &mut [&mut self.hp, &mut self.lp_shape]).unwrap_or(0.0);
+        let b = self.lp.process(self.hp.process(x));
+        self.band.push(b);
+        self.shape.push(self.lp_shape.process(x));
+        let i = self.band.len() - 1;
+        // Clip negatives and square: only the systolic part of each pulse counts.
+        let s = if b > 0.0 { b * b } else { 0.0 };
+        self.sq.push(s);
+        let n = (i + 1) as f64;
+        self.mean_sq += (s - self.mean_sq) / n.min(20.0 * self.fs);
+        self.sum_peak += s;
+        self.sum_beat += s;
+        if i >= self.n_peak {
+            self.sum_peak -= self.sq.get(i - self.n_peak);
+        }
+        if i >= self.n_beat {
+            self.sum_beat -= self.sq.get(i - self.n_beat);
+        }
+        self.ma_peak.push(self.sum_peak.max(0.0) / (i + 1).min(self.n_peak) as f64);
+        self.ma_beat.push(self.sum_beat.max(0.0) / (i + 1).min(self.n_beat) as f64);
+        while self.next_candidate + self.lag_beat <= i {
+            let c = self.next_candidate;
+            self.next_candidate += 1;
+            self.examine(c, beats);
+        }
+    }
+
+    fn examine(&mut self, i: u64, beats: &mut Vec<Beat>) {
+        let beta = 0.02;
+        let inside = self.ma_peak.get(i + self.lag_peak) > self.ma_beat.get(i + self.lag_beat) + beta * self.mean_sq;
+        match (inside, self.block_start) {
+            (true, None) => self.block_start = Some(i),
+            (false, Some(s)) => {
+                self.block_start = None;
+                if i - s < self.min_width {
+                    return;
+                }
+                let p = self.band.argmax_by(s, i - 1, |v| v);
+                if self.last_peak.is_some_and(|q| p < q + self.min_gap) {
+                    return;
+                }
+                let lo = p.saturating_sub(self.max_rise).max(self.last_peak.map_or(0, |q| q + 1));
+                let foot = self.shape.argmax_by(lo, p, |v| -v);
+                let amplitude = self.shape.get(p) - self.shape.get(foot);
+                self.last_peak = Some(p);
+                beats.push(Beat { index: p, amplitude, foot });
             }
             _ => {}
         }
     }
+}
+
+/// R-peak sample indices of a whole ECG record at `fs` Hz.
+pub fn detect_ecg(ecg: &[f32], fs: f64) -> Vec<usize> {
+    let mut beats = Vec::new();
+    let mut detector = EcgDetector::new(fs);
+    detector.process(ecg, &mut beats);
+    detector.finish(&mut beats);
+    beats.into_iter().map(|b| b.index as usize).collect()
+}
+
+/// Systolic peaks of a whole PPG record at `fs` Hz.
+pub fn detect_ppg(ppg: &[f32], fs: f64) -> Vec<Beat> {
+    let mut beats = Vec::new();
+    PpgDetector::new(fs).process(ppg, &mut beats);
+    beats
 }
 
 #[cfg(test)]
@@ -215,8 +439,7 @@ mod tests {
     fn ecg_peaks_found_at_several_rates() {
         for fs in [100.0, 130.0, 360.0, 1000.0] {
             let (x, truth) = synthetic_ecg(fs, 20.0, 0.8);
-            let mut peaks = Vec::new();
-            detect_ecg(&x, fs, &mut BeatScratch::default(), &mut peaks);
+            let peaks = detect_ecg(&x, fs);
             assert_eq!(peaks.len(), truth.len(), "fs {fs}: {peaks:?}");
             for (p, t) in peaks.iter().zip(&truth) {
                 assert!((*p as f64 - *t as f64).abs() <= 0.02 * fs, "fs {fs}: {p} vs {t}");
@@ -226,16 +449,12 @@ mod tests {
 
     #[test]
     fn degenerate_inputs_give_no_peaks_and_no_panic() {
-        let mut peaks = vec![1];
-        let mut s = BeatScratch::default();
-        detect_ecg(&[], 360.0, &mut s, &mut peaks);
-        assert!(peaks.is_empty());
-        detect_ecg(&[0.0; 3600], 360.0, &mut s, &mut peaks);
-        assert!(peaks.is_empty());
-        detect_ecg(&[f32::NAN; 3600], 360.0, &mut s, &mut peaks);
-        assert!(peaks.is_empty());
-        detect_ppg(&[1.0; 640], 64.0, &mut s, &mut peaks);
-        assert!(peaks.is_empty());
+        assert!(detect_ecg(&[], 360.0).is_empty());
+        assert!(detect_ecg(&[0.0; 3600], 360.0).is_empty());
+        assert!(detect_ecg(&[f32::NAN; 3600], 360.0).is_empty());
+        assert!(detect_ecg(&[1.0; 3600], 30.0).is_empty());
+        assert!(detect_ppg(&[1.0; 640], 64.0).is_empty());
+        assert!(detect_ppg(&[f32::NAN; 640], 64.0).is_empty());
     }
 
     #[test]
@@ -249,11 +468,39 @@ mod tests {
                 (if ph < 0.15 { ph / 0.15 } else { (-(ph - 0.15) * 4.0).exp() }) as f32
             })
             .collect();
-        let mut peaks = Vec::new();
-        detect_ppg(&x, fs, &mut BeatScratch::default(), &mut peaks);
+        let pulses = detect_ppg(&x, fs);
+        let peaks: Vec<u64> = pulses.iter().map(|b| b.index).collect();
         let expected = 20.0 / 0.75;
         assert!((peaks.len() as f64 - expected).abs() <= 2.0, "{} peaks", peaks.len());
-        let rr: Vec<usize> = peaks.windows(2).map(|w| w[1] - w[0]).collect();
+        let rr: Vec<u64> = peaks.windows(2).map(|w| w[1] - w[0]).collect();
         assert!(rr.iter().all(|&d| (d as f64 - 0.75 * fs).abs() <= 3.0), "{rr:?}");
+        // The upstroke lasts 0.15 × 0.75 s ≈ 0.11 s; the band-pass smears it a little. (The
+        // first pulses' feet lie in the 0.5 Hz high-pass's start-up, its first second.)
+        for b in &pulses[3..] {
+            let rise = (b.index - b.foot) as f64 / fs;
+            assert!((0.05..=0.25).contains(&rise), "rise {rise} s at {}", b.index);
+            assert!(b.amplitude > 0.0);
+        }
+    }
+
+    #[test]
+    fn chunking_does_not_change_the_beats() {
+        let fs = 250.0;
+        let (x, _) = synthetic_ecg(fs, 30.0, 0.7);
+        let whole = detect_ecg(&x, fs);
+        let mut det = EcgDetector::new(fs);
+        let mut beats = Vec::new();
+        let mut rest = &x[..];
+        let mut k = 1;
+        while !rest.is_empty() {
+            let take = (k * 37 % 300).clamp(1, rest.len());
+            det.process(&rest[..take], &mut beats);
+            rest = &rest[take..];
+            k += 1;
+        }
+        det.finish(&mut beats);
+        let chunked: Vec<usize> = beats.iter().map(|b| b.index as usize).collect();
+        assert_eq!(whole, chunked);
+        assert!(whole.len() > 35);
     }
 }

@@ -136,6 +136,105 @@ pub fn slope_per_s(values: &[f32], fs: f64) -> Option<f64> {
     (n >= 2.0 && den > 0.0).then(|| (n * sxy - sx * sy) / den)
 }
 
+/// The newest values of a derived signal, addressed by absolute sample number: a fixed ring so
+/// streaming detectors can look back (refinement, search-back) without growing.
+#[derive(Debug, Clone)]
+pub struct History {
+    buf: Vec<f64>,
+    /// Absolute number of the next value to be pushed.
+    next: u64,
+}
+
+impl History {
+    pub fn new(capacity: usize) -> Self {
+        History { buf: vec![0.0; capacity.max(1)], next: 0 }
+    }
+
+    #[inline]
+    pub fn push(&mut self, v: f64) {
+        let cap = self.buf.len() as u64;
+        self.buf[(self.next % cap) as usize] = v;
+        self.next += 1;
+    }
+
+    /// Number of values ever pushed (the newest is `len() - 1`).
+    pub fn len(&self) -> u64 {
+        self.next
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.next == 0
+    }
+
+    /// Oldest absolute index still held.
+    pub fn oldest(&self) -> u64 {
+        self.next.saturating_sub(self.buf.len() as u64)
+    }
+
+    /// Value `i`; indices outside what is held are clamped to the nearest held one.
+    #[inline]
+    pub fn get(&self, i: u64) -> f64 {
+        if self.next == 0 {
+            return 0.0;
+        }
+        let i = i.clamp(self.oldest(), self.next - 1);
+        self.buf[(i % self.buf.len() as u64) as usize]
+    }
+
+    /// Index of the value in `[lo, hi]` (clamped to what is held) that maximises `key`; the first
+    /// one on ties.
+    pub fn argmax_by(&self, lo: u64, hi: u64, key: impl Fn(f64) -> f64) -> u64 {
+        let lo = lo.max(self.oldest());
+        let hi = hi.min(self.next.saturating_sub(1)).max(lo);
+        let mut best = (lo, f64::NEG_INFINITY);
+        for i in lo..=hi {
+            let k = key(self.get(i));
+            if k > best.1 {
+                best = (i, k);
+            }
+        }
+        best.0
+    }
+
+    /// Largest value in `[lo, hi]` (clamped).
+    pub fn max_in(&self, lo: u64, hi: u64) -> f64 {
+        let lo = lo.max(self.oldest());
+        (lo..=hi.min(self.next.saturating_sub(1))).map(|i| self.get(i)).fold(f64::NEG_INFINITY, f64::max)
+    }
+}
+
+/// Holds the last finite sample so a NaN or infinity cannot poison a filter's state.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FiniteHold {
+    last: Option<f64>,
+}
+
+impl FiniteHold {
+    /// The sample, or the last finite one; `(value, first)` where `first` is true for the first
+    /// finite sample of the stream (filters settle on it). Before any finite sample: `None`.
+    #[inline]
+    pub fn take(&mut self, x: f32) -> Option<(f64, bool)> {
+        if x.is_finite() {
+            let first = self.last.is_none();
+            self.last = Some(x as f64);
+            Some((x as f64, first))
+        } else {
+            self.last.map(|v| (v, false))
+        }
+    }
+
+    /// The held sample, settling `filters` on the stream's first finite value (as if it had
+    /// lasted forever, so the start does not ring). `None` before any finite sample.
+    #[inline]
+    pub fn next(&mut self, x: f32, filters: &mut [&mut Biquad]) -> Option<f64> {
+        let (v, first) = self.take(x)?;
+        if first {
+            filters.iter_mut().for_each(|f| f.settle(v));
+        }
+        Some(v)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -140,29 +140,33 @@ fn band_power(t: &[f64], x: &[f64], f_lo: f64, f_hi: f64, trig: &mut Vec<(f64, f
     let mut power = 0.0;
     let mut f = f_lo + df / 2.0;
     while f < f_hi {
-        let w = 2.0 * std::f64::consts::PI * f;
-        // One sin_cos per beat and frequency: the 2ωt sums and the shift by τ follow from
-        // double-angle and difference identities.
-        trig.clear();
-        trig.extend(t.iter().map(|&ti| (w * ti).sin_cos()));
-        let (s2, c2) = trig.iter().fold((0.0, 0.0), |(s, c), &(sn, cs)| (s + 2.0 * sn * cs, c + cs * cs - sn * sn));
-        let (sin_wt, cos_wt) = (0.5 * s2.atan2(c2)).sin_cos(); // ωτ
-        let (mut xc, mut xs, mut cc, mut ss) = (0.0, 0.0, 0.0, 0.0);
-        for (&(sn0, cs0), &xi) in trig.iter().zip(x) {
-            let sn = sn0 * cos_wt - cs0 * sin_wt;
-            let cs = cs0 * cos_wt + sn0 * sin_wt;
-            xc += xi * cs;
-            xs += xi * sn;
-            cc += cs * cs;
-            ss += sn * sn;
-        }
         // Classical Lomb–Scargle P(f) of a sinusoid of amplitude A is A²n/4 and its spectral line
         // is about 1/T wide, so P·2T/n is a one-sided PSD (ms²/Hz) whose integral is the variance.
-        let p = 0.5 * (xc * xc / cc.max(1e-12) + xs * xs / ss.max(1e-12));
-        power += p * 2.0 * duration / n * df;
+        power += lomb_scargle(t, x, f, trig) * 2.0 * duration / n * df;
         f += df;
     }
     power
+}
+
+/// The classical Lomb–Scargle periodogram of zero-mean `x` at times `t` (s), at `f` Hz.
+pub(crate) fn lomb_scargle(t: &[f64], x: &[f64], f: f64, trig: &mut Vec<(f64, f64)>) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * f;
+    // One sin_cos per sample and frequency: the 2ωt sums and the shift by τ follow from
+    // double-angle and difference identities.
+    trig.clear();
+    trig.extend(t.iter().map(|&ti| (w * ti).sin_cos()));
+    let (s2, c2) = trig.iter().fold((0.0, 0.0), |(s, c), &(sn, cs)| (s + 2.0 * sn * cs, c + cs * cs - sn * sn));
+    let (sin_wt, cos_wt) = (0.5 * s2.atan2(c2)).sin_cos(); // ωτ
+    let (mut xc, mut xs, mut cc, mut ss) = (0.0, 0.0, 0.0, 0.0);
+    for (&(sn0, cs0), &xi) in trig.iter().zip(x) {
+        let sn = sn0 * cos_wt - cs0 * sin_wt;
+        let cs = cs0 * cos_wt + sn0 * sin_wt;
+        xc += xi * cs;
+        xs += xi * sn;
+        cc += cs * cs;
+        ss += sn * sn;
+    }
+    0.5 * (xc * xc / cc.max(1e-12) + xs * xs / ss.max(1e-12))
 }
 
 #[cfg(test)]

@@ -1,24 +1,37 @@
-//! Turns a closed [`Window`] into a named feature vector with per-modality quality.
+//! Turns the stream of closed [`Window`]s into named feature vectors with per-modality quality.
 //!
 //! The feature set is fixed and named ([`FEATURE_NAMES`]); a model manifest lists the names it
 //! needs, and the daemon checks at start-up that the configured channels can produce them. A
 //! feature that cannot be computed in a window (channel absent, too few beats, signal flat) is
 //! `NaN`, never a guess; the fusion stage decides what to do with it.
 //!
-//! Architecture invariant: pure and synchronous — no I/O, no tokio. The large buffers (filtered
-//! signals, beats) are reused across windows; what is still allocated per window is small (quality
-//! flags, an RR mask). The signal-processing issue makes the stage streaming and allocation-free.
+//! Streaming: each channel has a processor (beat detector, EDA, respiration, running block
+//! statistics) that sees only the window's *fresh* samples — those no earlier window held — and
+//! keeps the events it found (beats, SCRs, breaths) for as long as a window can still contain
+//! them. A window's features are then read from events and block summaries: a hop costs what its
+//! new samples cost plus a pass over the window's events (tens of beats), never a pass over the
+//! window's samples. Nothing is allocated per hop once the buffers have grown to a window's worth.
+//!
+//! Architecture invariant: pure and synchronous — no I/O, no tokio.
 
 pub mod beats;
 pub mod dsp;
+pub mod eda;
 pub mod hrv;
+pub mod resp;
+pub mod stats;
 
 use crate::signal::Modality;
 use crate::window::{ChannelWindow, Window};
+use beats::{Beat, EcgDetector, PpgDetector};
+use eda::{EdaStream, Scr};
+use resp::RespStream;
 use serde::Serialize;
+use stats::{RunningStats, Summary};
+use std::collections::VecDeque;
 
 /// Every feature the stage computes, in vector order. Names carry their unit.
-pub const FEATURE_NAMES: [&str; 25] = [
+pub const FEATURE_NAMES: [&str; 32] = [
     "hr_mean_bpm",
     "hr_std_bpm",
     "hrv_sdnn_ms",
@@ -29,14 +42,19 @@ pub const FEATURE_NAMES: [&str; 25] = [
     "hrv_lf_hf",
     "beats_n",
     "beats_rejected",
+    "ppg_rise_ms",
+    "ppg_amp_cv",
     "eda_mean_us",
     "eda_std_us",
     "eda_min_us",
     "eda_slope_us_per_min",
+    "eda_tonic_us",
     "scr_count",
     "scr_rate_per_min",
     "scr_amp_mean_us",
+    "scr_rise_s",
     "resp_rate_bpm",
+    "resp_rate_cardiac_bpm",
     "temp_mean_c",
     "temp_slope_c_per_min",
     "acc_mag_mean_g",
@@ -44,6 +62,8 @@ pub const FEATURE_NAMES: [&str; 25] = [
     "acc_enmo_g",
     "quality_cardiac",
     "quality_eda",
+    "quality_resp",
+    "motion",
 ];
 
 /// Index of a feature by name.
@@ -53,25 +73,88 @@ pub fn feature_index(name: &str) -> Option<usize> {
 
 /// Which modalities can feed a feature (any one of them suffices).
 pub fn feature_sources(name: &str) -> &'static [Modality] {
+    const CARDIAC: &[Modality] = &[Modality::Ecg, Modality::Ppg];
+    match name {
+        "resp_rate_cardiac_bpm" | "quality_cardiac" => return CARDIAC,
+        "quality_eda" => return &[Modality::Eda],
+        "quality_resp" => return &[Modality::Resp],
+        "motion" => return &[Modality::Acc, Modality::Ppg],
+        _ => {}
+    }
     match name.split('_').next().unwrap_or("") {
-        "hr" | "hrv" | "beats" => &[Modality::Ecg, Modality::Ppg],
+        "hr" | "hrv" | "beats" => CARDIAC,
+        "ppg" => &[Modality::Ppg],
         "eda" | "scr" => &[Modality::Eda],
         "resp" => &[Modality::Resp],
         "temp" => &[Modality::Temp],
         "acc" => &[Modality::Acc],
-        _ if name == "quality_cardiac" => &[Modality::Ecg, Modality::Ppg],
-        _ if name == "quality_eda" => &[Modality::Eda],
         _ => &[],
     }
 }
 
+/// Why a channel's quality is below 1; a small set, carried as bits so windows do not allocate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Flags(u16);
+
+impl Flags {
+    /// Samples the nominal rate promised never arrived.
+    pub const GAP: Flags = Flags(1);
+    /// NaN or infinite samples.
+    pub const NON_FINITE: Flags = Flags(2);
+    /// No variation at all: sensor off or disconnected.
+    pub const FLATLINE: Flags = Flags(4);
+    /// Over 1 % of samples sit exactly on the window's extremes: the ADC saturates.
+    pub const CLIPPING: Flags = Flags(8);
+    /// Over 20 % of the beat intervals fail the plausibility checks.
+    pub const IMPLAUSIBLE_RR: Flags = Flags(16);
+    /// EDA under 0.05 µS: the electrodes are not on skin.
+    pub const NO_CONTACT: Flags = Flags(32);
+    /// The wearer moved (accelerometer) while a motion-sensitive signal was recorded.
+    pub const MOTION: Flags = Flags(64);
+    /// Pulse amplitudes vary beyond what the circulation does: artefacts in the PPG.
+    pub const PULSE_ARTIFACT: Flags = Flags(128);
+
+    const NAMES: [(Flags, &'static str); 8] = [
+        (Flags::GAP, "gap"),
+        (Flags::NON_FINITE, "non_finite"),
+        (Flags::FLATLINE, "flatline"),
+        (Flags::CLIPPING, "clipping"),
+        (Flags::IMPLAUSIBLE_RR, "implausible_rr"),
+        (Flags::NO_CONTACT, "no_contact"),
+        (Flags::MOTION, "motion"),
+        (Flags::PULSE_ARTIFACT, "pulse_artifact"),
+    ];
+
+    pub fn contains(self, f: Flags) -> bool {
+        self.0 & f.0 == f.0
+    }
+
+    pub fn insert(&mut self, f: Flags) {
+        self.0 |= f.0;
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The flags' names, in a fixed order.
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        Self::NAMES.into_iter().filter(move |(f, _)| self.contains(*f)).map(|(_, n)| n)
+    }
+}
+
+impl Serialize for Flags {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.names())
+    }
+}
+
 /// Signal quality of one modality in one window, 0 (unusable) to 1 (clean).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
 pub struct Quality {
     pub modality: Modality,
     pub score: f32,
-    /// Why the score is below 1, e.g. `gap`, `flatline`, `clipping`, `non_finite`, `implausible_rr`.
-    pub flags: Vec<&'static str>,
+    pub flags: Flags,
 }
 
 /// The features of one window.
@@ -85,6 +168,10 @@ pub struct FeatureVector {
 }
 
 impl FeatureVector {
+    pub fn empty() -> Self {
+        FeatureVector { values: [f32::NAN; FEATURE_NAMES.len()], quality: Vec::new(), cardiac_source: None }
+    }
+
     pub fn get(&self, name: &str) -> Option<f32> {
         feature_index(name).map(|i| self.values[i])
     }
@@ -93,16 +180,138 @@ impl FeatureVector {
         let i = feature_index(name).expect("feature name in FEATURE_NAMES");
         self.values[i] = v as f32;
     }
+
+    fn reset(&mut self) {
+        self.values = [f32::NAN; FEATURE_NAMES.len()];
+        self.quality.clear();
+        self.cardiac_source = None;
+    }
 }
 
-/// Reusable state of the feature stage for one subject.
+/// What a channel's processor finds, kept while a window can still contain it.
+#[derive(Debug)]
+enum Processor {
+    Ecg(EcgDetector, VecDeque<Beat>),
+    Ppg(PpgDetector, VecDeque<Beat>),
+    Eda {
+        stream: EdaStream,
+        tonic: RunningStats,
+        scrs: VecDeque<Scr>,
+        found: Vec<Scr>,
+    },
+    Resp {
+        stream: RespStream,
+        breaths: VecDeque<u64>,
+        found: Vec<u64>,
+    },
+    /// Temperature, accelerometer axes and anything else: block statistics only.
+    Plain,
+}
+
+/// Streaming state of one window channel.
+#[derive(Debug)]
+struct ChannelState {
+    modality: Modality,
+    rate_hz: f64,
+    stats: RunningStats,
+    processor: Processor,
+}
+
+impl ChannelState {
+    fn new(ch: &ChannelWindow, hop_samples: usize) -> Self {
+        let fs = ch.spec.rate_hz;
+        let keep = ch.values.len().max(1);
+        let processor = match ch.spec.modality {
+            Modality::Ecg => Processor::Ecg(EcgDetector::new(fs), VecDeque::new()),
+            Modality::Ppg => Processor::Ppg(PpgDetector::new(fs), VecDeque::new()),
+            Modality::Eda => Processor::Eda {
+                stream: EdaStream::new(fs),
+                tonic: RunningStats::new(hop_samples, keep),
+                scrs: VecDeque::new(),
+                found: Vec::new(),
+            },
+            Modality::Resp => {
+                Processor::Resp { stream: RespStream::new(fs), breaths: VecDeque::new(), found: Vec::new() }
+            }
+            _ => Processor::Plain,
+        };
+        ChannelState { modality: ch.spec.modality, rate_hz: fs, stats: RunningStats::new(hop_samples, keep), processor }
+    }
+
+    /// Feed the window's fresh samples, then forget events that no later window can contain.
+    fn advance(&mut self, fresh: &[f32], window_len: usize, beats: &mut Vec<Beat>) {
+        for &x in fresh {
+            self.stats.push(x);
+        }
+        let from = self.stats.total().saturating_sub(window_len as u64);
+        match &mut self.processor {
+            Processor::Ecg(det, kept) => {
+                beats.clear();
+                det.process(fresh, beats);
+                kept.extend(beats.iter().copied());
+                prune(kept, |b| b.index < from);
+            }
+            Processor::Ppg(det, kept) => {
+                beats.clear();
+                det.process(fresh, beats);
+                kept.extend(beats.iter().copied());
+                prune(kept, |b| b.foot < from);
+            }
+            Processor::Eda { stream, tonic, scrs, found } => {
+                found.clear();
+                for &x in fresh {
+                    let sample = stream.push(x, found);
+                    tonic.push(sample.map_or(f32::NAN, |s| s.tonic as f32));
+                }
+                scrs.extend(found.iter().copied());
+                prune(scrs, |s| s.onset < from);
+            }
+            Processor::Resp { stream, breaths, found } => {
+                found.clear();
+                stream.process(fresh, found);
+                breaths.extend(found.iter().copied());
+                prune(breaths, |&b| b < from);
+            }
+            Processor::Plain => {}
+        }
+    }
+
+    /// First sample number of the current window of `len` samples.
+    fn window_from(&self, len: usize) -> u64 {
+        self.stats.total().saturating_sub(len as u64)
+    }
+}
+
+fn prune<T>(q: &mut VecDeque<T>, old: impl Fn(&T) -> bool) {
+    while q.front().is_some_and(&old) {
+        q.pop_front();
+    }
+}
+
+/// Reusable state of the feature stage for one subject: one streaming processor per channel.
 #[derive(Debug, Default)]
 pub struct FeatureExtractor {
-    scratch: beats::BeatScratch,
+    channels: Vec<Option<ChannelState>>,
+    /// Window hop in seconds, for block sizes (block statistics merge one block per hop).
+    hop_s: Option<f64>,
+    out: Option<FeatureVector>,
+    // Scratch reused every window.
+    fresh_beats: Vec<Beat>,
+    window_beats: Vec<Beat>,
     peaks: Vec<usize>,
     hrv: hrv::HrvScratch,
-    buf: Vec<f64>,
-    mag: Vec<f32>,
+    derived: resp::DerivedScratch,
+    acc_mag: Option<AccState>,
+    amps: Vec<f64>,
+}
+
+/// Streaming magnitude statistics over the accelerometer axes (same sensor, same rate).
+#[derive(Debug)]
+struct AccState {
+    rate_hz: f64,
+    axes: usize,
+    mag: RunningStats,
+    enmo: RunningStats,
 }
 
 impl FeatureExtractor {
@@ -110,51 +319,114 @@ impl FeatureExtractor {
         Self::default()
     }
 
-    /// Compute every feature the window's channels allow.
-    pub fn extract(&mut self, window: &Window) -> FeatureVector {
-        let mut fv =
-            FeatureVector { values: [f32::NAN; FEATURE_NAMES.len()], quality: Vec::new(), cardiac_source: None };
-        let first = |m: Modality| window.channels.iter().find(|c| c.spec.modality == m && !c.values.is_empty());
-        // ECG is preferred over PPG when both are worn: sharper beats, less motion artefact.
-        if let Some(ch) = first(Modality::Ecg).or_else(|| first(Modality::Ppg)) {
-            self.cardiac(ch, &mut fv);
-        }
-        if let Some(ch) = first(Modality::Eda) {
-            self.eda(ch, &mut fv);
-        }
-        if let Some(ch) = first(Modality::Resp) {
-            self.resp(ch, &mut fv);
-        }
-        if let Some(ch) = first(Modality::Temp) {
-            self.temp(ch, &mut fv);
-        }
-        let acc: Vec<&ChannelWindow> =
-            window.channels.iter().filter(|c| c.spec.modality == Modality::Acc && !c.values.is_empty()).collect();
-        if !acc.is_empty() {
-            self.acc(&acc, &mut fv);
-        }
-        fv
+    /// A hint of the hop in seconds (from `[window]`), so block statistics merge per hop.
+    pub fn with_hop(hop_s: f64) -> Self {
+        FeatureExtractor { hop_s: Some(hop_s), ..Self::default() }
     }
 
-    fn cardiac(&mut self, ch: &ChannelWindow, fv: &mut FeatureVector) {
+    /// Compute every feature the window's channels allow. Windows must come in order; each
+    /// channel's `fresh` samples are fed to its processor exactly once.
+    pub fn extract(&mut self, window: &Window) -> &FeatureVector {
+        let mut fv = self.out.take().unwrap_or_else(FeatureVector::empty);
+        fv.reset();
+        if self.channels.len() != window.channels.len() {
+            self.channels.resize_with(window.channels.len(), || None);
+        }
+        let hop_s = self.hop_s.unwrap_or(window.end - window.start).max(1e-3);
+        for (state, ch) in self.channels.iter_mut().zip(&window.channels) {
+            // A new channel, or one whose rate or kind changed (a device reconfigured): start
+            // over on this window's samples.
+            let stale = state.as_ref().is_none_or(|s| s.rate_hz != ch.spec.rate_hz || s.modality != ch.spec.modality);
+            let fresh = if stale {
+                *state = Some(ChannelState::new(ch, ((hop_s * ch.spec.rate_hz).round() as usize).max(1)));
+                &ch.values[..]
+            } else {
+                &ch.values[ch.values.len() - ch.fresh.min(ch.values.len())..]
+            };
+            state.as_mut().expect("state just set").advance(fresh, ch.values.len(), &mut self.fresh_beats);
+        }
+        self.accelerometer(window, hop_s, &mut fv);
+        let motion = fv.get("motion").is_some_and(|m| m > 0.5);
+        // ECG is preferred over PPG for the heart when both are worn: sharper beats, less motion
+        // artefact. PPG still gives its pulse-shape features.
+        let find = |m: Modality| window.channels.iter().position(|c| c.spec.modality == m && !c.values.is_empty());
+        let (ecg, ppg) = (find(Modality::Ecg), find(Modality::Ppg));
+        if let Some(k) = ppg {
+            self.pulse_shape(k, window, &mut fv);
+        }
+        if let Some(k) = ecg.or(ppg) {
+            self.cardiac(k, window, motion, &mut fv);
+        }
+        if let Some(k) = find(Modality::Eda) {
+            self.eda(k, window, &mut fv);
+        }
+        if let Some(k) = find(Modality::Resp) {
+            self.resp(k, window, &mut fv);
+        }
+        if let Some(k) = find(Modality::Temp) {
+            let ch = &window.channels[k];
+            let st = self.channels[k].as_ref().expect("state per channel");
+            let sum = summarise(st, ch);
+            if let Some(mean) = sum.mean() {
+                fv.set("temp_mean_c", mean);
+            }
+            if let Some(s) = sum.slope_per_sample() {
+                fv.set("temp_slope_c_per_min", s * ch.spec.rate_hz * 60.0);
+            }
+            let flags = basic_flags(ch, &sum);
+            fv.quality.push(Quality { modality: Modality::Temp, score: ch.coverage(), flags });
+        }
+        self.out = Some(fv);
+        self.out.as_ref().expect("just stored")
+    }
+
+    /// The beats of window channel `k` that lie in the current window, into `window_beats`,
+    /// and their window-relative peak indices into `peaks`.
+    fn collect_beats(&mut self, k: usize, window: &Window) {
+        let st = self.channels[k].as_ref().expect("state per channel");
+        let from = st.window_from(window.channels[k].values.len());
+        self.window_beats.clear();
+        self.peaks.clear();
+        if let Processor::Ecg(_, kept) | Processor::Ppg(_, kept) = &st.processor {
+            for b in kept.iter().filter(|b| b.index >= from) {
+                self.window_beats.push(*b);
+                self.peaks.push((b.index - from) as usize);
+            }
+        }
+    }
+
+    fn cardiac(&mut self, k: usize, window: &Window, motion: bool, fv: &mut FeatureVector) {
+        self.collect_beats(k, window);
+        let ch = &window.channels[k];
         let fs = ch.spec.rate_hz;
         let modality = ch.spec.modality;
         fv.cardiac_source = Some(modality);
-        if modality == Modality::Ecg {
-            beats::detect_ecg(&ch.values, fs, &mut self.scratch, &mut self.peaks);
-        } else {
-            beats::detect_ppg(&ch.values, fs, &mut self.scratch, &mut self.peaks);
-        }
         let hrv = hrv::from_peaks(&self.peaks, fs, hrv::HrvOptions::default(), &mut self.hrv);
         let intervals = self.peaks.len().saturating_sub(1);
         fv.set("beats_n", self.peaks.len() as f64);
         fv.set("beats_rejected", hrv.corrected as f64);
-        let mut flags = window_flags(ch);
+        let st = self.channels[k].as_ref().expect("state per channel");
+        let mut flags = basic_flags(ch, &summarise(st, ch));
         let rr_ok = if intervals > 0 { (intervals - hrv.corrected) as f32 / intervals as f32 } else { 0.0 };
         if rr_ok < 0.8 {
-            flags.push("implausible_rr");
+            flags.insert(Flags::IMPLAUSIBLE_RR);
         }
-        let score = (ch.coverage() * rr_ok * if flags.contains(&"flatline") { 0.0 } else { 1.0 }).clamp(0.0, 1.0);
+        let mut score = ch.coverage() * rr_ok;
+        if flags.contains(Flags::FLATLINE) {
+            score = 0.0;
+        }
+        if modality == Modality::Ppg {
+            // Movement corrupts the optical pulse far more than it does the ECG.
+            if motion {
+                flags.insert(Flags::MOTION);
+                score *= 0.5;
+            }
+            if fv.get("ppg_amp_cv").is_some_and(|cv| cv > PULSE_AMPLITUDE_CV_MAX) {
+                flags.insert(Flags::PULSE_ARTIFACT);
+                score *= 0.5;
+            }
+        }
+        let score = score.clamp(0.0, 1.0);
         fv.quality.push(Quality { modality, score, flags });
         fv.set("quality_cardiac", score as f64);
         // Too few clean beats leave HR/HRV as NaN (hrv::from_peaks decides), never a guess.
@@ -166,140 +438,203 @@ impl FeatureExtractor {
         fv.set("hrv_lf_ms2", hrv.lf_ms2);
         fv.set("hrv_hf_ms2", hrv.hf_ms2);
         fv.set("hrv_lf_hf", hrv.lf_hf);
+        if let Some(rate) = resp::derived_rate_bpm(&self.window_beats, fs, &mut self.derived) {
+            fv.set("resp_rate_cardiac_bpm", rate);
+        }
     }
 
-    fn eda(&mut self, ch: &ChannelWindow, fv: &mut FeatureVector) {
+    /// Pulse shape of a PPG channel: rise time (foot to systolic peak) and amplitude variability.
+    fn pulse_shape(&mut self, k: usize, window: &Window, fv: &mut FeatureVector) {
+        self.collect_beats(k, window);
+        let fs = window.channels[k].spec.rate_hz;
+        if self.window_beats.len() < 5 {
+            return;
+        }
+        let rise = self.window_beats.iter().map(|b| (b.index - b.foot) as f64 / fs * 1000.0);
+        fv.set("ppg_rise_ms", median(&mut self.amps, rise));
+        self.amps.clear();
+        self.amps.extend(self.window_beats.iter().map(|b| b.amplitude));
+        if let Some((mean, std)) = dsp::mean_std(self.amps.iter().copied()) {
+            if mean > 0.0 {
+                fv.set("ppg_amp_cv", std / mean);
+            }
+        }
+    }
+
+    fn eda(&mut self, k: usize, window: &Window, fv: &mut FeatureVector) {
+        let ch = &window.channels[k];
         let fs = ch.spec.rate_hz;
-        let minutes = ch.values.len() as f64 / fs / 60.0;
-        let mut flags = window_flags(ch);
-        if let Some((mean, std)) = dsp::mean_std(ch.values.iter().map(|&v| v as f64)) {
+        let st = self.channels[k].as_ref().expect("state per channel");
+        let sum = summarise(st, ch);
+        let mut flags = basic_flags(ch, &sum);
+        if let (Some(mean), Some(std)) = (sum.mean(), sum.std()) {
             fv.set("eda_mean_us", mean);
             fv.set("eda_std_us", std);
+            fv.set("eda_min_us", sum.min as f64);
             if mean < 0.05 {
                 // Below 0.05 µS the electrodes are not on skin.
-                flags.push("no_contact");
+                flags.insert(Flags::NO_CONTACT);
             }
         }
-        let min = ch.values.iter().copied().filter(|v| v.is_finite()).fold(f32::INFINITY, f32::min);
-        if min.is_finite() {
-            fv.set("eda_min_us", min as f64);
+        if let Some(s) = sum.slope_per_sample() {
+            fv.set("eda_slope_us_per_min", s * fs * 60.0);
         }
-        if let Some(s) = dsp::slope_per_s(&ch.values, fs) {
-            fv.set("eda_slope_us_per_min", s * 60.0);
-        }
-        // SCRs: rises of at least 0.01 µS from a trough to the next peak of the 1 Hz low-passed
-        // signal, rise time 0.5–5 s (Boucsein's conventional amplitude and timing criteria).
-        dsp::lowpass(&ch.values, fs, 1.0, &mut self.buf);
-        let x = &self.buf;
-        let (mut count, mut amp_sum) = (0usize, 0.0);
-        let mut trough: Option<usize> = None;
-        for i in 1..x.len().saturating_sub(1) {
-            if x[i] <= x[i - 1] && x[i] < x[i + 1] {
-                trough = Some(i);
-            } else if x[i] >= x[i - 1] && x[i] > x[i + 1] {
-                if let Some(t) = trough.take() {
-                    let amp = x[i] - x[t];
-                    let rise = (i - t) as f64 / fs;
-                    if amp >= 0.01 && (0.5..=5.0).contains(&rise) {
-                        count += 1;
-                        amp_sum += amp;
-                    }
-                }
+        let from = st.window_from(ch.values.len());
+        if let Processor::Eda { tonic, scrs, .. } = &st.processor {
+            // The tonic series is not in the window; its cut block is rebuilt from the raw values
+            // by reading the tonic filter's past output, which the running stats still hold whole
+            // except at the window's very start: use block summaries only (exact for whole blocks).
+            if let Some(m) = tonic.window_blocks(ch.values.len()).mean() {
+                fv.set("eda_tonic_us", m);
+            }
+            let (mut count, mut amp, mut rise) = (0usize, 0.0, 0.0);
+            for s in scrs.iter().filter(|s| s.onset >= from) {
+                count += 1;
+                amp += s.amplitude;
+                rise += s.rise_s;
+            }
+            let minutes = ch.values.len() as f64 / fs / 60.0;
+            fv.set("scr_count", count as f64);
+            if minutes > 0.0 {
+                fv.set("scr_rate_per_min", count as f64 / minutes);
+            }
+            fv.set("scr_amp_mean_us", if count > 0 { amp / count as f64 } else { 0.0 });
+            if count > 0 {
+                fv.set("scr_rise_s", rise / count as f64);
             }
         }
-        fv.set("scr_count", count as f64);
-        if minutes > 0.0 {
-            fv.set("scr_rate_per_min", count as f64 / minutes);
-        }
-        fv.set("scr_amp_mean_us", if count > 0 { amp_sum / count as f64 } else { 0.0 });
-        let score = if flags.iter().any(|f| *f == "flatline" || *f == "no_contact") { 0.0 } else { ch.coverage() };
+        let score =
+            if flags.contains(Flags::FLATLINE) || flags.contains(Flags::NO_CONTACT) { 0.0 } else { ch.coverage() };
         fv.set("quality_eda", score as f64);
         fv.quality.push(Quality { modality: Modality::Eda, score, flags });
     }
 
-    fn resp(&mut self, ch: &ChannelWindow, fv: &mut FeatureVector) {
-        let fs = ch.spec.rate_hz;
-        // Breathing lies in 0.1–0.7 Hz (6–42 breaths/min); count upward zero crossings with a
-        // hysteresis of 20 % of the signal's spread so noise near zero does not add breaths.
-        dsp::bandpass(&ch.values, fs, 0.1, 0.7, &mut self.buf);
-        let x = &self.buf[(fs * 2.0).min(self.buf.len() as f64) as usize..];
-        let flags = window_flags(ch);
-        if let Some((_, sd)) = dsp::mean_std(x.iter().copied()) {
-            let h = 0.2 * sd;
-            let mut below = false;
-            let mut crossings: Vec<usize> = Vec::new();
-            for (i, &v) in x.iter().enumerate() {
-                if v < -h {
-                    below = true;
-                } else if v > h && below {
-                    crossings.push(i);
-                    below = false;
+    fn resp(&mut self, k: usize, window: &Window, fv: &mut FeatureVector) {
+        let ch = &window.channels[k];
+        let st = self.channels[k].as_ref().expect("state per channel");
+        let from = st.window_from(ch.values.len());
+        let flags = basic_flags(ch, &summarise(st, ch));
+        if let Processor::Resp { breaths, .. } = &st.processor {
+            let (a, b) = breaths.as_slices();
+            let first = a.iter().chain(b).find(|&&t| t >= from);
+            let inside = a.iter().chain(b).filter(|&&t| t >= from).count();
+            if let (Some(&first), Some(&last)) = (first, breaths.back()) {
+                if inside >= 2 && last > first {
+                    let span_s = (last - first) as f64 / ch.spec.rate_hz;
+                    fv.set("resp_rate_bpm", (inside - 1) as f64 / span_s * 60.0);
                 }
             }
-            if crossings.len() >= 2 && sd > 0.0 {
-                let span = (crossings[crossings.len() - 1] - crossings[0]) as f64 / fs;
-                fv.set("resp_rate_bpm", (crossings.len() - 1) as f64 / span * 60.0);
-            }
         }
-        let score = if flags.contains(&"flatline") { 0.0 } else { ch.coverage() };
+        let score = if flags.contains(Flags::FLATLINE) { 0.0 } else { ch.coverage() };
+        fv.set("quality_resp", score as f64);
         fv.quality.push(Quality { modality: Modality::Resp, score, flags });
     }
 
-    fn temp(&mut self, ch: &ChannelWindow, fv: &mut FeatureVector) {
-        if let Some((mean, _)) = dsp::mean_std(ch.values.iter().map(|&v| v as f64)) {
-            fv.set("temp_mean_c", mean);
-        }
-        if let Some(s) = dsp::slope_per_s(&ch.values, ch.spec.rate_hz) {
-            fv.set("temp_slope_c_per_min", s * 60.0);
-        }
-        let flags = window_flags(ch);
-        fv.quality.push(Quality { modality: Modality::Temp, score: ch.coverage(), flags });
-    }
-
-    fn acc(&mut self, axes: &[&ChannelWindow], fv: &mut FeatureVector) {
+    fn accelerometer(&mut self, window: &Window, hop_s: f64, fv: &mut FeatureVector) {
         // Magnitude over the axes present (normally x, y, z of one sensor, same rate).
-        let n = axes.iter().map(|a| a.values.len()).min().unwrap_or(0);
-        self.mag.clear();
-        self.mag.extend((0..n).map(|i| axes.iter().map(|a| a.values[i].powi(2)).sum::<f32>().sqrt()));
-        if let Some((mean, std)) = dsp::mean_std(self.mag.iter().map(|&v| v as f64)) {
+        let mut idx = [usize::MAX; 3];
+        let mut n_axes = 0;
+        for (k, c) in window.channels.iter().enumerate() {
+            if c.spec.modality == Modality::Acc && !c.values.is_empty() && n_axes < 3 {
+                idx[n_axes] = k;
+                n_axes += 1;
+            }
+        }
+        if n_axes == 0 {
+            return;
+        }
+        let axes = &idx[..n_axes];
+        let fs = window.channels[axes[0]].spec.rate_hz;
+        let len = axes.iter().map(|&k| window.channels[k].values.len()).min().unwrap_or(0);
+        let fresh = axes.iter().map(|&k| window.channels[k].fresh).min().unwrap_or(0).min(len);
+        let stale = self.acc_mag.as_ref().is_none_or(|a| a.rate_hz != fs || a.axes != n_axes);
+        let hop = ((hop_s * fs).round() as usize).max(1);
+        let magnitude = |i: usize| -> f32 {
+            axes.iter()
+                .map(|&k| {
+                    let v = &window.channels[k].values;
+                    v[v.len() - len + i].powi(2)
+                })
+                .sum::<f32>()
+                .sqrt()
+        };
+        let enmo = |m: f32| if m.is_finite() { (m - 1.0).max(0.0) } else { m };
+        let start = if stale {
+            self.acc_mag = Some(AccState {
+                rate_hz: fs,
+                axes: n_axes,
+                mag: RunningStats::new(hop, len),
+                enmo: RunningStats::new(hop, len),
+            });
+            0
+        } else {
+            len - fresh
+        };
+        let acc = self.acc_mag.as_mut().expect("just set");
+        for i in start..len {
+            let m = magnitude(i);
+            acc.mag.push(m);
+            acc.enmo.push(enmo(m));
+        }
+        let mag = acc.mag.window_with(len, magnitude);
+        if let (Some(mean), Some(std)) = (mag.mean(), mag.std()) {
             fv.set("acc_mag_mean_g", mean);
             fv.set("acc_mag_std_g", std);
+            // Movement: the magnitude wanders more than a still or slowly turning wrist's does.
+            fv.set("motion", if std > MOTION_STD_G { 1.0 } else { 0.0 });
         }
-        // ENMO (van Hees et al. 2013): Euclidean norm minus one g, negatives clipped.
-        if let Some((enmo, _)) = dsp::mean_std(self.mag.iter().map(|&v| (v as f64 - 1.0).max(0.0))) {
-            fv.set("acc_enmo_g", enmo);
+        if let Some(m) = acc.enmo.window_with(len, |i| enmo(magnitude(i))).mean() {
+            // ENMO (van Hees et al. 2013): Euclidean norm minus one g, negatives clipped.
+            fv.set("acc_enmo_g", m);
         }
-        let coverage = axes.iter().map(|a| a.coverage()).fold(1.0, f32::min);
-        let mut flags = Vec::new();
-        for a in axes {
-            for f in window_flags(a) {
-                if !flags.contains(&f) {
-                    flags.push(f);
-                }
-            }
+        let mut flags = Flags::default();
+        let mut coverage = 1.0f32;
+        for &k in axes {
+            let ch = &window.channels[k];
+            let st = self.channels[k].as_ref().expect("state per channel");
+            flags.insert(basic_flags(ch, &summarise(st, ch)));
+            coverage = coverage.min(ch.coverage());
         }
         fv.quality.push(Quality { modality: Modality::Acc, score: coverage, flags });
     }
 }
 
+/// Standard deviation of the acceleration magnitude above which the wearer is moving, g. Sitting,
+/// typing and slow gestures stay under it; walking is about 0.2 g.
+const MOTION_STD_G: f64 = 0.05;
+/// Coefficient of variation of PPG pulse amplitudes above which pulses are artefactual: breathing
+/// and vasomotion modulate a clean pulse by well under half its mean.
+const PULSE_AMPLITUDE_CV_MAX: f32 = 0.5;
+
+fn median(buf: &mut Vec<f64>, values: impl Iterator<Item = f64>) -> f64 {
+    buf.clear();
+    buf.extend(values);
+    if buf.is_empty() {
+        return f64::NAN;
+    }
+    buf.sort_by(f64::total_cmp);
+    buf[buf.len() / 2]
+}
+
+fn summarise(st: &ChannelState, ch: &ChannelWindow) -> Summary {
+    st.stats.window_with(ch.values.len(), |i| ch.values[i])
+}
+
 /// Flags any channel can raise: gaps, non-finite samples, flat line, clipping at the extremes.
-fn window_flags(ch: &ChannelWindow) -> Vec<&'static str> {
-    let mut flags = Vec::new();
+fn basic_flags(ch: &ChannelWindow, s: &Summary) -> Flags {
+    let mut flags = Flags::default();
     if ch.missing > 0 {
-        flags.push("gap");
+        flags.insert(Flags::GAP);
     }
-    let finite: Vec<f32> = ch.values.iter().copied().filter(|v| v.is_finite()).collect();
-    if finite.len() < ch.values.len() {
-        flags.push("non_finite");
+    if s.n_finite < s.n {
+        flags.insert(Flags::NON_FINITE);
     }
-    let (lo, hi) = finite.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
-    if finite.is_empty() || hi - lo <= f32::EPSILON * hi.abs().max(1.0) {
-        flags.push("flatline");
+    if s.n_finite == 0 || s.max - s.min <= f32::EPSILON * s.max.abs().max(1.0) {
+        flags.insert(Flags::FLATLINE);
     } else {
-        // Clipping: more than 1 % of samples sit exactly on the window's extreme values.
-        let at_edge = finite.iter().filter(|&&v| v == lo || v == hi).count();
-        if at_edge * 100 > finite.len() && at_edge > 4 {
-            flags.push("clipping");
+        let at_edge = s.at_min + s.at_max;
+        if at_edge * 100 > s.n_finite && at_edge > 4 {
+            flags.insert(Flags::CLIPPING);
         }
     }
     flags
@@ -316,7 +651,7 @@ mod tests {
     }
 
     fn cw(name: &str, m: Modality, fs: f64, values: Vec<f32>) -> ChannelWindow {
-        ChannelWindow { spec: ChannelSpec::new(name, m, "u", fs), values, missing: 0 }
+        ChannelWindow { spec: ChannelSpec::new(name, m, "u", fs), fresh: values.len(), values, missing: 0 }
     }
 
     #[test]
@@ -329,7 +664,7 @@ mod tests {
 
     #[test]
     fn empty_window_gives_all_nan_and_no_panic() {
-        let fv = FeatureExtractor::new().extract(&window(vec![]));
+        let fv = FeatureExtractor::new().extract(&window(vec![])).clone();
         assert!(fv.values.iter().all(|v| v.is_nan()));
         assert!(fv.quality.is_empty());
     }
@@ -340,10 +675,10 @@ mod tests {
             cw("ecg", Modality::Ecg, 100.0, vec![0.5; 6000]),
             cw("eda", Modality::Eda, 4.0, vec![2.0; 240]),
         ]);
-        let fv = FeatureExtractor::new().extract(&w);
+        let fv = FeatureExtractor::new().extract(&w).clone();
         assert!(fv.get("hr_mean_bpm").unwrap().is_nan());
         assert_eq!(fv.get("quality_cardiac"), Some(0.0));
-        assert!(fv.quality[0].flags.contains(&"flatline"));
+        assert!(fv.quality[0].flags.contains(Flags::FLATLINE));
         assert_eq!(fv.get("eda_mean_us"), Some(2.0));
         assert_eq!(fv.get("quality_eda"), Some(0.0));
     }
@@ -355,7 +690,7 @@ mod tests {
             cw("acc_y", Modality::Acc, 32.0, vec![0.0; 320]),
             cw("acc_z", Modality::Acc, 32.0, vec![1.0; 320]),
         ]);
-        let fv = FeatureExtractor::new().extract(&w);
+        let fv = FeatureExtractor::new().extract(&w).clone();
         assert!((fv.get("acc_mag_mean_g").unwrap() - 1.0).abs() < 1e-6);
         assert_eq!(fv.get("acc_enmo_g"), Some(0.0));
     }
@@ -382,7 +717,7 @@ mod tests {
         let resp: Vec<f32> =
             (0..6000).map(|i| (2.0 * std::f64::consts::PI * 0.25 * i as f64 / 100.0).sin() as f32).collect();
         let w = window(vec![cw("eda", Modality::Eda, fs, eda), cw("rsp", Modality::Resp, 100.0, resp)]);
-        let fv = FeatureExtractor::new().extract(&w);
+        let fv = FeatureExtractor::new().extract(&w).clone();
         assert_eq!(fv.get("scr_count"), Some(2.0));
         let rr = fv.get("resp_rate_bpm").unwrap();
         assert!((rr - 15.0).abs() < 0.5, "{rr}");

@@ -73,6 +73,9 @@ pub struct ChannelWindow {
     /// Samples the nominal rate promises in the window but that never arrived (one sample of
     /// boundary jitter is forgiven).
     pub missing: usize,
+    /// How many of the newest `values` no earlier window held (all of them in the first window):
+    /// streaming feature processors consume exactly these.
+    pub fresh: usize,
 }
 
 impl ChannelWindow {
@@ -155,6 +158,7 @@ impl SubjectWindower {
                     spec: spec.clone(),
                     values: Vec::with_capacity((config.length_s * spec.rate_hz).ceil() as usize + 1),
                     missing: 0,
+                    fresh: 0,
                 })
                 .collect(),
             last_arrival: Instant::now(),
@@ -276,12 +280,15 @@ impl SubjectWindower {
 
     fn fill(&mut self, start: f64, end: f64) {
         let w = &mut self.window;
+        // Samples before the previous window's end were handed out already.
+        let fresh_from = if self.stats.windows == 0 { f64::NEG_INFINITY } else { w.end };
         w.start = start;
         w.end = end;
         w.seq = self.stats.windows;
         let mut last_arrival: Option<Instant> = None;
         for (buf, out) in self.channels.iter().zip(&mut w.channels) {
             out.values.clear();
+            out.fresh = 0;
             let mut last_t = None;
             // Sample times are computed (chunk time + i × period), so compare with a small
             // tolerance: a sample at 4.999999999 s belongs to the window starting at 5 s.
@@ -292,6 +299,7 @@ impl SubjectWindower {
                 }
                 if t >= start - eps {
                     out.values.push(v);
+                    out.fresh += (t >= fresh_from - eps) as usize;
                     last_t = Some(t);
                 }
             }
