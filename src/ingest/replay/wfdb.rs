@@ -13,6 +13,8 @@ use super::recording::{ReadError, RecordedChannel, Recording, Segment};
 pub struct SignalInfo {
     pub file: String,
     pub format: u16,
+    /// Samples per frame (`16x32`: 32); the signal's rate is the frame rate times this.
+    pub samples_per_frame: usize,
     /// ADC units per physical unit.
     pub gain: f64,
     /// ADC value of 0 physical units.
@@ -63,12 +65,22 @@ pub fn parse_header(text: &str, path: &Path) -> Result<Header, ReadError> {
         if f.len() < 2 {
             return Err(parse_err(path, n + 1, "signal line needs at least a file name and a format"));
         }
-        // Format may carry "x<skew>" or "+<offset>" suffixes; neither is used by these records.
+        // Format may carry "x<samples per frame>", ":<skew>" and "+<offset>" suffixes; skew and
+        // offset are not used by the records this reads.
         let format: u16 = f[1]
             .split(['x', ':', '+'])
             .next()
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| parse_err(path, n + 1, format!("`{}` is not a storage format", f[1])))?;
+        let samples_per_frame = match f[1].split_once('x') {
+            None => 1,
+            Some((_, rest)) => rest
+                .split([':', '+'])
+                .next()
+                .and_then(|s| s.parse::<usize>().ok())
+                .filter(|&k| (1..=1024).contains(&k))
+                .ok_or_else(|| parse_err(path, n + 1, format!("`{}`: bad samples-per-frame", f[1])))?,
+        };
         // Gain: "200", "200(1024)", "200/mV", "200(1024)/mV"; 0 or absent means 200 (WFDB default).
         let gain_field = f.get(2).copied().unwrap_or("200");
         let (gain_part, units) = match gain_field.split_once('/') {
@@ -86,34 +98,55 @@ pub fn parse_header(text: &str, path: &Path) -> Result<Header, ReadError> {
             None => adc_zero,
         };
         let description = if f.len() > 8 { f[8..].join(" ") } else { String::new() };
-        signals.push(SignalInfo { file: f[0].to_string(), format, gain, baseline, units, description });
+        signals.push(SignalInfo {
+            file: f[0].to_string(),
+            format,
+            samples_per_frame,
+            gain,
+            baseline,
+            units,
+            description,
+        });
     }
     Ok(Header { record: f[0].to_string(), fs, samples, signals })
 }
 
-/// Decode interleaved frames of `nsig` signals in `format` (212 or 16) into per-signal ADC values.
-pub fn decode_signals(bytes: &[u8], format: u16, nsig: usize, path: &Path) -> Result<Vec<Vec<i16>>, ReadError> {
+/// Decode a signal file holding signals with `samples_per_frame[k]` samples each per frame,
+/// interleaved frame by frame (the WFDB layout).
+pub fn decode_signals(
+    bytes: &[u8],
+    format: u16,
+    samples_per_frame: &[usize],
+    path: &Path,
+) -> Result<Vec<Vec<i16>>, ReadError> {
+    let nsig = samples_per_frame.len();
     let mut out = vec![Vec::new(); nsig];
-    if nsig == 0 {
+    let frame: usize = samples_per_frame.iter().sum();
+    if nsig == 0 || frame == 0 {
         return Ok(out);
     }
+    // Which signal each position in a frame belongs to.
+    let owner: Vec<usize> =
+        samples_per_frame.iter().enumerate().flat_map(|(k, &n)| std::iter::repeat_n(k, n)).collect();
+    let mut k = 0usize;
+    let mut put = |v: i16| {
+        out[owner[k % frame]].push(v);
+        k += 1;
+    };
     match format {
         212 => {
             // Two 12-bit two's-complement samples in three bytes.
-            let mut k = 0usize;
             for b in bytes.chunks_exact(3) {
                 let s0 = ((b[1] as i16 & 0x0f) << 8) | b[0] as i16;
                 let s1 = ((b[1] as i16 & 0xf0) << 4) | b[2] as i16;
                 for s in [s0, s1] {
-                    let v = if s & 0x800 != 0 { s - 0x1000 } else { s };
-                    out[k % nsig].push(v);
-                    k += 1;
+                    put(if s & 0x800 != 0 { s - 0x1000 } else { s });
                 }
             }
         }
         16 => {
-            for (k, b) in bytes.chunks_exact(2).enumerate() {
-                out[k % nsig].push(i16::from_le_bytes([b[0], b[1]]));
+            for b in bytes.chunks_exact(2) {
+                put(i16::from_le_bytes([b[0], b[1]]));
             }
         }
         other => {
@@ -124,9 +157,9 @@ pub fn decode_signals(bytes: &[u8], format: u16, nsig: usize, path: &Path) -> Re
         }
     }
     // Drop a trailing partial frame.
-    let frames = out.iter().map(Vec::len).min().unwrap_or(0);
-    for s in &mut out {
-        s.truncate(frames);
+    let frames = out.iter().zip(samples_per_frame).map(|(s, &n)| s.len() / n).min().unwrap_or(0);
+    for (s, &n) in out.iter_mut().zip(samples_per_frame) {
+        s.truncate(frames * n);
     }
     Ok(out)
 }
@@ -201,22 +234,39 @@ pub fn load(record: &Path) -> Result<Recording, ReadError> {
     for (file, format, idx) in files {
         let path: PathBuf = dir.join(&file);
         let bytes = std::fs::read(&path).map_err(|source| ReadError::Io { path: path.clone(), source })?;
-        for (k, sig) in decode_signals(&bytes, format, idx.len(), &path)?.into_iter().enumerate() {
+        let spf: Vec<usize> = idx.iter().map(|&i| header.signals[i].samples_per_frame).collect();
+        for (k, sig) in decode_signals(&bytes, format, &spf, &path)?.into_iter().enumerate() {
             decoded[idx[k]] = Some(sig);
         }
     }
     for (info, adc) in header.signals.iter().zip(decoded) {
         let adc = adc.unwrap_or_default();
-        let modality = if looks_like_ecg(&info.description) { Modality::Ecg } else { Modality::Other };
+        let modality = modality_of(&info.description);
         let samples = adc.iter().map(|&v| ((v as i32 - info.baseline) as f64 / info.gain) as f32).collect();
         let name =
             if info.description.is_empty() { format!("sig{}", channels.len()) } else { info.description.clone() };
         channels.push(RecordedChannel {
-            spec: ChannelSpec::new(name, modality, info.units.clone(), header.fs),
+            spec: ChannelSpec::new(name, modality, info.units.clone(), header.fs * info.samples_per_frame as f64),
             segments: vec![Segment { start_time: 0.0, samples }],
         });
     }
     Ok(Recording { channels, skipped_rows: 0, notes: Vec::new() })
+}
+
+/// The modality a signal description names (PhysioNet's usual words), `Other` when none.
+fn modality_of(description: &str) -> Modality {
+    let d = description.to_ascii_uppercase();
+    if looks_like_ecg(&d) {
+        Modality::Ecg
+    } else if d.starts_with("RESP") {
+        Modality::Resp
+    } else if d.contains("GSR") || d.starts_with("EDA") {
+        Modality::Eda
+    } else if d.starts_with("PLETH") || d.starts_with("PPG") {
+        Modality::Ppg
+    } else {
+        Modality::Other
+    }
 }
 
 fn looks_like_ecg(description: &str) -> bool {
@@ -263,11 +313,15 @@ mod tests {
         };
         let mut bytes = pack(995, 1011).to_vec();
         bytes.extend(pack(-1, 2047));
-        let sig = decode_signals(&bytes, 212, 2, Path::new("x.dat")).unwrap();
+        let sig = decode_signals(&bytes, 212, &[1, 1], Path::new("x.dat")).unwrap();
         assert_eq!(sig, vec![vec![995, -1], vec![1011, 2047]]);
-        let sig16 = decode_signals(&[0xff, 0xff, 0x02, 0x00, 0x01], 16, 1, Path::new("x.dat")).unwrap();
+        let sig16 = decode_signals(&[0xff, 0xff, 0x02, 0x00, 0x01], 16, &[1], Path::new("x.dat")).unwrap();
         assert_eq!(sig16, vec![vec![-1, 2]]);
-        assert!(decode_signals(&[0; 4], 80, 1, Path::new("x.dat")).is_err());
+        assert!(decode_signals(&[0; 4], 80, &[1], Path::new("x.dat")).is_err());
+        // drivedb-style frames: signal 0 has 3 samples per frame, signal 1 one; a partial frame is dropped.
+        let le = |v: &[i16]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        let framed = decode_signals(&le(&[1, 2, 3, 10, 4, 5, 6, 20, 7]), 16, &[3, 1], Path::new("x.dat")).unwrap();
+        assert_eq!(framed, vec![vec![1, 2, 3, 4, 5, 6], vec![10, 20]]);
     }
 
     #[test]
