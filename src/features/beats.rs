@@ -30,6 +30,10 @@ pub struct Beat {
 /// Seconds of derived signal each detector keeps for look-back.
 const HISTORY_S: f64 = 4.0;
 
+/// No two beats are closer than this (ECG refractory period; PPG waits longer, 0.3 s): at most
+/// 240 bpm. Also bounds how many beats a window can hold, so buffers are sized once.
+pub const MIN_BEAT_INTERVAL_S: f64 = 0.25;
+
 /// Streaming Pan–Tompkins QRS detector for one ECG channel at a fixed rate.
 #[derive(Debug)]
 pub struct EcgDetector {
@@ -97,7 +101,7 @@ impl EcgDetector {
             learn: s(2.0),
             // 250 ms (a 240 bpm ceiling) rather than Pan & Tompkins' 200 ms: on mitdb and svdb it
             // removes more false detections than it costs beats.
-            refractory: s(0.25),
+            refractory: s(MIN_BEAT_INTERVAL_S),
             slope_win: s(0.15),
             back: s(0.2),
             fwd,
@@ -288,6 +292,10 @@ pub struct PpgDetector {
     min_width: u64,
     min_gap: u64,
     max_rise: u64,
+    /// How far from the band-passed peak the systolic peak of the low-passed pulse may lie.
+    refine: u64,
+    /// Group delay of `lp_shape` at pulse frequencies, samples.
+    shape_delay: u64,
     block_start: Option<u64>,
     next_candidate: u64,
     last_peak: Option<u64>,
@@ -320,6 +328,9 @@ impl PpgDetector {
             min_gap: (0.3 * fs) as u64,
             // The systolic upstroke lasts 0.1–0.4 s; look no further back for the foot.
             max_rise: (0.5 * fs) as u64,
+            refine: (0.1 * fs).round() as u64,
+            // A 2nd-order Butterworth low-pass delays low frequencies by √2 / (2π f_c).
+            shape_delay: (std::f64::consts::SQRT_2 / (2.0 * std::f64::consts::PI * 8.0) * fs).round() as u64,
             block_start: None,
             next_candidate: 0,
             last_peak: None,
@@ -378,15 +389,29 @@ impl PpgDetector {
                 if i - s < self.min_width {
                     return;
                 }
-                let p = self.band.argmax_by(s, i - 1, |v| v);
+                let band_peak = self.band.argmax_by(s, i - 1, |v| v);
+                // The band-passed peak shifts with the high-pass's response to the baseline, by a
+                // sample or two from beat to beat; the systolic peak proper is the maximum of the
+                // low-passed pulse near it. Interval jitter halves (benches/validation/signals.py).
+                let after_last = self.last_peak.map_or(0, |q| q + 1);
+                let p = self.shape.argmax_by(
+                    band_peak.saturating_sub(self.refine).max(after_last),
+                    band_peak + self.refine,
+                    |v| v,
+                );
                 if self.last_peak.is_some_and(|q| p < q + self.min_gap) {
                     return;
                 }
-                let lo = p.saturating_sub(self.max_rise).max(self.last_peak.map_or(0, |q| q + 1));
+                let lo = p.saturating_sub(self.max_rise).max(after_last);
                 let foot = self.shape.argmax_by(lo, p, |v| -v);
                 let amplitude = self.shape.get(p) - self.shape.get(foot);
                 self.last_peak = Some(p);
-                beats.push(Beat { index: p, amplitude, foot });
+                // Reported on the raw signal's clock: `shape` runs `shape_delay` samples late.
+                beats.push(Beat {
+                    index: p.saturating_sub(self.shape_delay),
+                    amplitude,
+                    foot: foot.saturating_sub(self.shape_delay),
+                });
             }
             _ => {}
         }
