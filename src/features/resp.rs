@@ -6,9 +6,13 @@
 //! breath event; a window's rate is breaths over the span between its first and last crossing.
 //!
 //! Derived: breathing modulates both the heart rate (respiratory sinus arrhythmia) and the beat
-//! amplitude (chest impedance for ECG, venous return for PPG). Following Charlton et al. (2016),
-//! the rate is the frequency that the two modulations share most: the peak over 0.1–0.5 Hz of the
-//! sum of their normalised Lomb–Scargle periodograms, computed on the window's beats.
+//! amplitude (chest impedance for ECG, venous return for PPG). Charlton et al. (2016) compare both
+//! modulations; on the recordings here (benches/validation/signals.py, belt as reference) the
+//! amplitude modulation alone gave the best rate, and adding the heart-rate modulation (by sum,
+//! product or weights) made it worse: in driving and at rest the heart rate also carries slow
+//! Mayer waves and baroreflex swings. So the rate is the highest local maximum over 0.1–0.5 Hz of
+//! the Lomb–Scargle periodogram of the detrended beat amplitudes, and of the RR intervals only
+//! when beats carry no amplitude (a chest strap that sends RR intervals alone).
 
 use super::beats::Beat;
 use super::dsp::{Biquad, FiniteHold};
@@ -89,6 +93,15 @@ pub struct DerivedScratch {
     trig: Vec<(f64, f64)>,
 }
 
+impl DerivedScratch {
+    /// Room for `beats` beats, so [`derived_rate_bpm`] over that many never allocates.
+    pub fn reserve(&mut self, beats: usize) {
+        for v in [&mut self.t_amp, &mut self.amp, &mut self.t_rr, &mut self.rr] {
+            v.reserve(beats.saturating_sub(v.len()));
+        }
+    }
+}
+
 /// Breathing rate (breaths/min) from a window's beats at `fs` Hz, or `None` when the beats span
 /// under 30 s, are too few, or carry no modulation.
 pub fn derived_rate_bpm(beats: &[Beat], fs: f64, s: &mut DerivedScratch) -> Option<f64> {
@@ -114,41 +127,53 @@ pub fn derived_rate_bpm(beats: &[Beat], fs: f64, s: &mut DerivedScratch) -> Opti
             }
         }
     }
-    // Either modulation alone will do (a PPG amplitude can be flat, an RR series can be paced).
-    let amp_var = centre(&mut s.amp);
-    let rr_var = centre(&mut s.rr);
+    // The RR series stands in when the amplitudes are missing or flat.
+    let amp_var = detrend(&s.t_amp, &mut s.amp);
+    let rr_var = detrend(&s.t_rr, &mut s.rr);
     if amp_var.is_none() && rr_var.is_none() {
         return None;
     }
-    let mut best = (0.0, f64::NEG_INFINITY);
     // 0.1–0.5 Hz in 0.005 Hz steps: 6–30 breaths/min at 0.3 breath/min resolution; beats come at
-    // about 1 Hz, so faster breathing cannot be told apart from the beat sampling itself.
+    // about 1 Hz, so faster breathing cannot be told apart from the beat sampling itself. The
+    // scan starts a step below and ends a step above the band so that only a true local maximum
+    // counts: a spectrum still falling at 0.1 Hz is the tail of slow (Mayer-wave, ~0.1 Hz and
+    // below) heart-rate variation, not a breath.
+    let power = |f: f64, s: &mut DerivedScratch| match (amp_var, rr_var) {
+        (Some(v), _) => lomb_scargle(&s.t_amp, &s.amp, f, &mut s.trig) / v,
+        (None, Some(v)) => lomb_scargle(&s.t_rr, &s.rr, f, &mut s.trig) / v,
+        (None, None) => 0.0,
+    };
+    let mut best: Option<(f64, f64)> = None;
+    let (mut before, mut here) = (power(0.095, s), power(0.1, s));
     for k in 0..=80 {
         let f = 0.1 + 0.005 * k as f64;
-        let mut p = 0.0;
-        if let Some(v) = amp_var {
-            p += lomb_scargle(&s.t_amp, &s.amp, f, &mut s.trig) / v;
+        let after = power(f + 0.005, s);
+        if here > before && here >= after && best.is_none_or(|(_, p)| here > p) {
+            best = Some((f, here));
         }
-        if let Some(v) = rr_var {
-            p += lomb_scargle(&s.t_rr, &s.rr, f, &mut s.trig) / v;
-        }
-        if p > best.1 {
-            best = (f, p);
-        }
+        (before, here) = (here, after);
     }
-    Some(best.0 * 60.0)
+    best.map(|(f, _)| f * 60.0)
 }
 
-/// Subtract the mean; return the variance, or `None` for fewer than 10 values or no variance.
-fn centre(x: &mut [f64]) -> Option<f64> {
+/// Subtract the least-squares line through `(t, x)`; return the residual variance, or `None` for
+/// fewer than 10 values or no variance. Electrode and posture drift over a window is slower than
+/// any breath and would otherwise lift the lowest frequencies.
+fn detrend(t: &[f64], x: &mut [f64]) -> Option<f64> {
     if x.len() < 10 {
         return None;
     }
-    let mean = x.iter().sum::<f64>() / x.len() as f64;
-    x.iter_mut().for_each(|v| *v -= mean);
-    let var = x.iter().map(|v| v * v).sum::<f64>() / x.len() as f64;
-    // Rounding leaves a constant series a variance of ~1e-32, not zero.
-    (var > 1e-12 * mean * mean).then_some(var)
+    let n = x.len() as f64;
+    let (mt, mx) = (t.iter().sum::<f64>() / n, x.iter().sum::<f64>() / n);
+    let (mut stt, mut stx) = (0.0, 0.0);
+    for (&ti, &xi) in t.iter().zip(x.iter()) {
+        stt += (ti - mt) * (ti - mt);
+        stx += (ti - mt) * (xi - mx);
+    }
+    let slope = if stt > 0.0 { stx / stt } else { 0.0 };
+    x.iter_mut().zip(t).for_each(|(v, &ti)| *v -= mx + slope * (ti - mt));
+    let var = x.iter().map(|v| v * v).sum::<f64>() / n;
+    (var > 1e-12 * mx * mx).then_some(var)
 }
 
 #[cfg(test)]
@@ -189,5 +214,25 @@ mod tests {
         assert!(derived_rate_bpm(&beats[..10], fs, &mut DerivedScratch::default()).is_none());
         let flat: Vec<Beat> = (0..80).map(|k| Beat { index: k * 200, amplitude: 1.0, foot: k * 200 }).collect();
         assert!(derived_rate_bpm(&flat, fs, &mut DerivedScratch::default()).is_none());
+        // RR intervals alone (constant amplitude, as from a strap that sends only RR) still tell.
+        let rr_only: Vec<Beat> = beats.iter().map(|b| Beat { amplitude: 1.0, ..*b }).collect();
+        let rate = derived_rate_bpm(&rr_only, fs, &mut DerivedScratch::default()).unwrap();
+        assert!((rate - 12.0).abs() < 0.7, "RR only: {rate}");
+    }
+
+    #[test]
+    fn slow_heart_rate_swings_are_not_breaths() {
+        // Breathing at 0.3 Hz (18/min) in the amplitude; the heart rate wanders with a strong
+        // 0.08 Hz Mayer wave, whose spectrum falls through the band's lower edge.
+        let fs = 250.0;
+        let mut beats = Vec::new();
+        let mut t = 0.5;
+        while t < 65.0 {
+            let amplitude = 1.0 + 0.1 * (2.0 * PI * 0.3 * t).sin() + 0.02 * t / 65.0;
+            beats.push(Beat { index: (t * fs) as u64, amplitude, foot: (t * fs) as u64 });
+            t += 0.8 + 0.08 * (2.0 * PI * 0.08 * t).sin();
+        }
+        let rate = derived_rate_bpm(&beats, fs, &mut DerivedScratch::default()).unwrap();
+        assert!((rate - 18.0).abs() < 0.7, "{rate}");
     }
 }
