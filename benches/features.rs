@@ -18,50 +18,9 @@ use biofeedd::features::hrv::{self, HrvOptions, HrvScratch};
 use biofeedd::features::resp::{self, DerivedScratch, RespStream};
 use biofeedd::features::FeatureExtractor;
 use biofeedd::ingest::replay::Recording;
-use biofeedd::window::{ChannelWindow, Window};
+use common::{hops, window_at, HOP_S, LENGTH_S};
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
-use std::time::Instant;
-
-const LENGTH_S: f64 = 60.0;
-const HOP_S: f64 = 5.0;
-
-/// The window `[start, start + 60 s)` of a recording, with the newest `hop` seconds marked fresh.
-fn window_at(rec: &Recording, start_s: f64, fresh_s: f64) -> Window {
-    Window {
-        subject: "s01".into(),
-        seq: 0,
-        start: start_s,
-        end: start_s + LENGTH_S,
-        channels: rec
-            .channels
-            .iter()
-            .map(|c| {
-                let fs = c.spec.rate_hz;
-                let (a, b) = ((start_s * fs) as usize, ((start_s + LENGTH_S) * fs) as usize);
-                ChannelWindow {
-                    spec: c.spec.clone(),
-                    values: c.segments[0].samples[a..b].to_vec(),
-                    missing: 0,
-                    fresh: (fresh_s * fs) as usize,
-                }
-            })
-            .collect(),
-        last_arrival: Instant::now(),
-    }
-}
-
-/// Every hop of a recording, in order, each window marking its last hop as fresh.
-fn hops(rec: &Recording) -> Vec<Window> {
-    let (_, end) = rec.time_span().unwrap();
-    let mut out = vec![window_at(rec, 0.0, LENGTH_S)];
-    let mut start = HOP_S;
-    while start + LENGTH_S <= end {
-        out.push(window_at(rec, start, HOP_S));
-        start += HOP_S;
-    }
-    out
-}
 
 fn bench_hops(c: &mut Criterion, name: &str, rec: &Recording) {
     let windows = hops(rec);

@@ -1,10 +1,13 @@
-//! The bundled demo recording, parsed the way the daemon parses it, for the benches.
+//! The bundled recordings, parsed the way the daemon parses them, and the windows a hub would cut
+//! from them; for the benches and the allocation test.
 #![allow(dead_code)] // each bench uses a part of it
 
 use biofeedd::ingest::replay::recording::{parse_csv, CsvOptions};
 use biofeedd::ingest::replay::{CsvChannel, OnBadRow, Recording};
 use biofeedd::signal::Modality;
+use biofeedd::window::{ChannelWindow, Window};
 use std::path::Path;
+use std::time::Instant;
 
 pub fn demo_text() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/data/demo/bio_eventrelated_100hz.csv")).unwrap()
@@ -31,4 +34,57 @@ pub fn demo_recording() -> Recording {
 pub fn e4_recording() -> Recording {
     let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/e4-S05-excerpt"));
     biofeedd::ingest::replay::recording::load_e4(dir, OnBadRow::Error).unwrap()
+}
+
+pub const LENGTH_S: f64 = 60.0;
+pub const HOP_S: f64 = 5.0;
+
+/// The window `[start, start + 60 s)` of a recording (seconds from the start of its latest-starting
+/// channel, so every channel covers it), with the newest `fresh_s` seconds marked fresh.
+pub fn window_at(rec: &Recording, start_s: f64, fresh_s: f64) -> Window {
+    let t0 = common_span(rec).0;
+    Window {
+        subject: "s01".into(),
+        seq: 0,
+        start: t0 + start_s,
+        end: t0 + start_s + LENGTH_S,
+        channels: rec
+            .channels
+            .iter()
+            .map(|c| {
+                let fs = c.spec.rate_hz;
+                let seg = &c.segments[0];
+                let a = ((t0 + start_s - seg.start_time) * fs).round() as usize;
+                let b = a + (LENGTH_S * fs).round() as usize;
+                ChannelWindow {
+                    spec: c.spec.clone(),
+                    values: seg.samples[a..b].to_vec(),
+                    missing: 0,
+                    fresh: (fresh_s * fs) as usize,
+                }
+            })
+            .collect(),
+        last_arrival: Instant::now(),
+    }
+}
+
+/// The span every channel's first segment covers: (latest start, earliest end), unix seconds.
+fn common_span(rec: &Recording) -> (f64, f64) {
+    rec.channels.iter().fold((f64::MIN, f64::MAX), |(a, b), c| {
+        let seg = &c.segments[0];
+        (a.max(seg.start_time), b.min(seg.start_time + seg.samples.len() as f64 / c.spec.rate_hz))
+    })
+}
+
+/// Every hop of a recording, in order, each window marking its last hop as fresh.
+pub fn hops(rec: &Recording) -> Vec<Window> {
+    let (t0, t1) = common_span(rec);
+    let mut out = vec![window_at(rec, 0.0, LENGTH_S)];
+    let mut start = HOP_S;
+    // Half a second of slack: rounding must not ask for a sample past a channel's end.
+    while start + LENGTH_S <= t1 - t0 - 0.5 {
+        out.push(window_at(rec, start, HOP_S));
+        start += HOP_S;
+    }
+    out
 }

@@ -47,6 +47,16 @@ pub struct HrvScratch {
     trig: Vec<(f64, f64)>,
 }
 
+impl HrvScratch {
+    /// Room for `beats` beats, so computing HRV of that many never allocates.
+    pub fn reserve(&mut self, beats: usize) {
+        for v in [&mut self.rr, &mut self.sorted, &mut self.t, &mut self.x] {
+            v.reserve(beats.saturating_sub(v.len()));
+        }
+        self.keep.reserve(beats.saturating_sub(self.keep.len()));
+    }
+}
+
 /// Minimum clean intervals for any HRV value.
 const MIN_INTERVALS: usize = 5;
 

@@ -23,7 +23,7 @@ pub mod stats;
 
 use crate::signal::Modality;
 use crate::window::{ChannelWindow, Window};
-use beats::{Beat, EcgDetector, PpgDetector};
+use beats::{Beat, EcgDetector, PpgDetector, MIN_BEAT_INTERVAL_S};
 use eda::{EdaStream, Scr};
 use resp::RespStream;
 use serde::Serialize;
@@ -221,18 +221,23 @@ impl ChannelState {
     fn new(ch: &ChannelWindow, hop_samples: usize) -> Self {
         let fs = ch.spec.rate_hz;
         let keep = ch.values.len().max(1);
+        // Event queues are sized once for the most events a window can hold (the detectors'
+        // minimum spacing), so a faster heart later never reallocates them mid-run.
+        let cap = |min_interval_s: f64| event_capacity(keep, fs, min_interval_s);
         let processor = match ch.spec.modality {
-            Modality::Ecg => Processor::Ecg(EcgDetector::new(fs), VecDeque::new()),
-            Modality::Ppg => Processor::Ppg(PpgDetector::new(fs), VecDeque::new()),
+            Modality::Ecg => Processor::Ecg(EcgDetector::new(fs), VecDeque::with_capacity(cap(MIN_BEAT_INTERVAL_S))),
+            Modality::Ppg => Processor::Ppg(PpgDetector::new(fs), VecDeque::with_capacity(cap(MIN_BEAT_INTERVAL_S))),
             Modality::Eda => Processor::Eda {
                 stream: EdaStream::new(fs),
                 tonic: RunningStats::new(hop_samples, keep),
-                scrs: VecDeque::new(),
-                found: Vec::new(),
+                scrs: VecDeque::with_capacity(cap(*eda::SCR_RISE_S.start())),
+                found: Vec::with_capacity(cap(*eda::SCR_RISE_S.start())),
             },
-            Modality::Resp => {
-                Processor::Resp { stream: RespStream::new(fs), breaths: VecDeque::new(), found: Vec::new() }
-            }
+            Modality::Resp => Processor::Resp {
+                stream: RespStream::new(fs),
+                breaths: VecDeque::with_capacity(cap(MIN_BREATH_INTERVAL_S)),
+                found: Vec::with_capacity(cap(MIN_BREATH_INTERVAL_S)),
+            },
             _ => Processor::Plain,
         };
         ChannelState { modality: ch.spec.modality, rate_hz: fs, stats: RunningStats::new(hop_samples, keep), processor }
@@ -280,6 +285,14 @@ impl ChannelState {
     fn window_from(&self, len: usize) -> u64 {
         self.stats.total().saturating_sub(len as u64)
     }
+}
+
+/// Shortest breath the sizing of breath buffers assumes (60 /min; the belt band stops at 42).
+const MIN_BREATH_INTERVAL_S: f64 = 1.0;
+
+/// Most events `window_samples` at `fs` Hz can hold when events are `min_interval_s` apart.
+fn event_capacity(window_samples: usize, fs: f64, min_interval_s: f64) -> usize {
+    (window_samples as f64 / fs / min_interval_s).ceil() as usize + 2
 }
 
 fn prune<T>(q: &mut VecDeque<T>, old: impl Fn(&T) -> bool) {
@@ -333,17 +346,26 @@ impl FeatureExtractor {
             self.channels.resize_with(window.channels.len(), || None);
         }
         let hop_s = self.hop_s.unwrap_or(window.end - window.start).max(1e-3);
+        let mut reserve_beats = 0;
         for (state, ch) in self.channels.iter_mut().zip(&window.channels) {
             // A new channel, or one whose rate or kind changed (a device reconfigured): start
             // over on this window's samples.
             let stale = state.as_ref().is_none_or(|s| s.rate_hz != ch.spec.rate_hz || s.modality != ch.spec.modality);
             let fresh = if stale {
                 *state = Some(ChannelState::new(ch, ((hop_s * ch.spec.rate_hz).round() as usize).max(1)));
+                if matches!(ch.spec.modality, Modality::Ecg | Modality::Ppg) {
+                    let beats = event_capacity(ch.values.len(), ch.spec.rate_hz, MIN_BEAT_INTERVAL_S);
+                    self.fresh_beats.reserve(beats.saturating_sub(self.fresh_beats.len()));
+                    reserve_beats = reserve_beats.max(beats);
+                }
                 &ch.values[..]
             } else {
                 &ch.values[ch.values.len() - ch.fresh.min(ch.values.len())..]
             };
             state.as_mut().expect("state just set").advance(fresh, ch.values.len(), &mut self.fresh_beats);
+        }
+        if reserve_beats > 0 {
+            self.reserve_beats(reserve_beats);
         }
         self.accelerometer(window, hop_s, &mut fv);
         let motion = fv.get("motion").is_some_and(|m| m > 0.5);
@@ -378,6 +400,15 @@ impl FeatureExtractor {
         }
         self.out = Some(fv);
         self.out.as_ref().expect("just stored")
+    }
+
+    /// Room in every per-window beat buffer for `n` beats.
+    fn reserve_beats(&mut self, n: usize) {
+        self.window_beats.reserve(n.saturating_sub(self.window_beats.len()));
+        self.peaks.reserve(n.saturating_sub(self.peaks.len()));
+        self.amps.reserve(n.saturating_sub(self.amps.len()));
+        self.hrv.reserve(n);
+        self.derived.reserve(n);
     }
 
     /// The beats of window channel `k` that lie in the current window, into `window_beats`,
