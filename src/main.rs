@@ -57,6 +57,19 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         channel: usize,
     },
+    /// Print the events a detector finds in one channel of a recording, as CSV on stdout: R-peaks
+    /// (ecg), pulses with their foot and amplitude (ppg), skin conductance responses (scr) or
+    /// breaths (resp). The same detectors the feature stage runs, for validation scripts.
+    Events {
+        /// ecg, ppg, scr or resp.
+        #[arg(long)]
+        kind: EventKind,
+        #[command(flatten)]
+        input: InputArgs,
+        /// Channel name; default: the first channel of the kind's modality.
+        #[arg(long)]
+        channel: Option<String>,
+    },
     /// HRV of given beats: reads R-peak sample indices (one per line, as `beats` prints them) from
     /// a file or `-` for stdin and prints one JSON object.
     Hrv {
@@ -85,6 +98,25 @@ enum Command {
         #[arg(long)]
         speed: Option<Speed>,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum EventKind {
+    Ecg,
+    Ppg,
+    Scr,
+    Resp,
+}
+
+impl EventKind {
+    fn modality(self) -> Modality {
+        match self {
+            EventKind::Ecg => Modality::Ecg,
+            EventKind::Ppg => Modality::Ppg,
+            EventKind::Scr => Modality::Eda,
+            EventKind::Resp => Modality::Resp,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -175,6 +207,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             execute(config, options)
         }
         Command::Beats { wfdb, channel } => beats(&wfdb, channel),
+        Command::Events { kind, input, channel } => events(kind, &input, channel.as_deref()),
         Command::Hrv { peaks, rate, no_correction } => hrv(&peaks, rate, no_correction),
         Command::Features { config, input, output, list, speed } => {
             if list {
@@ -207,6 +240,67 @@ fn beats(record: &Path, channel: usize) -> anyhow::Result<()> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for p in peaks {
         if writeln!(out, "{p}").is_err() {
+            break; // closed pipe: stop quietly
+        }
+    }
+    let _ = out.flush();
+    Ok(())
+}
+
+fn events(kind: EventKind, input: &InputArgs, channel: Option<&str>) -> anyhow::Result<()> {
+    use biofeedd::config::SourceConfig;
+    use std::io::Write;
+    let config = replay_config(input, None)?;
+    let SourceConfig::Replay(source) = &config.sensors[0].source;
+    let rec = biofeedd::ingest::replay::recording::load(source, &source.path, 0.0)?;
+    let names = || rec.channels.iter().map(|c| c.spec.name.as_str()).collect::<Vec<_>>().join(", ");
+    let ch = match channel {
+        Some(name) => rec.channels.iter().find(|c| c.spec.name == name),
+        None => rec.channels.iter().find(|c| c.spec.modality == kind.modality()),
+    }
+    .with_context(|| {
+        format!("{}: no channel {} (channels: {})", input.input.display(), channel.unwrap_or("of that kind"), names())
+    })?;
+    let fs = ch.spec.rate_hz;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    // Sample numbers count from the channel's first sample; `time_s` is on the recording clock, so
+    // gaps between segments show.
+    let first = ch.segments.first().map_or(0.0, |s| s.start_time);
+    let mut lines = Vec::new();
+    for seg in &ch.segments {
+        let offset = ((seg.start_time - first) * fs).round() as u64;
+        let at = |i: u64| (offset + i, seg.start_time + i as f64 / fs);
+        match kind {
+            EventKind::Ecg => lines.extend(features::beats::detect_ecg(&seg.samples, fs).into_iter().map(|i| {
+                let (n, t) = at(i as u64);
+                format!("{n},{t:.4}")
+            })),
+            EventKind::Ppg => lines.extend(features::beats::detect_ppg(&seg.samples, fs).into_iter().map(|b| {
+                let (n, t) = at(b.index);
+                format!("{n},{t:.4},{},{}", at(b.foot).0, b.amplitude)
+            })),
+            EventKind::Scr => lines.extend(features::eda::detect_scrs(&seg.samples, fs).into_iter().map(|s| {
+                let (n, t) = at(s.peak);
+                format!("{n},{t:.4},{},{:.5},{:.3}", at(s.onset).0, s.amplitude, s.rise_s)
+            })),
+            EventKind::Resp => {
+                let mut breaths = Vec::new();
+                let mut stream = features::resp::RespStream::new(fs);
+                stream.process(&seg.samples, &mut breaths);
+                lines.extend(breaths.into_iter().map(|i| {
+                    let (n, t) = at(i);
+                    format!("{n},{t:.4}")
+                }));
+            }
+        }
+    }
+    let header = match kind {
+        EventKind::Ecg | EventKind::Resp => "sample,time_s",
+        EventKind::Ppg => "sample,time_s,foot_sample,amplitude",
+        EventKind::Scr => "sample,time_s,onset_sample,amplitude_us,rise_s",
+    };
+    for line in std::iter::once(header).chain(lines.iter().map(String::as_str)) {
+        if writeln!(out, "{line}").is_err() {
             break; // closed pipe: stop quietly
         }
     }

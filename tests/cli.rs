@@ -243,6 +243,33 @@ fn beats_prints_one_r_peak_index_per_line() {
 }
 
 #[test]
+fn events_prints_the_detectors_findings_as_csv() {
+    let e4 = "tests/data/e4-S05-excerpt";
+    let out = biofeedd(&["events", "--kind", "ppg", "--format", "e4", "--input", e4]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some("sample,time_s,foot_sample,amplitude"));
+    let pulses: Vec<Vec<f64>> = lines.map(|l| l.split(',').map(|v| v.parse().unwrap()).collect()).collect();
+    // 150 s of wrist BVP at rest: a pulse every 0.5–1.5 s, each foot before its peak.
+    assert!((100..=300).contains(&pulses.len()), "{} pulses", pulses.len());
+    assert!(pulses.iter().all(|p| p[2] < p[0] && p[3] > 0.0));
+    assert!(pulses[0][1] > 1.5e9, "times on the recording's unix clock");
+
+    let out = biofeedd(&["events", "--kind", "scr", "--format", "e4", "--input", e4]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("sample,time_s,onset_sample,amplitude_us,rise_s\n"), "{stdout}");
+    for row in stdout.lines().skip(1) {
+        let v: Vec<f64> = row.split(',').map(|x| x.parse().unwrap()).collect();
+        assert!(v[2] < v[0] && v[3] >= 0.01 && (0.5..=5.0).contains(&v[4]), "{row}");
+    }
+
+    let err = failure(&biofeedd(&["events", "--kind", "ecg", "--format", "e4", "--input", e4]));
+    assert!(err.contains("no channel of that kind") && err.contains("bvp"), "{err}");
+}
+
+#[test]
 fn wfdb_records_replay_into_features() {
     let out =
         biofeedd(&["features", "--format", "wfdb", "--input", "tests/data/mitdb-100-5min/100", "--output", "jsonl"]);
