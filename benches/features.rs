@@ -5,6 +5,8 @@
 //!   the streaming extractor. This is the per-window cost a running hub pays.
 //! - `features/cold_window_60s_*`: a fresh extractor on one whole 60 s window, the same work
 //!   `benches/validation/features_speed.py` times NeuroKit2 on (seconds 30–90).
+//! - `features/hop_5s_window_{30,120}s_*`: the same hop under shorter and longer windows: the
+//!   streaming claim (cost follows the hop, not the window) as a measurement.
 //! - components: each streaming processor over 60 s of its signal, HRV and derived respiration
 //!   from the window's beats.
 //!
@@ -18,27 +20,32 @@ use biofeedd::features::hrv::{self, HrvOptions, HrvScratch};
 use biofeedd::features::resp::{self, DerivedScratch, RespStream};
 use biofeedd::features::FeatureExtractor;
 use biofeedd::ingest::replay::Recording;
-use common::{hops, window_at, HOP_S, LENGTH_S};
+use biofeedd::window::Window;
+use common::{hops, hops_of, window_at, HOP_S, LENGTH_S};
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
 
 fn bench_hops(c: &mut Criterion, name: &str, rec: &Recording) {
-    let windows = hops(rec);
+    bench_hop(c, &format!("features/hop_5s_{name}"), hops(rec));
+    let cold = window_at(rec, 30.0_f64.min(hops(rec).len() as f64 * HOP_S - HOP_S), LENGTH_S);
+    c.bench_function(&format!("features/cold_window_60s_{name}"), |b| {
+        b.iter(|| black_box(FeatureExtractor::new().extract(black_box(&cold)).values[0]))
+    });
+}
+
+/// One steady-state hop through `windows` (the first warms the extractor up).
+fn bench_hop(c: &mut Criterion, id: &str, windows: Vec<Window>) {
     let mut extractor = FeatureExtractor::with_hop(HOP_S);
     extractor.extract(&windows[0]);
     // Cycle through the hops after the first; wrapping round only makes the signal jump once
     // per cycle, which costs the processors nothing extra.
     let mut k = 1;
-    c.bench_function(&format!("features/hop_5s_{name}"), |b| {
+    c.bench_function(id, |b| {
         b.iter(|| {
             let fv = extractor.extract(black_box(&windows[k])).values[0];
             k = if k + 1 == windows.len() { 1 } else { k + 1 };
             fv
         })
-    });
-    let cold = window_at(rec, 30.0_f64.min(windows.len() as f64 * HOP_S - HOP_S), LENGTH_S);
-    c.bench_function(&format!("features/cold_window_60s_{name}"), |b| {
-        b.iter(|| black_box(FeatureExtractor::new().extract(black_box(&cold)).values[0]))
     });
 }
 
@@ -47,6 +54,10 @@ fn bench(c: &mut Criterion) {
     let e4 = common::e4_recording();
     bench_hops(c, "ecg_eda_rsp_100hz", &demo);
     bench_hops(c, "e4_bvp_eda_temp_acc", &e4);
+    // The streaming claim itself: a 5 s hop costs the same whatever the window's length.
+    for length in [30.0, 120.0] {
+        bench_hop(c, &format!("features/hop_5s_window_{length}s_ecg_eda_rsp_100hz"), hops_of(&demo, length));
+    }
 
     // Components over 60 s of signal (seconds 30–90 of the demo; 0–60 of the E4 excerpt).
     let w = window_at(&demo, 30.0, LENGTH_S);

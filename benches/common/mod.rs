@@ -42,12 +42,17 @@ pub const HOP_S: f64 = 5.0;
 /// The window `[start, start + 60 s)` of a recording (seconds from the start of its latest-starting
 /// channel, so every channel covers it), with the newest `fresh_s` seconds marked fresh.
 pub fn window_at(rec: &Recording, start_s: f64, fresh_s: f64) -> Window {
+    window_of(rec, start_s, LENGTH_S, fresh_s)
+}
+
+/// The window `[start, start + length_s)`, as [`window_at`].
+pub fn window_of(rec: &Recording, start_s: f64, length_s: f64, fresh_s: f64) -> Window {
     let t0 = common_span(rec).0;
     Window {
         subject: "s01".into(),
         seq: 0,
         start: t0 + start_s,
-        end: t0 + start_s + LENGTH_S,
+        end: t0 + start_s + length_s,
         channels: rec
             .channels
             .iter()
@@ -55,7 +60,7 @@ pub fn window_at(rec: &Recording, start_s: f64, fresh_s: f64) -> Window {
                 let fs = c.spec.rate_hz;
                 let seg = &c.segments[0];
                 let a = ((t0 + start_s - seg.start_time) * fs).round() as usize;
-                let b = a + (LENGTH_S * fs).round() as usize;
+                let b = a + (length_s * fs).round() as usize;
                 ChannelWindow {
                     spec: c.spec.clone(),
                     values: seg.samples[a..b].to_vec(),
@@ -78,12 +83,17 @@ fn common_span(rec: &Recording) -> (f64, f64) {
 
 /// Every hop of a recording, in order, each window marking its last hop as fresh.
 pub fn hops(rec: &Recording) -> Vec<Window> {
+    hops_of(rec, LENGTH_S)
+}
+
+/// Every hop of `length_s`-second windows.
+pub fn hops_of(rec: &Recording, length_s: f64) -> Vec<Window> {
     let (t0, t1) = common_span(rec);
-    let mut out = vec![window_at(rec, 0.0, LENGTH_S)];
+    let mut out = vec![window_of(rec, 0.0, length_s, length_s)];
     let mut start = HOP_S;
     // Half a second of slack: rounding must not ask for a sample past a channel's end.
-    while start + LENGTH_S <= t1 - t0 - 0.5 {
-        out.push(window_at(rec, start, HOP_S));
+    while start + length_s <= t1 - t0 - 0.5 {
+        out.push(window_of(rec, start, length_s, HOP_S));
         start += HOP_S;
     }
     out

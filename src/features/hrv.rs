@@ -2,6 +2,7 @@
 //! frequency domain, with ectopic/artefact correction reported.
 
 use super::dsp;
+use super::spectrum::{Centre, SlidingPeriodogram};
 
 /// How RR intervals are cleaned before HRV.
 #[derive(Debug, Clone, Copy)]
@@ -37,20 +38,40 @@ pub struct Hrv {
 }
 
 /// Reusable buffers.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct HrvScratch {
     rr: Vec<f64>,
+    t: Vec<f64>,
     keep: Vec<bool>,
     sorted: Vec<f64>,
-    t: Vec<f64>,
-    x: Vec<f64>,
-    trig: Vec<(f64, f64)>,
+    spectrum: SlidingPeriodogram,
+}
+
+impl Default for HrvScratch {
+    fn default() -> Self {
+        HrvScratch { rr: Vec::new(), t: Vec::new(), keep: Vec::new(), sorted: Vec::new(), spectrum: rr_periodogram() }
+    }
 }
 
 impl HrvScratch {
+    /// Load the intervals between consecutive beats at these sample numbers.
+    pub fn load_beats(&mut self, beats: impl Iterator<Item = u64>, fs: f64) {
+        self.rr.clear();
+        self.t.clear();
+        let mut prev = None;
+        for b in beats {
+            if let Some(a) = prev {
+                let (t, rr) = rr_interval(a, b, fs);
+                self.t.push(t);
+                self.rr.push(rr);
+            }
+            prev = Some(b);
+        }
+    }
+
     /// Room for `beats` beats, so computing HRV of that many never allocates.
     pub fn reserve(&mut self, beats: usize) {
-        for v in [&mut self.rr, &mut self.sorted, &mut self.t, &mut self.x] {
+        for v in [&mut self.rr, &mut self.t, &mut self.sorted] {
             v.reserve(beats.saturating_sub(v.len()));
         }
         self.keep.reserve(beats.saturating_sub(self.keep.len()));
@@ -59,24 +80,58 @@ impl HrvScratch {
 
 /// Minimum clean intervals for any HRV value.
 const MIN_INTERVALS: usize = 5;
+/// RR intervals outside this range (ms) are not heartbeats: 30–200 bpm.
+pub const PLAUSIBLE_RR_MS: std::ops::RangeInclusive<f64> = 300.0..=2000.0;
+
+/// The frequency grid every beat spectrum uses: 0.0425–0.5025 Hz in 0.005 Hz bins. HRV sums bins
+/// 0–21 (LF, 0.04–0.15 Hz) and 22–71 (HF, 0.15–0.40 Hz); derived respiration scans 11–92.
+pub fn rr_periodogram() -> SlidingPeriodogram {
+    SlidingPeriodogram::new(RR_F0, RR_DF, 93)
+}
+const RR_F0: f64 = 0.0425;
+const RR_DF: f64 = 0.005;
+const LF_BINS: std::ops::Range<usize> = 0..22;
+const HF_BINS: std::ops::Range<usize> = 22..72;
+
+/// The RR interval between beats at samples `a` < `b`: (time of `b` in s, interval in ms). Every
+/// RR series is built by this one function, so a spectrum can remove exactly what it added.
+pub fn rr_interval(a: u64, b: u64, fs: f64) -> (f64, f64) {
+    // Same operation order as NeuroKit2 (Δ / fs × 1000), so a successive difference of exactly
+    // 50 ms rounds the same way in both and pNN50 agrees.
+    (b as f64 / fs, (b as f64 - a as f64) / fs * 1000.0)
+}
 
 /// HRV from beat sample indices at `fs` Hz.
 pub fn from_peaks(peaks: &[usize], fs: f64, options: HrvOptions, s: &mut HrvScratch) -> Hrv {
-    s.rr.clear();
-    // Same operation order as NeuroKit2 (Δ / fs × 1000), so a successive difference of exactly
-    // 50 ms rounds the same way in both and pNN50 agrees.
-    s.rr.extend(peaks.windows(2).map(|w| (w[1] as f64 - w[0] as f64) / fs * 1000.0));
+    s.load_beats(peaks.iter().map(|&p| p as u64), fs);
+    let mut spectrum = std::mem::replace(&mut s.spectrum, rr_periodogram());
+    spectrum.clear();
+    for (&t, &r) in s.t.iter().zip(&s.rr) {
+        if !options.correct || PLAUSIBLE_RR_MS.contains(&r) {
+            spectrum.add(t, r);
+        }
+    }
+    let hrv = from_intervals(peaks.len(), options, s, &mut spectrum);
+    s.spectrum = spectrum;
+    hrv
+}
+
+/// HRV of a window's intervals, already in `s.rr` (ms) at their end-beat times `s.t` (s).
+/// `spectrum` holds exactly those intervals that pass the range test (all of them without
+/// correction): the streaming extractor keeps one per channel as beats come and go, so the
+/// frequency domain costs the bins, not the beats. It is left as it was found.
+pub fn from_intervals(beats: usize, options: HrvOptions, s: &mut HrvScratch, spectrum: &mut SlidingPeriodogram) -> Hrv {
     s.sorted.clear();
-    s.sorted.extend(s.rr.iter().copied().filter(|r| (300.0..=2000.0).contains(r)));
+    s.sorted.extend(s.rr.iter().copied().filter(|r| PLAUSIBLE_RR_MS.contains(r)));
     s.sorted.sort_by(f64::total_cmp);
     let median = s.sorted.get(s.sorted.len() / 2).copied();
     s.keep.clear();
     s.keep.extend(s.rr.iter().map(|&r| {
-        !options.correct || ((300.0..=2000.0).contains(&r) && median.is_some_and(|m| (r - m).abs() <= 0.2 * m))
+        !options.correct || (PLAUSIBLE_RR_MS.contains(&r) && median.is_some_and(|m| (r - m).abs() <= 0.2 * m))
     }));
     let kept = s.keep.iter().filter(|k| **k).count();
     let mut hrv = Hrv {
-        beats: peaks.len(),
+        beats,
         corrected: s.rr.len() - kept,
         mean_nn_ms: f64::NAN,
         hr_mean_bpm: f64::NAN,
@@ -119,21 +174,23 @@ pub fn from_peaks(peaks: &[usize], fs: f64, options: HrvOptions, s: &mut HrvScra
     }
     // Lomb–Scargle on the kept intervals at their own (uneven) beat times: no resampling, and
     // dropped beats simply leave holes instead of interpolated values.
-    s.t.clear();
-    s.x.clear();
-    for (k, (&r, &keep)) in s.rr.iter().zip(&s.keep).enumerate() {
-        if keep {
-            s.t.push(peaks[k + 1] as f64 / fs);
-            s.x.push(r);
-        }
-    }
-    let span = s.t.last().unwrap_or(&0.0) - s.t.first().unwrap_or(&0.0);
+    let kept_t = || s.t.iter().zip(&s.keep).filter(|(_, k)| **k).map(|(t, _)| *t);
+    let span = kept_t().next_back().unwrap_or(0.0) - kept_t().next().unwrap_or(0.0);
     // LF needs a few cycles of 0.04 Hz: Task Force recommends ≥ 2 min; below 50 s it is noise.
     if span >= 50.0 {
-        let mean = s.x.iter().sum::<f64>() / s.x.len() as f64;
-        s.x.iter_mut().for_each(|v| *v -= mean);
-        let lf = band_power(&s.t, &s.x, 0.04, 0.15, &mut s.trig);
-        let hf = band_power(&s.t, &s.x, 0.15, 0.40, &mut s.trig);
+        // The spectrum holds every plausible interval; the few the median test dropped leave it
+        // for this reading and come back after.
+        let (t, rr, keep) = (&s.t, &s.rr, &s.keep);
+        let dropped = || t.iter().zip(rr).zip(keep).filter(|&((_, r), k)| !k && PLAUSIBLE_RR_MS.contains(r));
+        dropped().for_each(|((&t, &r), _)| spectrum.remove(t, r));
+        let band = |bins: std::ops::Range<usize>| {
+            // Classical Lomb–Scargle P(f) of a sinusoid of amplitude A is A²n/4 and its spectral
+            // line is about 1/T wide, so P·2T/n is a one-sided PSD (ms²/Hz) whose integral is the
+            // variance.
+            bins.map(|k| spectrum.power(k, Centre::Mean)).sum::<f64>() * 2.0 * span / kept as f64 * RR_DF
+        };
+        let (lf, hf) = (band(LF_BINS), band(HF_BINS));
+        dropped().for_each(|((&t, &r), _)| spectrum.add(t, r));
         hrv.lf_ms2 = lf;
         hrv.hf_ms2 = hf;
         hrv.lf_hf = if hf > 0.0 { lf / hf } else { f64::NAN };
@@ -141,28 +198,11 @@ pub fn from_peaks(peaks: &[usize], fs: f64, options: HrvOptions, s: &mut HrvScra
     hrv
 }
 
-/// Power of `x` (ms, zero mean) sampled at times `t` (s) in `[f_lo, f_hi)` Hz, in ms², from the
-/// Lomb–Scargle periodogram scaled so the total over all frequencies matches the variance.
-fn band_power(t: &[f64], x: &[f64], f_lo: f64, f_hi: f64, trig: &mut Vec<(f64, f64)>) -> f64 {
-    let n = x.len() as f64;
-    let duration = t[t.len() - 1] - t[0];
-    let df = 0.005;
-    let mut power = 0.0;
-    let mut f = f_lo + df / 2.0;
-    while f < f_hi {
-        // Classical Lomb–Scargle P(f) of a sinusoid of amplitude A is A²n/4 and its spectral line
-        // is about 1/T wide, so P·2T/n is a one-sided PSD (ms²/Hz) whose integral is the variance.
-        power += lomb_scargle(t, x, f, trig) * 2.0 * duration / n * df;
-        f += df;
-    }
-    power
-}
-
-/// The classical Lomb–Scargle periodogram of zero-mean `x` at times `t` (s), at `f` Hz.
+/// The classical Lomb–Scargle periodogram of zero-mean `x` at times `t` (s), at `f` Hz: the
+/// direct formula, which [`SlidingPeriodogram`] is tested against.
+#[cfg(test)]
 pub(crate) fn lomb_scargle(t: &[f64], x: &[f64], f: f64, trig: &mut Vec<(f64, f64)>) -> f64 {
     let w = 2.0 * std::f64::consts::PI * f;
-    // One sin_cos per sample and frequency: the 2ωt sums and the shift by τ follow from
-    // double-angle and difference identities.
     trig.clear();
     trig.extend(t.iter().map(|&ti| (w * ti).sin_cos()));
     let (s2, c2) = trig.iter().fold((0.0, 0.0), |(s, c), &(sn, cs)| (s + 2.0 * sn * cs, c + cs * cs - sn * sn));

@@ -19,6 +19,7 @@ pub mod dsp;
 pub mod eda;
 pub mod hrv;
 pub mod resp;
+pub mod spectrum;
 pub mod stats;
 
 use crate::signal::Modality;
@@ -27,6 +28,7 @@ use beats::{Beat, EcgDetector, PpgDetector, MIN_BEAT_INTERVAL_S};
 use eda::{EdaStream, Scr};
 use resp::RespStream;
 use serde::Serialize;
+use spectrum::BeatSpectra;
 use stats::{RunningStats, Summary};
 use std::collections::VecDeque;
 
@@ -191,8 +193,8 @@ impl FeatureVector {
 /// What a channel's processor finds, kept while a window can still contain it.
 #[derive(Debug)]
 enum Processor {
-    Ecg(EcgDetector, VecDeque<Beat>),
-    Ppg(PpgDetector, VecDeque<Beat>),
+    Ecg(EcgDetector, WindowBeats),
+    Ppg(PpgDetector, WindowBeats),
     Eda {
         stream: EdaStream,
         tonic: RunningStats,
@@ -206,6 +208,36 @@ enum Processor {
     },
     /// Temperature, accelerometer axes and anything else: block statistics only.
     Plain,
+}
+
+/// The beats of the current window and their spectra, kept in step: each beat joins once and
+/// leaves once, so HRV and derived respiration cost the hop's beats, not the window's.
+#[derive(Debug)]
+struct WindowBeats {
+    fs: f64,
+    beats: VecDeque<Beat>,
+    spectra: BeatSpectra,
+}
+
+impl WindowBeats {
+    fn new(fs: f64, capacity: usize) -> Self {
+        WindowBeats { fs, beats: VecDeque::with_capacity(capacity), spectra: BeatSpectra::default() }
+    }
+
+    fn extend(&mut self, new: &[Beat]) {
+        for b in new {
+            self.spectra.push(self.beats.back(), b, self.fs);
+            self.beats.push_back(*b);
+        }
+    }
+
+    /// Drop the oldest beats while `old` says so.
+    fn prune(&mut self, old: impl Fn(&Beat) -> bool) {
+        while let Some(b) = self.beats.front().copied().filter(&old) {
+            self.beats.pop_front();
+            self.spectra.pop(&b, self.beats.front(), self.fs);
+        }
+    }
 }
 
 /// Streaming state of one window channel.
@@ -225,8 +257,8 @@ impl ChannelState {
         // minimum spacing), so a faster heart later never reallocates them mid-run.
         let cap = |min_interval_s: f64| event_capacity(keep, fs, min_interval_s);
         let processor = match ch.spec.modality {
-            Modality::Ecg => Processor::Ecg(EcgDetector::new(fs), VecDeque::with_capacity(cap(MIN_BEAT_INTERVAL_S))),
-            Modality::Ppg => Processor::Ppg(PpgDetector::new(fs), VecDeque::with_capacity(cap(MIN_BEAT_INTERVAL_S))),
+            Modality::Ecg => Processor::Ecg(EcgDetector::new(fs), WindowBeats::new(fs, cap(MIN_BEAT_INTERVAL_S))),
+            Modality::Ppg => Processor::Ppg(PpgDetector::new(fs), WindowBeats::new(fs, cap(MIN_BEAT_INTERVAL_S))),
             Modality::Eda => Processor::Eda {
                 stream: EdaStream::new(fs),
                 tonic: RunningStats::new(hop_samples, keep),
@@ -253,14 +285,14 @@ impl ChannelState {
             Processor::Ecg(det, kept) => {
                 beats.clear();
                 det.process(fresh, beats);
-                kept.extend(beats.iter().copied());
-                prune(kept, |b| b.index < from);
+                kept.extend(beats);
+                kept.prune(|b| b.index < from);
             }
             Processor::Ppg(det, kept) => {
                 beats.clear();
                 det.process(fresh, beats);
-                kept.extend(beats.iter().copied());
-                prune(kept, |b| b.foot < from);
+                kept.extend(beats);
+                kept.prune(|b| b.foot < from);
             }
             Processor::Eda { stream, tonic, scrs, found } => {
                 found.clear();
@@ -313,7 +345,6 @@ pub struct FeatureExtractor {
     window_beats: Vec<Beat>,
     peaks: Vec<usize>,
     hrv: hrv::HrvScratch,
-    derived: resp::DerivedScratch,
     acc_mag: Option<AccState>,
     amps: Vec<f64>,
 }
@@ -408,7 +439,6 @@ impl FeatureExtractor {
         self.peaks.reserve(n.saturating_sub(self.peaks.len()));
         self.amps.reserve(n.saturating_sub(self.amps.len()));
         self.hrv.reserve(n);
-        self.derived.reserve(n);
     }
 
     /// The beats of window channel `k` that lie in the current window, into `window_beats`,
@@ -419,7 +449,7 @@ impl FeatureExtractor {
         self.window_beats.clear();
         self.peaks.clear();
         if let Processor::Ecg(_, kept) | Processor::Ppg(_, kept) = &st.processor {
-            for b in kept.iter().filter(|b| b.index >= from) {
+            for b in kept.beats.iter().filter(|b| b.index >= from) {
                 self.window_beats.push(*b);
                 self.peaks.push((b.index - from) as usize);
             }
@@ -432,7 +462,24 @@ impl FeatureExtractor {
         let fs = ch.spec.rate_hz;
         let modality = ch.spec.modality;
         fv.cardiac_source = Some(modality);
-        let hrv = hrv::from_peaks(&self.peaks, fs, hrv::HrvOptions::default(), &mut self.hrv);
+        let Some(Processor::Ecg(_, kept) | Processor::Ppg(_, kept)) =
+            self.channels[k].as_mut().map(|s| &mut s.processor)
+        else {
+            unreachable!("a cardiac channel has a beat processor");
+        };
+        self.hrv.load_beats(self.window_beats.iter().map(|b| b.index), fs);
+        let hrv = hrv::from_intervals(
+            self.window_beats.len(),
+            hrv::HrvOptions::default(),
+            &mut self.hrv,
+            &mut kept.spectra.rr,
+        );
+        let span_s = self
+            .window_beats
+            .last()
+            .zip(self.window_beats.first())
+            .map_or(0.0, |(l, f)| (l.index - f.index) as f64 / fs);
+        let derived = resp::derived_rate_of(&kept.spectra, self.window_beats.len(), span_s);
         let intervals = self.peaks.len().saturating_sub(1);
         fv.set("beats_n", self.peaks.len() as f64);
         fv.set("beats_rejected", hrv.corrected as f64);
@@ -469,7 +516,7 @@ impl FeatureExtractor {
         fv.set("hrv_lf_ms2", hrv.lf_ms2);
         fv.set("hrv_hf_ms2", hrv.hf_ms2);
         fv.set("hrv_lf_hf", hrv.lf_hf);
-        if let Some(rate) = resp::derived_rate_bpm(&self.window_beats, fs, &mut self.derived) {
+        if let Some(rate) = derived {
             fv.set("resp_rate_cardiac_bpm", rate);
         }
     }
@@ -683,6 +730,61 @@ mod tests {
 
     fn cw(name: &str, m: Modality, fs: f64, values: Vec<f32>) -> ChannelWindow {
         ChannelWindow { spec: ChannelSpec::new(name, m, "u", fs), fresh: values.len(), values, missing: 0 }
+    }
+
+    #[test]
+    fn sliding_hrv_and_derived_respiration_equal_the_batch_ones_on_every_window() {
+        // 5 minutes of synthetic ECG at 250 Hz: narrow R waves whose spacing follows breathing
+        // (0.25 Hz) and a slow swing, amplitude modulated by breathing, an early beat now and then.
+        let fs = 250.0;
+        let n = (300.0 * fs) as usize;
+        let mut ecg = vec![0.0f32; n];
+        let mut t = 0.6;
+        let mut k = 0;
+        while t < 299.0 {
+            let amp = 1.0 + 0.15 * (2.0 * std::f64::consts::PI * 0.25 * t).sin();
+            let c = (t * fs) as usize;
+            for (j, v) in ecg.iter_mut().enumerate().take((c + 8).min(n)).skip(c.saturating_sub(8)) {
+                let d = (j as f64 - c as f64) / 3.0;
+                *v += (amp * (-d * d).exp()) as f32;
+            }
+            k += 1;
+            let ectopic = k % 37 == 0;
+            t += if ectopic { 0.45 } else { 0.85 + 0.05 * (2.0 * std::f64::consts::PI * 0.25 * t).sin() };
+        }
+        let (len, hop) = ((60.0 * fs) as usize, (5.0 * fs) as usize);
+        let mut extractor = FeatureExtractor::with_hop(5.0);
+        let mut checked = 0;
+        for start in (0..=n - len).step_by(hop) {
+            let mut ch = cw("ecg", Modality::Ecg, fs, ecg[start..start + len].to_vec());
+            ch.fresh = if start == 0 { len } else { hop };
+            let fv = extractor.extract(&window(vec![ch])).clone();
+            // The batch functions over the very beats the window holds.
+            let Some(Processor::Ecg(_, kept)) = extractor.channels[0].as_ref().map(|s| &s.processor) else {
+                panic!("ecg state")
+            };
+            let from = start as u64;
+            let beats: Vec<Beat> = kept.beats.iter().copied().filter(|b| b.index >= from).collect();
+            assert_eq!(beats.len(), kept.beats.len(), "the queue holds exactly the window's beats");
+            let peaks: Vec<usize> = beats.iter().map(|b| (b.index - from) as usize).collect();
+            let batch = hrv::from_peaks(&peaks, fs, hrv::HrvOptions::default(), &mut Default::default());
+            let close = |name: &str, want: f64| {
+                let got = fv.get(name).unwrap() as f64;
+                assert!(
+                    (got.is_nan() && want.is_nan()) || (got - want).abs() <= 1e-4 * want.abs().max(1e-3),
+                    "window at {start}: {name} {got} vs batch {want}"
+                );
+            };
+            close("hrv_sdnn_ms", batch.sdnn_ms);
+            close("hrv_lf_ms2", batch.lf_ms2);
+            close("hrv_hf_ms2", batch.hf_ms2);
+            close("beats_rejected", batch.corrected as f64);
+            let derived = resp::derived_rate_bpm(&beats, fs, &mut Default::default());
+            close("resp_rate_cardiac_bpm", derived.unwrap_or(f64::NAN));
+            assert!(batch.corrected > 0 && derived.is_some_and(|r| (r - 15.0).abs() < 1.0), "{batch:?} {derived:?}");
+            checked += 1;
+        }
+        assert_eq!(checked, 49);
     }
 
     #[test]

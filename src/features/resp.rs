@@ -16,7 +16,7 @@
 
 use super::beats::Beat;
 use super::dsp::{Biquad, FiniteHold};
-use super::hrv::lomb_scargle;
+use super::spectrum::{BeatSpectra, Centre, SlidingPeriodogram};
 
 /// Streaming breath detector for one breathing waveform.
 #[derive(Debug)]
@@ -83,98 +83,62 @@ pub fn rate_from_breaths(breaths: &[u64], fs: f64) -> Option<f64> {
     (breaths.len() >= 2 && last > first).then(|| (breaths.len() - 1) as f64 / ((last - first) as f64 / fs) * 60.0)
 }
 
-/// Reusable buffers for [`derived_rate_bpm`].
+/// Reusable state for [`derived_rate_bpm`] over a batch of beats.
 #[derive(Debug, Default)]
 pub struct DerivedScratch {
-    t_amp: Vec<f64>,
-    amp: Vec<f64>,
-    t_rr: Vec<f64>,
-    rr: Vec<f64>,
-    trig: Vec<(f64, f64)>,
+    spectra: BeatSpectra,
 }
 
-impl DerivedScratch {
-    /// Room for `beats` beats, so [`derived_rate_bpm`] over that many never allocates.
-    pub fn reserve(&mut self, beats: usize) {
-        for v in [&mut self.t_amp, &mut self.amp, &mut self.t_rr, &mut self.rr] {
-            v.reserve(beats.saturating_sub(v.len()));
-        }
-    }
-}
-
-/// Breathing rate (breaths/min) from a window's beats at `fs` Hz, or `None` when the beats span
-/// under 30 s, are too few, or carry no modulation.
+/// Breathing rate (breaths/min) from a batch of beats at `fs` Hz: [`derived_rate_of`] after
+/// loading them into fresh spectra.
 pub fn derived_rate_bpm(beats: &[Beat], fs: f64, s: &mut DerivedScratch) -> Option<f64> {
-    if beats.len() < 15 || (beats[beats.len() - 1].index - beats[0].index) as f64 / fs < 30.0 {
-        return None;
-    }
-    s.t_amp.clear();
-    s.amp.clear();
-    s.t_rr.clear();
-    s.rr.clear();
+    s.spectra.clear();
     for (k, b) in beats.iter().enumerate() {
-        let t = b.index as f64 / fs;
-        if b.amplitude.is_finite() {
-            s.t_amp.push(t);
-            s.amp.push(b.amplitude);
-        }
-        if k > 0 {
-            let rr = (b.index - beats[k - 1].index) as f64 / fs;
-            // Missed or extra beats would put their own spikes into the spectrum.
-            if (0.3..=2.0).contains(&rr) {
-                s.t_rr.push(t);
-                s.rr.push(rr);
-            }
-        }
+        s.spectra.push(k.checked_sub(1).map(|j| &beats[j]), b, fs);
+    }
+    let span = beats.last().zip(beats.first()).map_or(0.0, |(l, f)| (l.index - f.index) as f64 / fs);
+    derived_rate_of(&s.spectra, beats.len(), span)
+}
+
+/// Breathing rate (breaths/min) from the spectra of a window's `beats` beats spanning `span_s`
+/// seconds, or `None` when they span under 30 s, are too few, or carry no modulation.
+pub fn derived_rate_of(spectra: &BeatSpectra, beats: usize, span_s: f64) -> Option<f64> {
+    if beats < 15 || span_s < 30.0 {
+        return None;
     }
     // The RR series stands in when the amplitudes are missing or flat.
-    let amp_var = detrend(&s.t_amp, &mut s.amp);
-    let rr_var = detrend(&s.t_rr, &mut s.rr);
-    if amp_var.is_none() && rr_var.is_none() {
-        return None;
-    }
-    // 0.1–0.5 Hz in 0.005 Hz steps: 6–30 breaths/min at 0.3 breath/min resolution; beats come at
-    // about 1 Hz, so faster breathing cannot be told apart from the beat sampling itself. The
-    // scan starts a step below and ends a step above the band so that only a true local maximum
-    // counts: a spectrum still falling at 0.1 Hz is the tail of slow (Mayer-wave, ~0.1 Hz and
-    // below) heart-rate variation, not a breath.
-    let power = |f: f64, s: &mut DerivedScratch| match (amp_var, rr_var) {
-        (Some(v), _) => lomb_scargle(&s.t_amp, &s.amp, f, &mut s.trig) / v,
-        (None, Some(v)) => lomb_scargle(&s.t_rr, &s.rr, f, &mut s.trig) / v,
-        (None, None) => 0.0,
+    let modulated = |p: &SlidingPeriodogram| {
+        let (n, var, mean) = (p.len(), p.variance(Centre::Line)?, p.mean()?);
+        // Rounding leaves a constant series a variance of ~1e-32, not zero.
+        (n >= 10 && var > 1e-12 * mean * mean).then_some(())
     };
-    let mut best: Option<(f64, f64)> = None;
-    let (mut before, mut here) = (power(0.095, s), power(0.1, s));
-    for k in 0..=80 {
-        let f = 0.1 + 0.005 * k as f64;
-        let after = power(f + 0.005, s);
+    let series = if modulated(&spectra.amp).is_some() {
+        &spectra.amp
+    } else if modulated(&spectra.rr).is_some() {
+        &spectra.rr
+    } else {
+        return None;
+    };
+    // Bins of 0.005 Hz from 0.1025 to 0.4975 Hz: 6–30 breaths/min at 0.3 breath/min resolution;
+    // beats come at about 1 Hz, so faster breathing cannot be told apart from the beat sampling
+    // itself. Only a true local maximum counts (its neighbours, one bin outside the band, are
+    // read too): a spectrum still falling at 0.1 Hz is the tail of slow (Mayer-wave, ~0.1 Hz and
+    // below) heart-rate variation, not a breath.
+    let power = |k: usize| series.power(k, Centre::Line);
+    let mut best: Option<(usize, f64)> = None;
+    let (mut before, mut here) = (power(DERIVED_BINS.start - 1), power(DERIVED_BINS.start));
+    for k in DERIVED_BINS {
+        let after = power(k + 1);
         if here > before && here >= after && best.is_none_or(|(_, p)| here > p) {
-            best = Some((f, here));
+            best = Some((k, here));
         }
         (before, here) = (here, after);
     }
-    best.map(|(f, _)| f * 60.0)
+    best.map(|(k, _)| series.freq(k) * 60.0)
 }
 
-/// Subtract the least-squares line through `(t, x)`; return the residual variance, or `None` for
-/// fewer than 10 values or no variance. Electrode and posture drift over a window is slower than
-/// any breath and would otherwise lift the lowest frequencies.
-fn detrend(t: &[f64], x: &mut [f64]) -> Option<f64> {
-    if x.len() < 10 {
-        return None;
-    }
-    let n = x.len() as f64;
-    let (mt, mx) = (t.iter().sum::<f64>() / n, x.iter().sum::<f64>() / n);
-    let (mut stt, mut stx) = (0.0, 0.0);
-    for (&ti, &xi) in t.iter().zip(x.iter()) {
-        stt += (ti - mt) * (ti - mt);
-        stx += (ti - mt) * (xi - mx);
-    }
-    let slope = if stt > 0.0 { stx / stt } else { 0.0 };
-    x.iter_mut().zip(t).for_each(|(v, &ti)| *v -= mx + slope * (ti - mt));
-    let var = x.iter().map(|v| v * v).sum::<f64>() / n;
-    (var > 1e-12 * mx * mx).then_some(var)
-}
+/// Bins of [`super::hrv::rr_periodogram`] the derived rate scans: 0.1025–0.4975 Hz.
+const DERIVED_BINS: std::ops::Range<usize> = 12..92;
 
 #[cfg(test)]
 mod tests {
