@@ -63,8 +63,10 @@ def main():
                 sig, _ = nk.eda_process(data[cols["EDA"]][a:b], sampling_rate=100)
                 r["scr"] = (w["scr_count"], float(sig["SCR_Peaks"].sum()))
                 r["eda"] = (w["eda_mean_us"], float(data[cols["EDA"]][a:b].mean()))
+                r["tonic"] = (w["eda_tonic_us"], float(sig["EDA_Tonic"].mean()))
             rows.append(r)
-    keys = [("hr", "mean HR (bpm)"), ("resp", "respiration rate (/min)"), ("scr", "SCR count"), ("eda", "mean EDA (uS)")]
+    keys = [("hr", "mean HR (bpm)"), ("resp", "respiration rate (/min)"), ("scr", "SCR count"), ("eda", "mean EDA (uS)"),
+            ("tonic", "tonic EDA (uS)")]
     lines = ["| recording | window | " + " | ".join(f"{label} ours / NK" for _, label in keys) + " |",
              "|---|---|" + "---|" * len(keys)]
     for r in rows:

@@ -6,7 +6,9 @@ NeuroKit2's detectors scored by the same scorer in the same run.
 
 Scoring (standard practice, as in EC57/bxb without the learning period): reference beats are the
 annotations whose code WFDB counts as a beat (non-beat marks such as rhythm changes and noise are
-excluded); a detection matches a reference beat when within 150 ms, one-to-one. Se = TP/(TP+FN),
+excluded); ventricular flutter/fibrillation episodes (`[` … `]`, record 207 in mitdb) are left out
+of scoring as EC57 prescribes; a detection matches a reference beat when within 150 ms,
+one-to-one. Se = TP/(TP+FN),
 +P = TP/(TP+FP), gross over all beats of all records. Channel 0 of every record.
 
 The script creates benches/validation/.venv with the pinned reference tools on first use.
@@ -60,6 +62,28 @@ def score(ref, det, tol):
     return tp, len(ref) - tp, len(det) - tp
 
 
+def vf_spans(ann):
+    """Ventricular flutter/fibrillation episodes, `[` to `]` (to the end if unclosed), in samples.
+
+    ANSI/AAMI EC57 leaves these out of beat-by-beat QRS scoring: the reference annotates no beats
+    inside them (only `!` flutter waves), so any detector would be charged false positives for
+    every flutter wave it sees."""
+    spans, start = [], None
+    for s, sym in zip(ann.sample, ann.symbol):
+        if sym == "[":
+            start = s
+        elif sym == "]" and start is not None:
+            spans.append((start, s))
+            start = None
+    if start is not None:
+        spans.append((start, float("inf")))
+    return spans
+
+
+def outside(indices, spans):
+    return [i for i in indices if not any(a <= i <= b for a, b in spans)]
+
+
 def ours(binary, record):
     out = subprocess.run([binary, "beats", "--wfdb", str(record), "--channel", "0"], capture_output=True, text=True, check=True)
     return [int(x) for x in out.stdout.split()]
@@ -90,7 +114,8 @@ def main():
     for rec in records:
         path = args.db / rec
         ann = wfdb.rdann(str(path), "atr")
-        ref = [s for s, sym in zip(ann.sample, ann.symbol) if sym in BEATS]
+        vf = vf_spans(ann)
+        ref = outside([s for s, sym in zip(ann.sample, ann.symbol) if sym in BEATS], vf)
         sig, fields = wfdb.rdsamp(str(path), channels=[0])
         fs = fields["fs"]
         tol = int(round(0.150 * fs))
@@ -98,6 +123,7 @@ def main():
         for m in methods:
             t0 = time.perf_counter()
             det = ours(args.bin, path) if m == "biofeedd" else neurokit(sig[:, 0], fs, m.split(":")[1])
+            det = outside(det, vf)
             seconds[m] += time.perf_counter() - t0
             tp, fn, fp = score(ref, det, tol)
             for k, v in enumerate((tp, fn, fp)):
