@@ -399,6 +399,7 @@ fn replay_config(input: &InputArgs, base: Option<&Path>) -> anyhow::Result<Confi
         None => Config {
             hub: HubConfig { id: "replay".into() },
             window: WindowConfig::default(),
+            features: Default::default(),
             sensors: Vec::new(),
             fusion: Default::default(),
             mqtt: None,

@@ -270,6 +270,37 @@ fn events_prints_the_detectors_findings_as_csv() {
 }
 
 #[test]
+fn z_features_start_after_the_baseline_phase() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "[hub]\nid = \"t\"\n[features]\nbaseline_s = 80.0\n").unwrap();
+    let out = biofeedd(&[
+        "features",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--format",
+        "e4",
+        "--input",
+        "tests/data/e4-S05-excerpt",
+        "--output",
+        "jsonl",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows: Vec<Value> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let t0 = rows[0]["window_start"].as_f64().unwrap();
+    for r in &rows {
+        let calibrating = r["window_end"].as_f64().unwrap() <= t0 + 80.0;
+        let z = &r["z_eda_mean_us"];
+        assert_eq!(z.is_null(), calibrating, "window ending {}: z_eda_mean_us {z}", r["window_end"]);
+    }
+    assert!(rows.iter().any(|r| !r["z_hr_mean_bpm"].is_null()), "heart rate is scored against its baseline");
+
+    std::fs::write(&cfg, "[hub]\nid = \"t\"\n[features]\nbaseline_s = 30.0\n").unwrap();
+    let err = failure(&biofeedd(&["check", "--config", cfg.to_str().unwrap()]));
+    assert!(err.contains("features.baseline_s") && err.contains("shorter than one 60 s window"), "{err}");
+}
+
+#[test]
 fn wfdb_records_replay_into_features() {
     let out =
         biofeedd(&["features", "--format", "wfdb", "--input", "tests/data/mitdb-100-5min/100", "--output", "jsonl"]);

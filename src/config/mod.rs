@@ -10,6 +10,7 @@
 mod locate;
 
 use crate::bridge::MqttConfig;
+use crate::features::baseline::FeaturesConfig;
 use crate::fusion::FusionConfig;
 use crate::ingest::replay::ReplayConfig;
 use crate::window::WindowConfig;
@@ -26,6 +27,8 @@ pub struct Config {
     pub hub: HubConfig,
     #[serde(default)]
     pub window: WindowConfig,
+    #[serde(default)]
+    pub features: FeaturesConfig,
     /// One entry per physical (or replayed) sensor.
     #[serde(rename = "sensor", default)]
     pub sensors: Vec<SensorConfig>,
@@ -199,6 +202,19 @@ impl Config {
                 .help("use letters, digits, `-` and `_` only; it becomes an MQTT topic level"));
         }
         self.window.validate()?;
+        self.features.validate()?;
+        let (baseline, window) = (self.features.baseline_s, self.window.length_s);
+        if baseline > 0.0 && baseline < window {
+            return Err(Invalid::new(
+                path!["features", "baseline_s"],
+                format!(
+                    "{baseline} s of baseline is shorter than one {window} s window, so no window could calibrate it"
+                ),
+            )
+            .help(format!(
+                "make it at least {window} s (several windows are better), or 0 to turn the z_ features off"
+            )));
+        }
         if require_sensors && self.sensors.is_empty() {
             return Err(Invalid::new(path!["hub"], "no [[sensor]] is configured")
                 .help("add a [[sensor]] table; see config/demo.toml for a replayed recording"));

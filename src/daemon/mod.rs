@@ -118,7 +118,11 @@ pub async fn run(config: Config, options: RunOptions) -> anyhow::Result<Summary>
         .iter()
         .zip(windower_specs)
         .map(|(s, specs)| {
-            SubjectPipeline::new(SubjectWindower::new(s.clone(), specs, config.window.clone()), config.window.hop_s)
+            SubjectPipeline::new(
+                SubjectWindower::new(s.clone(), specs, config.window.clone()),
+                config.window.hop_s,
+                config.features.baseline_s,
+            )
         })
         .collect();
 

@@ -34,8 +34,8 @@ pub struct SubjectPipeline {
 }
 
 impl SubjectPipeline {
-    pub fn new(windower: SubjectWindower, hop_s: f64) -> Self {
-        SubjectPipeline { windower, extractor: FeatureExtractor::with_hop(hop_s) }
+    pub fn new(windower: SubjectWindower, hop_s: f64, baseline_s: f64) -> Self {
+        SubjectPipeline { windower, extractor: FeatureExtractor::with_hop(hop_s).with_baseline(baseline_s) }
     }
 }
 

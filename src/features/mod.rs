@@ -14,6 +14,7 @@
 //!
 //! Architecture invariant: pure and synchronous — no I/O, no tokio.
 
+pub mod baseline;
 pub mod beats;
 pub mod dsp;
 pub mod eda;
@@ -33,7 +34,7 @@ use stats::{RunningStats, Summary};
 use std::collections::VecDeque;
 
 /// Every feature the stage computes, in vector order. Names carry their unit.
-pub const FEATURE_NAMES: [&str; 32] = [
+pub const FEATURE_NAMES: [&str; 57] = [
     "hr_mean_bpm",
     "hr_std_bpm",
     "hrv_sdnn_ms",
@@ -66,7 +67,38 @@ pub const FEATURE_NAMES: [&str; 32] = [
     "quality_eda",
     "quality_resp",
     "motion",
+    // Baseline-relative twins: z-scores against the subject's calibration phase (see
+    // features/baseline.rs). Every name after `Z_START` is `z_` + a feature above.
+    "z_hr_mean_bpm",
+    "z_hr_std_bpm",
+    "z_hrv_sdnn_ms",
+    "z_hrv_rmssd_ms",
+    "z_hrv_pnn50",
+    "z_hrv_lf_ms2",
+    "z_hrv_hf_ms2",
+    "z_hrv_lf_hf",
+    "z_ppg_rise_ms",
+    "z_ppg_amp_cv",
+    "z_eda_mean_us",
+    "z_eda_std_us",
+    "z_eda_min_us",
+    "z_eda_slope_us_per_min",
+    "z_eda_tonic_us",
+    "z_scr_rate_per_min",
+    "z_scr_amp_mean_us",
+    "z_scr_rise_s",
+    "z_resp_rate_bpm",
+    "z_resp_rate_cardiac_bpm",
+    "z_temp_mean_c",
+    "z_temp_slope_c_per_min",
+    "z_acc_mag_mean_g",
+    "z_acc_mag_std_g",
+    "z_acc_enmo_g",
 ];
+
+/// Index of the first `z_` feature; all the rest are `z_` twins.
+const Z_START: usize = 32;
+const Z_COUNT: usize = FEATURE_NAMES.len() - Z_START;
 
 /// Index of a feature by name.
 pub fn feature_index(name: &str) -> Option<usize> {
@@ -76,6 +108,8 @@ pub fn feature_index(name: &str) -> Option<usize> {
 /// Which modalities can feed a feature (any one of them suffices).
 pub fn feature_sources(name: &str) -> &'static [Modality] {
     const CARDIAC: &[Modality] = &[Modality::Ecg, Modality::Ppg];
+    // A baseline-relative twin needs what its raw feature needs.
+    let name = name.strip_prefix("z_").unwrap_or(name);
     match name {
         "resp_rate_cardiac_bpm" | "quality_cardiac" => return CARDIAC,
         "quality_eda" => return &[Modality::Eda],
@@ -164,6 +198,8 @@ pub struct Quality {
 pub struct FeatureVector {
     /// Aligned with [`FEATURE_NAMES`]; `NaN` where not computable.
     pub values: [f32; FEATURE_NAMES.len()],
+    /// Where the subject's baseline calibration stands (the `z_` features wait for it).
+    pub baseline: baseline::Phase,
     pub quality: Vec<Quality>,
     /// The cardiac channel the beats came from (`ecg` or `ppg`), if any.
     pub cardiac_source: Option<Modality>,
@@ -171,7 +207,12 @@ pub struct FeatureVector {
 
 impl FeatureVector {
     pub fn empty() -> Self {
-        FeatureVector { values: [f32::NAN; FEATURE_NAMES.len()], quality: Vec::new(), cardiac_source: None }
+        FeatureVector {
+            values: [f32::NAN; FEATURE_NAMES.len()],
+            baseline: baseline::Phase::Off,
+            quality: Vec::new(),
+            cardiac_source: None,
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<f32> {
@@ -187,6 +228,7 @@ impl FeatureVector {
         self.values = [f32::NAN; FEATURE_NAMES.len()];
         self.quality.clear();
         self.cardiac_source = None;
+        self.baseline = baseline::Phase::Off;
     }
 }
 
@@ -347,6 +389,9 @@ pub struct FeatureExtractor {
     hrv: hrv::HrvScratch,
     acc_mag: Option<AccState>,
     amps: Vec<f64>,
+    baseline: Option<baseline::Baseline>,
+    /// Index of the raw feature of each `z_` twin.
+    baseline_index: [usize; Z_COUNT],
 }
 
 /// Streaming magnitude statistics over the accelerometer axes (same sensor, same rate).
@@ -366,6 +411,15 @@ impl FeatureExtractor {
     /// A hint of the hop in seconds (from `[window]`), so block statistics merge per hop.
     pub fn with_hop(hop_s: f64) -> Self {
         FeatureExtractor { hop_s: Some(hop_s), ..Self::default() }
+    }
+
+    /// Report `z_` features against the first `baseline_s` seconds of windows (`[features]`).
+    pub fn with_baseline(mut self, baseline_s: f64) -> Self {
+        self.baseline = Some(baseline::Baseline::new(baseline_s));
+        self.baseline_index = std::array::from_fn(|k| {
+            feature_index(&FEATURE_NAMES[Z_START + k][2..]).expect("a z_ twin names a feature")
+        });
+        self
     }
 
     /// Compute every feature the window's channels allow. Windows must come in order; each
@@ -428,6 +482,11 @@ impl FeatureExtractor {
             }
             let flags = basic_flags(ch, &sum);
             fv.quality.push(Quality { modality: Modality::Temp, score: ch.coverage(), flags });
+        }
+        if let Some(b) = &mut self.baseline {
+            let raw = self.baseline_index.map(|i| fv.values[i]);
+            let (_, z) = fv.values.split_at_mut(Z_START);
+            fv.baseline = b.observe(window.start, window.end, &raw, z);
         }
         self.out = Some(fv);
         self.out.as_ref().expect("just stored")
@@ -785,6 +844,16 @@ mod tests {
             checked += 1;
         }
         assert_eq!(checked, 49);
+    }
+
+    #[test]
+    fn every_z_twin_names_a_raw_feature_before_it() {
+        for z in &FEATURE_NAMES[Z_START..] {
+            let raw = z.strip_prefix("z_").expect("only z_ twins after Z_START");
+            assert!(feature_index(raw).is_some_and(|i| i < Z_START), "{z}");
+            assert_eq!(feature_sources(z), feature_sources(raw));
+        }
+        assert!(!FEATURE_NAMES[Z_START - 1].starts_with("z_"));
     }
 
     #[test]

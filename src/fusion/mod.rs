@@ -241,7 +241,15 @@ impl Fusion {
                 variant,
                 exit_stage,
                 source: Source::None,
-                reason: Some(format!("not computable in this window: {}", missing.join(", "))),
+                reason: Some(match fv.baseline {
+                    // The model compares with the subject's resting start, which is still being recorded.
+                    crate::features::baseline::Phase::Calibrating { left_s }
+                        if missing.iter().any(|m| m.starts_with("z_")) =>
+                    {
+                        format!("calibrating the subject's baseline: {left_s:.0} s left")
+                    }
+                    _ => format!("not computable in this window: {}", missing.join(", ")),
+                }),
                 stage_latency: Vec::new(),
             },
         }
@@ -254,7 +262,12 @@ mod tests {
     use crate::features::FEATURE_NAMES;
 
     fn fv(value: f32) -> FeatureVector {
-        FeatureVector { values: [value; FEATURE_NAMES.len()], quality: vec![], cardiac_source: None }
+        FeatureVector {
+            values: [value; FEATURE_NAMES.len()],
+            baseline: crate::features::baseline::Phase::Off,
+            quality: vec![],
+            cardiac_source: None,
+        }
     }
 
     #[test]
