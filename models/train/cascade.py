@@ -222,6 +222,8 @@ def main():
     ap.add_argument("--bin", default="target/release/biofeedd")
     ap.add_argument("--cache", type=Path, default=Path("target/cascade-features"))
     ap.add_argument("--report", type=Path, default=Path("models/train/cascade-report.md"))
+    ap.add_argument("--max-loss", type=float, default=0.01,
+                    help="balanced accuracy the exit threshold may give up on the inner folds")
     args = ap.parse_args()
     here = Path(__file__).resolve().parent
     rows = dump_features(args.bin, args.data / "Raw_data", args.cache, here / "features.toml")
@@ -249,7 +251,7 @@ def main():
         temps = {s: fit_temperature(inner_logits[s], y[train]) for s in inner_logits}
         for s in inner:
             inner[s] = stress_prob(inner_logits[s], temps[s])
-        thr = choose_threshold(inner["s0"], inner["s1"], y[train])
+        thr = choose_threshold(inner["s0"], inner["s1"], y[train], max_loss=args.max_loss)
         chosen.append((temps["s0"], temps["s1"], thr))
         st = fit_stages(X0[train], X1[train], y[train], SEED)
         lg = predict_logits(st, X0[test], X1[test])
