@@ -96,7 +96,7 @@ class Imputer:
         return np.where(np.isnan(X), self.fill, X)
 
 
-def train_net(X, y, hidden, seed, epochs=800, lr=0.01, l2=1e-3, init=None):
+def train_net(X, y, hidden, seed, epochs=800, lr=0.01, l2=1e-3, init=None, soft=None):
     """Softmax classifier with an optional ReLU layer, balanced class weights, full-batch Adam.
 
     Returns (mean, std, params) with params [W1, b1, W2, b2] or [W, b] when hidden == 0."""
@@ -116,6 +116,9 @@ def train_net(X, y, hidden, seed, epochs=800, lr=0.01, l2=1e-3, init=None):
     counts = np.bincount(y, minlength=2).astype(float)
     w = (n / (2 * np.maximum(counts, 1)))[y]
     Y = np.eye(2)[y]
+    if soft is not None:
+        # Distillation: the teacher's stress probability blended with the label.
+        Y = 0.5 * Y + 0.5 * np.stack([1 - soft, soft], 1)
     for t in range(1, epochs + 1):
         if hidden:
             W1, b1, W2, b2 = params
