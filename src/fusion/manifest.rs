@@ -22,6 +22,9 @@ pub struct Manifest {
     pub sha256: String,
     pub inputs: Inputs,
     pub outputs: Outputs,
+    pub calibration: Option<Calibration>,
+    /// Present on every cascade stage but the last.
+    pub exit: Option<Exit>,
     /// The window the model was trained on; a config using another one gets a warning.
     pub window: Option<WindowHint>,
     pub training: Training,
@@ -41,6 +44,28 @@ pub struct Manifest {
 pub struct Inputs {
     /// Feature names in the model's input order (see `biofeedd features --list`).
     pub features: Vec<String>,
+    /// Inputs that must be present; the others may be filled. Default: all of them.
+    pub required: Option<Vec<String>>,
+    /// Per input, the value a missing (NaN) input takes (the training median). Without it every
+    /// input is required.
+    pub fill: Option<Vec<f32>>,
+}
+
+/// `[calibration]`: how the model's probabilities were calibrated (already applied in the graph).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Calibration {
+    /// e.g. `temperature` (Guo et al. 2017): logits divided by `temperature` before the softmax.
+    pub method: String,
+    pub temperature: Option<f64>,
+}
+
+/// `[exit]`: when a cascade may stop at this stage.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Exit {
+    /// Stop here when the top calibrated probability reaches this (0.5–1].
+    pub confidence: f32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -120,6 +145,26 @@ impl Manifest {
         }
         if m.outputs.classes.len() < 2 {
             return Err(ModelError::at(origin, "outputs.classes needs at least two classes"));
+        }
+        let n = m.inputs.features.len();
+        if let Some(fill) = &m.inputs.fill {
+            if fill.len() != n || fill.iter().any(|v| !v.is_finite()) {
+                return Err(ModelError::at(
+                    origin,
+                    format!("inputs.fill needs one finite value per input feature ({n}), it has {}", fill.len()),
+                ));
+            }
+        }
+        if let Some(unknown) = m.inputs.required.iter().flatten().find(|r| !m.inputs.features.contains(r)) {
+            return Err(ModelError::at(
+                origin,
+                format!("inputs.required names `{unknown}`, which is not an input feature"),
+            ));
+        }
+        if let Some(e) = &m.exit {
+            if !(e.confidence > 0.5 && e.confidence <= 1.0) {
+                return Err(ModelError::at(origin, format!("exit.confidence {} is outside (0.5, 1]", e.confidence)));
+            }
         }
         Ok(m)
     }

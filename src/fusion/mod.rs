@@ -150,20 +150,27 @@ impl Stage {
         Ok(outputs[0].try_as_plain_ram()?.as_slice::<f32>()?.to_vec())
     }
 
-    /// Run the model on a feature vector; `Err` lists the inputs that are missing (NaN).
+    /// Run the model on a feature vector; `Err` lists the required inputs that are missing (NaN).
+    /// Other missing inputs take the manifest's `fill` values.
     pub fn run(&mut self, fv: &FeatureVector) -> Result<Vec<f32>, Vec<String>> {
+        let spec = &self.manifest.inputs;
+        let required = |name: &String| match (&spec.fill, &spec.required) {
+            (None, _) | (Some(_), None) => true,
+            (Some(_), Some(req)) => req.contains(name),
+        };
         let missing: Vec<String> = self
             .inputs
             .iter()
-            .zip(&self.manifest.inputs.features)
-            .filter(|(i, _)| !fv.values[**i].is_finite())
+            .zip(&spec.features)
+            .filter(|(i, name)| !fv.values[**i].is_finite() && required(name))
             .map(|(_, name)| name.clone())
             .collect();
         if !missing.is_empty() {
             return Err(missing);
         }
-        for (d, &i) in self.input.iter_mut().zip(&self.inputs) {
-            *d = fv.values[i];
+        for (k, (d, &i)) in self.input.iter_mut().zip(&self.inputs).enumerate() {
+            let v = fv.values[i];
+            *d = if v.is_finite() { v } else { spec.fill.as_ref().map_or(f32::NAN, |f| f[k]) };
         }
         // A tract failure on a validated model and a finite input is a bug, not bad input.
         Ok(self.run_raw().expect("tract run on a validated plan"))
@@ -306,6 +313,39 @@ mod tests {
         let p = fusion.predict(&fv(f32::NAN));
         assert_eq!((p.label.as_str(), p.source), ("unknown", Source::None));
         assert!(p.reason.unwrap().contains("hr_mean_bpm"));
+    }
+
+    #[test]
+    fn manifest_fill_required_and_exit_are_checked() {
+        let with = |extra: &str, exit: &str| {
+            let text = BUILTIN_MANIFEST.replacen("[outputs]", &format!("{extra}\n[outputs]"), 1) + exit;
+            Manifest::parse(&text, Path::new("m.toml"))
+        };
+        let err = with("fill = [1.0, 2.0]", "").unwrap_err().to_string();
+        assert!(err.contains("one finite value per input feature (9), it has 2"), "{err}");
+        let err = with("required = [\"eda_tonic_us\"]", "").unwrap_err().to_string();
+        assert!(err.contains("`eda_tonic_us`, which is not an input feature"), "{err}");
+        let err = with("", "\n[exit]\nconfidence = 0.4\n").unwrap_err().to_string();
+        assert!(err.contains("exit.confidence 0.4 is outside"), "{err}");
+        let ok =
+            with("required = [\"hr_mean_bpm\"]\nfill = [0, 0, 0, 0, 0, 0, 0, 0, 0]", "\n[exit]\nconfidence = 0.8\n");
+        assert!(ok.is_ok(), "{:?}", ok.err());
+    }
+
+    #[test]
+    fn only_required_inputs_make_a_stage_refuse() {
+        let text = BUILTIN_MANIFEST.replacen(
+            "[outputs]",
+            "required = [\"hr_mean_bpm\"]\nfill = [70, 5, 50, 40, 0.1, 2, 0.2, 0, 1]\n[outputs]",
+            1,
+        );
+        let manifest = Manifest::parse(&text, Path::new("m.toml")).unwrap();
+        let mut stage = Stage::load(manifest, BUILTIN_ONNX).unwrap();
+        let mut v = fv(f32::NAN);
+        assert_eq!(stage.run(&v).unwrap_err(), vec!["hr_mean_bpm".to_string()]);
+        v.values[feature_index("hr_mean_bpm").unwrap()] = 72.0;
+        let p = stage.run(&v).expect("the rest is filled");
+        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-4);
     }
 
     #[test]
