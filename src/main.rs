@@ -187,14 +187,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let recordings = daemon::load_recordings(&config)?;
             let fusion = daemon::load_fusion(&config, &recordings)?;
             let m = &fusion.stage().manifest;
+            let names: Vec<String> =
+                fusion.stages().iter().map(|s| format!("`{}` {}", s.manifest.name, s.manifest.variant)).collect();
             println!(
-                "{}: OK — hub `{}`, {} sensor(s), subjects {}, model `{}` {} ({} inputs, classes {})",
+                "{}: OK — hub `{}`, {} sensor(s), subjects {}, {} {} ({} inputs, classes {})",
                 path.display(),
                 config.hub.id,
                 config.sensors.len(),
                 config.subjects().join(", "),
-                m.name,
-                m.variant,
+                if names.len() == 1 { "model" } else { "cascade" },
+                names.join(" → "),
                 m.inputs.features.len(),
                 m.outputs.classes.join("/"),
             );

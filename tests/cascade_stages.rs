@@ -42,3 +42,77 @@ fn stages_answer_after_the_baseline_and_not_before() {
     }
     assert!(answered > 0 && refused > 0, "answered {answered}, refused {refused}");
 }
+
+/// Windows of the excerpt with an 80 s baseline, past the calibration phase.
+fn calibrated_windows() -> Vec<biofeedd::features::FeatureVector> {
+    let rec = recordings::e4_recording();
+    let mut extractor = FeatureExtractor::with_hop(HOP_S).with_baseline(80.0);
+    hops(&rec)
+        .iter()
+        .map(|w| extractor.extract(w).clone())
+        .filter(|fv| fv.values.iter().any(|v| v.is_finite()))
+        .collect()
+}
+
+#[test]
+fn the_cascade_exits_early_when_stage_0_is_confident_and_otherwise_runs_stage_1() {
+    use biofeedd::fusion::{Fusion, Source};
+    let mut fusion = Fusion::new(vec![stage("stress-s0.toml"), stage("stress-s1.toml")], None).unwrap();
+    let exit = fusion.stages()[0].manifest.exit.as_ref().unwrap().confidence;
+    let mut s0 = stage("stress-s0.toml");
+    let (mut early, mut late) = (0, 0);
+    for fv in calibrated_windows() {
+        let p = fusion.predict(&fv);
+        if p.source == Source::None {
+            assert!(p.reason.unwrap().contains("baseline"));
+            continue;
+        }
+        let confident = s0.run(&fv).map(|q| q.iter().copied().fold(0.0, f32::max) >= exit).unwrap_or(false);
+        assert_eq!(p.exit_stage, if confident { 0 } else { 1 }, "{p:?}");
+        assert_eq!(p.stage_latency.len(), if confident { 1 } else { 2 });
+        if confident {
+            early += 1;
+        } else {
+            late += 1;
+        }
+    }
+    assert!(early > 0 && late > 0, "early {early}, late {late}: both paths are exercised");
+}
+
+#[test]
+fn a_deadline_too_short_for_stage_1_gives_stage_0_as_fallback() {
+    use biofeedd::fusion::{Fusion, Source};
+    // One nanosecond: stage 0 always runs (there is no answer yet); once stage 1's usual latency
+    // is known, every later window skips it.
+    let mut fusion =
+        Fusion::new(vec![stage("stress-s0.toml"), stage("stress-s1.toml")], Some(std::time::Duration::from_nanos(1)))
+            .unwrap();
+    let exit = fusion.stages()[0].manifest.exit.as_ref().unwrap().confidence;
+    let mut fallbacks = 0;
+    let mut ran_stage_1 = 0;
+    for fv in calibrated_windows() {
+        let p = fusion.predict(&fv);
+        if p.source == Source::None {
+            continue;
+        }
+        let top = p.probabilities.iter().map(|(_, v)| *v).fold(0.0, f32::max);
+        match p.source {
+            Source::Fallback => {
+                fallbacks += 1;
+                assert_eq!((p.exit_stage, p.stage_latency.len()), (0, 1));
+                assert!(top < exit, "a confident stage 0 exits; it is not a fallback");
+            }
+            _ if p.exit_stage == 1 => ran_stage_1 += 1,
+            _ => {}
+        }
+    }
+    assert!(ran_stage_1 <= 1, "stage 1 runs at most once, to learn its latency");
+    assert!(fallbacks > 0, "stage 0 is not confident on every window of the excerpt, so some fall back");
+}
+
+#[test]
+fn stages_of_different_tasks_or_without_an_exit_are_refused() {
+    use biofeedd::fusion::Fusion;
+    let err = Fusion::new(vec![stage("stress-s1.toml"), stage("stress-s0.toml")], None).err().unwrap().to_string();
+    assert!(err.contains("has no [exit] confidence"), "{err}");
+}

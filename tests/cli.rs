@@ -301,6 +301,59 @@ fn z_features_start_after_the_baseline_phase() {
 }
 
 #[test]
+fn replay_runs_a_configured_cascade() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    let models = common::repo_path("models");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[hub]\nid = \"t\"\n[features]\nbaseline_s = 80.0\n[fusion]\nstages = [\"{0}/stress-s0.toml\", \"{0}/stress-s1.toml\"]\n",
+            models.display()
+        ),
+    )
+    .unwrap();
+    let out = biofeedd(&[
+        "replay",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--format",
+        "e4",
+        "--input",
+        "tests/data/e4-S05-excerpt",
+        "--output",
+        "jsonl",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows: Vec<Value> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let calibrating = rows.iter().filter(|r| r["label"] == "unknown").count();
+    assert!(calibrating > 0, "the first windows wait for the baseline");
+    assert!(rows
+        .iter()
+        .filter(|r| r["label"] == "unknown")
+        .all(|r| r["reason"].as_str().unwrap().contains("baseline")));
+    let stages: std::collections::BTreeSet<(i64, String)> = rows
+        .iter()
+        .filter(|r| r["label"] != "unknown")
+        .map(|r| (r["exit_stage"].as_i64().unwrap(), r["model"].as_str().unwrap().to_string()))
+        .collect();
+    assert!(stages.iter().all(|(k, m)| m == &format!("stress-s{k}")), "{stages:?}");
+    assert!(!stages.is_empty());
+
+    std::fs::write(&cfg, "[hub]\nid = \"t\"\n[fusion]\nmodel = \"a.toml\"\nstages = [\"b.toml\"]\n").unwrap();
+    let err = failure(&biofeedd(&[
+        "replay",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--format",
+        "e4",
+        "--input",
+        "tests/data/e4-S05-excerpt",
+    ]));
+    assert!(err.contains("either `model` or `stages`"), "{err}");
+}
+
+#[test]
 fn wfdb_records_replay_into_features() {
     let out =
         biofeedd(&["features", "--format", "wfdb", "--input", "tests/data/mitdb-100-5min/100", "--output", "jsonl"]);

@@ -39,8 +39,7 @@ pub struct RunOptions {
 
 /// Load every model the config names and check it against each subject's channels.
 pub fn load_fusion(config: &Config, recordings: &[Recording]) -> anyhow::Result<Fusion> {
-    let manifest = config.fusion.model.as_ref().map(|p| config.resolve(p));
-    let fusion = Fusion::from_config(manifest.as_deref())?;
+    let fusion = Fusion::from_config(&config.fusion, |p| config.resolve(p))?;
     for subject in config.subjects() {
         let modalities: Vec<Modality> = config
             .sensors
@@ -49,8 +48,10 @@ pub fn load_fusion(config: &Config, recordings: &[Recording]) -> anyhow::Result<
             .filter(|(s, _)| s.subject == subject)
             .flat_map(|(_, r)| r.channels.iter().map(|c| c.spec.modality))
             .collect();
-        if let Err(e) = fusion.stage().check_inputs(&subject, &modalities) {
-            bail!("{e}\n  help: add a sensor with that modality for `{subject}`, or choose a model whose inputs it has ([fusion] model)");
+        for stage in fusion.stages() {
+            if let Err(e) = stage.check_inputs(&subject, &modalities) {
+                bail!("{e}\n  help: add a sensor with that modality for `{subject}`, or choose a model whose inputs it has ([fusion] model)");
+            }
         }
     }
     if let Some(hint) = &fusion.stage().manifest.window {

@@ -34,10 +34,36 @@ pub struct FusionConfig {
     /// Path of a model manifest (`.toml`), relative to the config file. Default: the bundled
     /// `stress-v0` model.
     pub model: Option<PathBuf>,
+    /// A cascade instead: stage manifests, cheapest first. Each stage but the last has an
+    /// `[exit] confidence`; a window stops at the first stage that reaches it.
+    pub stages: Option<Vec<PathBuf>>,
+    /// Time budget per window, ms. A later stage whose usual latency would overrun it is skipped
+    /// and the best answer so far is given with `source = "fallback"`.
+    pub deadline_ms: Option<f64>,
 }
 
 impl FusionConfig {
     pub(crate) fn validate(&self) -> Result<(), Invalid> {
+        if self.model.is_some() && self.stages.is_some() {
+            return Err(Invalid::new(path!["fusion", "stages"], "give either `model` or `stages`, not both")
+                .help("`model` runs one model; `stages` runs a cascade of them"));
+        }
+        if let Some(stages) = &self.stages {
+            if stages.is_empty() {
+                return Err(Invalid::new(path!["fusion", "stages"], "names no stage"));
+            }
+            if let Some(k) = stages.iter().position(|m| m.extension().is_none_or(|e| e != "toml")) {
+                return Err(Invalid::new(
+                    path!["fusion", "stages", k],
+                    "expects a stage's manifest (.toml), not the .onnx",
+                ));
+            }
+        }
+        if let Some(d) = self.deadline_ms {
+            if !(d.is_finite() && d > 0.0 && d <= 60_000.0) {
+                return Err(Invalid::new(path!["fusion", "deadline_ms"], "must be between 0 and 60000 ms"));
+            }
+        }
         if let Some(m) = &self.model {
             if m.extension().is_none_or(|e| e != "toml") {
                 return Err(Invalid::new(
@@ -51,12 +77,14 @@ impl FusionConfig {
     }
 }
 
-/// Where a prediction came from. Later issues add `cloud`, `fallback` and `cache`.
+/// Where a prediction came from. Later issues add `cloud` and `cache`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     /// Computed on this hub.
     Edge,
+    /// The deadline cut the cascade short: the best answer of the stages that ran.
+    Fallback,
     /// No model could run: the window lacked the features it needs.
     None,
 }
@@ -176,9 +204,14 @@ impl Stage {
         Ok(self.run_raw().expect("tract run on a validated plan"))
     }
 
-    /// Modalities a subject must wear for this model's inputs, as (feature, acceptable sources).
+    /// Modalities a subject must wear for this model's required inputs (inputs with a `fill`
+    /// value are optional), as (feature, acceptable sources).
     pub fn required_sources(&self) -> impl Iterator<Item = (&str, &'static [Modality])> {
-        self.manifest.inputs.features.iter().map(|f| (f.as_str(), feature_sources(f)))
+        let spec = &self.manifest.inputs;
+        spec.features
+            .iter()
+            .filter(|f| spec.fill.is_none() || spec.required.as_ref().is_none_or(|r| r.contains(f)))
+            .map(|f| (f.as_str(), feature_sources(f)))
     }
 
     /// Check that channels of `modalities` can produce every input; the error says what is missing.
@@ -199,49 +232,116 @@ impl Stage {
     }
 }
 
-/// The fusion stage of one pipeline: today one model stage.
+/// The fusion stage of one pipeline: one model, or a cascade of stages with early exit.
 pub struct Fusion {
-    stage: Stage,
+    stages: Vec<Stage>,
+    deadline: Option<Duration>,
+    /// Usual latency of each stage (exponential average), to decide before running it whether
+    /// it fits in what is left of the deadline.
+    usual: Vec<Duration>,
 }
 
 impl Fusion {
-    pub fn new(stage: Stage) -> Self {
-        Fusion { stage }
-    }
-
-    /// Load what `[fusion]` names (resolved by the caller), or the bundled model.
-    pub fn from_config(manifest: Option<&Path>) -> Result<Fusion, ModelError> {
-        let stage = match manifest {
-            Some(p) => Stage::load_file(p)?,
-            None => Stage::builtin()?,
+    /// A cascade of `stages`, cheapest first; a single stage is a cascade of one.
+    pub fn new(stages: Vec<Stage>, deadline: Option<Duration>) -> Result<Fusion, ModelError> {
+        let Some(first) = stages.first() else {
+            return Err(ModelError::at(Path::new("[fusion]"), "no model stage"));
         };
-        Ok(Fusion::new(stage))
+        let (task, classes) = (&first.manifest.task, &first.manifest.outputs.classes);
+        for (k, st) in stages.iter().enumerate() {
+            let m = &st.manifest;
+            if &m.task != task || &m.outputs.classes != classes {
+                return Err(ModelError::at(
+                    &m.origin,
+                    format!(
+                        "stage {k} predicts `{}` {:?}, but stage 0 predicts `{task}` {classes:?}",
+                        m.task, m.outputs.classes
+                    ),
+                ));
+            }
+            if k + 1 < stages.len() && m.exit.is_none() {
+                return Err(ModelError::at(&m.origin, format!("stage {k} of {} has no [exit] confidence, so no window could stop there and the later stages would never run alone", stages.len())));
+            }
+        }
+        let usual = vec![Duration::ZERO; stages.len()];
+        Ok(Fusion { stages, deadline, usual })
     }
 
+    /// Load what `[fusion]` names (paths resolved by the caller), or the bundled model.
+    pub fn from_config(config: &FusionConfig, resolve: impl Fn(&Path) -> PathBuf) -> Result<Fusion, ModelError> {
+        let stages = match (&config.model, &config.stages) {
+            (_, Some(paths)) => paths.iter().map(|p| Stage::load_file(&resolve(p))).collect::<Result<Vec<_>, _>>()?,
+            (Some(p), None) => vec![Stage::load_file(&resolve(p))?],
+            (None, None) => vec![Stage::builtin()?],
+        };
+        Fusion::new(stages, config.deadline_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0)))
+    }
+
+    /// The stages, cheapest first.
+    pub fn stages(&self) -> &[Stage] {
+        &self.stages
+    }
+
+    /// The last (most capable) stage: what a window gets when nothing exits early.
     pub fn stage(&self) -> &Stage {
-        &self.stage
+        self.stages.last().expect("a fusion has at least one stage")
     }
 
     pub fn predict(&mut self, fv: &FeatureVector) -> Prediction {
         let started = Instant::now();
-        let m = &self.stage.manifest;
+        let mut latencies = Vec::with_capacity(self.stages.len());
+        let mut best: Option<(usize, Vec<f32>)> = None;
+        let mut missing_all: Vec<String> = Vec::new();
+        let mut cut_short = false;
+        for k in 0..self.stages.len() {
+            if let (Some(deadline), Some(_)) = (self.deadline, &best) {
+                if started.elapsed() + self.usual[k] > deadline {
+                    cut_short = true;
+                    break;
+                }
+            }
+            let t = Instant::now();
+            let outcome = self.stages[k].run(fv);
+            let took = t.elapsed();
+            latencies.push(took);
+            self.usual[k] = if self.usual[k].is_zero() { took } else { (self.usual[k] * 7 + took) / 8 };
+            match outcome {
+                Ok(probs) => {
+                    let top = probs.iter().copied().fold(0.0f32, f32::max);
+                    let exits = self.stages[k].manifest.exit.as_ref().is_some_and(|e| top >= e.confidence);
+                    best = Some((k, probs));
+                    if exits {
+                        break;
+                    }
+                }
+                Err(missing) => {
+                    for m in missing {
+                        if !missing_all.contains(&m) {
+                            missing_all.push(m);
+                        }
+                    }
+                }
+            }
+        }
+        let answering = best.as_ref().map_or(self.stages.len() - 1, |(k, _)| *k);
+        let m = &self.stages[answering].manifest;
         let (name, variant, exit_stage) = (m.name.clone(), m.variant, m.stage);
-        match self.stage.run(fv) {
-            Ok(probs) => {
-                let classes = &self.stage.manifest.outputs.classes;
-                let best = probs.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0);
+        match best {
+            Some((k, probs)) => {
+                let classes = &self.stages[k].manifest.outputs.classes;
+                let top = probs.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0);
                 Prediction {
-                    label: classes[best].clone(),
+                    label: classes[top].clone(),
                     probabilities: classes.iter().cloned().zip(probs).collect(),
                     model: name,
                     variant,
                     exit_stage,
-                    source: Source::Edge,
+                    source: if cut_short { Source::Fallback } else { Source::Edge },
                     reason: None,
-                    stage_latency: vec![started.elapsed()],
+                    stage_latency: latencies,
                 }
             }
-            Err(missing) => Prediction {
+            None => Prediction {
                 label: "unknown".into(),
                 probabilities: Vec::new(),
                 model: name,
@@ -251,13 +351,13 @@ impl Fusion {
                 reason: Some(match fv.baseline {
                     // The model compares with the subject's resting start, which is still being recorded.
                     crate::features::baseline::Phase::Calibrating { left_s }
-                        if missing.iter().any(|m| m.starts_with("z_")) =>
+                        if missing_all.iter().any(|m| m.starts_with("z_")) =>
                     {
                         format!("calibrating the subject's baseline: {left_s:.0} s left")
                     }
-                    _ => format!("not computable in this window: {}", missing.join(", ")),
+                    _ => format!("not computable in this window: {}", missing_all.join(", ")),
                 }),
-                stage_latency: Vec::new(),
+                stage_latency: latencies,
             },
         }
     }
@@ -279,7 +379,8 @@ mod tests {
 
     #[test]
     fn builtin_model_loads_and_outputs_probabilities() {
-        let mut fusion = Fusion::from_config(None).expect("bundled model loads");
+        let mut fusion =
+            Fusion::from_config(&FusionConfig::default(), |p| p.to_path_buf()).expect("bundled model loads");
         let mut v = fv(0.0);
         for (name, value) in [
             ("hr_mean_bpm", 75.0),
@@ -309,7 +410,7 @@ mod tests {
 
     #[test]
     fn missing_features_give_unknown_with_the_reason() {
-        let mut fusion = Fusion::from_config(None).unwrap();
+        let mut fusion = Fusion::from_config(&FusionConfig::default(), |p| p.to_path_buf()).unwrap();
         let p = fusion.predict(&fv(f32::NAN));
         assert_eq!((p.label.as_str(), p.source), ("unknown", Source::None));
         assert!(p.reason.unwrap().contains("hr_mean_bpm"));
@@ -350,7 +451,7 @@ mod tests {
 
     #[test]
     fn input_check_names_the_missing_modality() {
-        let fusion = Fusion::from_config(None).unwrap();
+        let fusion = Fusion::from_config(&FusionConfig::default(), |p| p.to_path_buf()).unwrap();
         let err = fusion.stage().check_inputs("s07", &[Modality::Ecg]).unwrap_err();
         assert!(err.contains("subject `s07` has only: ecg"), "{err}");
         assert!(fusion
