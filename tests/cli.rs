@@ -269,24 +269,27 @@ fn events_prints_the_detectors_findings_as_csv() {
     assert!(err.contains("no channel of that kind") && err.contains("bvp"), "{err}");
 }
 
+/// Run `command` (features or replay) over the committed E4 excerpt with a config made of
+/// `settings`, as JSON lines; the output, and the config's path for further runs.
+fn e4_excerpt_with(dir: &Path, command: &str, settings: &str) -> (Output, String) {
+    let cfg = dir.join("c.toml");
+    std::fs::write(&cfg, format!("[hub]\nid = \"t\"\n{settings}")).unwrap();
+    let cfg = cfg.to_str().unwrap().to_string();
+    let args =
+        [command, "--config", &cfg, "--format", "e4", "--input", "tests/data/e4-S05-excerpt", "--output", "jsonl"];
+    (biofeedd(&args), cfg)
+}
+
+fn json_lines(out: &Output) -> Vec<Value> {
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
 #[test]
 fn z_features_start_after_the_baseline_phase() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("c.toml");
-    std::fs::write(&cfg, "[hub]\nid = \"t\"\n[features]\nbaseline_s = 80.0\n").unwrap();
-    let out = biofeedd(&[
-        "features",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--format",
-        "e4",
-        "--input",
-        "tests/data/e4-S05-excerpt",
-        "--output",
-        "jsonl",
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let rows: Vec<Value> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let (out, _) = e4_excerpt_with(dir.path(), "features", "[features]\nbaseline_s = 80.0\n");
+    let rows = json_lines(&out);
     let t0 = rows[0]["window_start"].as_f64().unwrap();
     for r in &rows {
         let calibrating = r["window_end"].as_f64().unwrap() <= t0 + 80.0;
@@ -295,61 +298,32 @@ fn z_features_start_after_the_baseline_phase() {
     }
     assert!(rows.iter().any(|r| !r["z_hr_mean_bpm"].is_null()), "heart rate is scored against its baseline");
 
-    std::fs::write(&cfg, "[hub]\nid = \"t\"\n[features]\nbaseline_s = 30.0\n").unwrap();
-    let err = failure(&biofeedd(&["check", "--config", cfg.to_str().unwrap()]));
+    let (out, _) = e4_excerpt_with(dir.path(), "features", "[features]\nbaseline_s = 30.0\n");
+    let err = failure(&out);
     assert!(err.contains("features.baseline_s") && err.contains("shorter than one 60 s window"), "{err}");
 }
 
 #[test]
 fn replay_runs_a_configured_cascade() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("c.toml");
     let models = common::repo_path("models");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[hub]\nid = \"t\"\n[features]\nbaseline_s = 80.0\n[fusion]\nstages = [\"{0}/stress-s0.toml\", \"{0}/stress-s1.toml\"]\n",
-            models.display()
-        ),
-    )
-    .unwrap();
-    let out = biofeedd(&[
-        "replay",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--format",
-        "e4",
-        "--input",
-        "tests/data/e4-S05-excerpt",
-        "--output",
-        "jsonl",
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let rows: Vec<Value> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let calibrating = rows.iter().filter(|r| r["label"] == "unknown").count();
-    assert!(calibrating > 0, "the first windows wait for the baseline");
-    assert!(rows
-        .iter()
-        .filter(|r| r["label"] == "unknown")
-        .all(|r| r["reason"].as_str().unwrap().contains("baseline")));
+    let settings = format!(
+        "[features]\nbaseline_s = 80.0\n[fusion]\nstages = [\"{0}/stress-s0.toml\", \"{0}/stress-s1.toml\"]\n",
+        models.display()
+    );
+    let rows = json_lines(&e4_excerpt_with(dir.path(), "replay", &settings).0);
+    let unknown: Vec<&Value> = rows.iter().filter(|r| r["label"] == "unknown").collect();
+    assert!(!unknown.is_empty(), "the first windows wait for the baseline");
+    assert!(unknown.iter().all(|r| r["reason"].as_str().unwrap().contains("baseline")));
     let stages: std::collections::BTreeSet<(i64, String)> = rows
         .iter()
         .filter(|r| r["label"] != "unknown")
         .map(|r| (r["exit_stage"].as_i64().unwrap(), r["model"].as_str().unwrap().to_string()))
         .collect();
-    assert!(stages.iter().all(|(k, m)| m == &format!("stress-s{k}")), "{stages:?}");
-    assert!(!stages.is_empty());
+    assert!(!stages.is_empty() && stages.iter().all(|(k, m)| m == &format!("stress-s{k}")), "{stages:?}");
 
-    std::fs::write(&cfg, "[hub]\nid = \"t\"\n[fusion]\nmodel = \"a.toml\"\nstages = [\"b.toml\"]\n").unwrap();
-    let err = failure(&biofeedd(&[
-        "replay",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--format",
-        "e4",
-        "--input",
-        "tests/data/e4-S05-excerpt",
-    ]));
+    let (out, _) = e4_excerpt_with(dir.path(), "replay", "[fusion]\nmodel = \"a.toml\"\nstages = [\"b.toml\"]\n");
+    let err = failure(&out);
     assert!(err.contains("either `model` or `stages`"), "{err}");
 }
 
