@@ -111,8 +111,8 @@ fn a_deadline_too_short_for_stage_1_gives_stage_0_as_fallback() {
 }
 
 #[test]
-fn stages_of_different_tasks_or_without_an_exit_are_refused() {
+fn stages_in_the_wrong_order_are_refused() {
     use biofeedd::fusion::Fusion;
     let err = Fusion::new(vec![stage("stress-s1.toml"), stage("stress-s0.toml")], None).err().unwrap().to_string();
-    assert!(err.contains("has no [exit] confidence"), "{err}");
+    assert!(err.contains("listed as stage 0 of the cascade but says `stage = 1`"), "{err}");
 }

@@ -97,6 +97,11 @@ impl Pipeline {
                             let prediction = fusion.predict(features);
                             let fused = Instant::now();
                             let unknown = prediction.probabilities.is_empty();
+                            let cascade = (
+                                prediction.exit_stage as usize,
+                                prediction.source == crate::fusion::Source::Fallback,
+                                prediction.stage_latency.clone(),
+                            );
                             let feedback = Feedback::new(
                                 &self.hub,
                                 &window.subject,
@@ -111,6 +116,9 @@ impl Pipeline {
                             m.record(Stage::Fusion, fused - featured);
                             m.counters.predictions += 1;
                             m.counters.unknown += unknown as u64;
+                            if !unknown {
+                                m.record_cascade(cascade.0, cascade.1, &cascade.2);
+                            }
                             Record::Feedback { feedback: Box::new(feedback), arrival, handed: fused }
                         }
                     };

@@ -259,6 +259,12 @@ impl Fusion {
                     ),
                 ));
             }
+            if stages.len() > 1 && m.stage as usize != k {
+                return Err(ModelError::at(
+                    &m.origin,
+                    format!("is listed as stage {k} of the cascade but says `stage = {}`", m.stage),
+                ));
+            }
             if k + 1 < stages.len() && m.exit.is_none() {
                 return Err(ModelError::at(&m.origin, format!("stage {k} of {} has no [exit] confidence, so no window could stop there and the later stages would never run alone", stages.len())));
             }
@@ -447,6 +453,15 @@ mod tests {
         v.values[feature_index("hr_mean_bpm").unwrap()] = 72.0;
         let p = stage.run(&v).expect("the rest is filled");
         assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn a_cascade_stage_without_an_exit_is_refused() {
+        let first = Stage::builtin().unwrap();
+        let text = BUILTIN_MANIFEST.replacen("stage = 0", "stage = 1", 1);
+        let second = Stage::load(Manifest::parse(&text, Path::new("b.toml")).unwrap(), BUILTIN_ONNX).unwrap();
+        let err = Fusion::new(vec![first, second], None).err().unwrap().to_string();
+        assert!(err.contains("stage 0 of 2 has no [exit] confidence"), "{err}");
     }
 
     #[test]

@@ -39,6 +39,8 @@ impl Stage {
 #[derive(Debug)]
 pub struct Metrics {
     hists: Vec<Histogram<u64>>,
+    /// Per cascade stage: latency of each run of that stage.
+    cascade_hists: Vec<Histogram<u64>>,
     pub counters: Counters,
 }
 
@@ -54,6 +56,10 @@ pub struct Counters {
     pub late_samples: u64,
     pub partial_windows_dropped: u64,
     pub replay_skipped_rows: u64,
+    /// Answers per cascade stage (the stage the window exited at).
+    pub exits_per_stage: Vec<u64>,
+    /// Answers the deadline cut short (`source = fallback`).
+    pub fallbacks: u64,
 }
 
 impl Default for Metrics {
@@ -63,6 +69,7 @@ impl Default for Metrics {
                 .iter()
                 .map(|_| Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds"))
                 .collect(),
+            cascade_hists: Vec::new(),
             counters: Counters::default(),
         }
     }
@@ -91,6 +98,23 @@ impl Metrics {
         self.hists[i].saturating_record(us);
     }
 
+    /// One fusion answer: which stage it exited at, whether it was a fallback, and how long each
+    /// stage that ran took.
+    pub fn record_cascade(&mut self, exit_stage: usize, fallback: bool, stage_latency: &[Duration]) {
+        let n = stage_latency.len().max(exit_stage + 1);
+        if self.counters.exits_per_stage.len() < n {
+            self.counters.exits_per_stage.resize(n, 0);
+        }
+        while self.cascade_hists.len() < n {
+            self.cascade_hists.push(Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds"));
+        }
+        self.counters.exits_per_stage[exit_stage] += 1;
+        self.counters.fallbacks += fallback as u64;
+        for (h, d) in self.cascade_hists.iter_mut().zip(stage_latency) {
+            h.saturating_record((d.as_micros() as u64).clamp(1, 3_600_000_000));
+        }
+    }
+
     pub fn stage(&self, stage: Stage) -> StageSummary {
         let i = Stage::ALL.iter().position(|s| *s == stage).expect("stage listed");
         let h = &self.hists[i];
@@ -105,7 +129,23 @@ impl Metrics {
     }
 
     pub fn summary(&self) -> Summary {
-        Summary { stages: Stage::ALL.iter().map(|s| self.stage(*s)).collect(), counters: self.counters.clone() }
+        let ms = |us: u64| us as f64 / 1000.0;
+        let cascade = CASCADE_NAMES
+            .iter()
+            .zip(&self.cascade_hists)
+            .map(|(name, h)| StageSummary {
+                stage: name,
+                count: h.len(),
+                p50_ms: ms(h.value_at_quantile(0.5)),
+                p99_ms: ms(h.value_at_quantile(0.99)),
+                max_ms: ms(h.max()),
+            })
+            .collect();
+        Summary {
+            stages: Stage::ALL.iter().map(|s| self.stage(*s)).collect(),
+            cascade,
+            counters: self.counters.clone(),
+        }
     }
 }
 
@@ -113,8 +153,14 @@ impl Metrics {
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     pub stages: Vec<StageSummary>,
+    /// Latency of each cascade stage, over the windows that ran it.
+    pub cascade: Vec<StageSummary>,
     pub counters: Counters,
 }
+
+/// Names of cascade stages in the summary (a cascade deeper than this is not reported per stage).
+const CASCADE_NAMES: [&str; 8] =
+    ["  stage 0", "  stage 1", "  stage 2", "  stage 3", "  stage 4", "  stage 5", "  stage 6", "  stage 7"];
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -134,6 +180,21 @@ impl fmt::Display for Summary {
             if s.count > 0 {
                 writeln!(f, "  {:<12} {:>6} {:>8.3} {:>8.3} {:>8.3}", s.stage, s.count, s.p50_ms, s.p99_ms, s.max_ms)?;
             }
+            // A cascade's stages right under the fusion line that contains them.
+            if s.stage == Stage::Fusion.name() && self.cascade.len() > 1 {
+                for c in self.cascade.iter().filter(|c| c.count > 0) {
+                    writeln!(
+                        f,
+                        "  {:<12} {:>6} {:>8.3} {:>8.3} {:>8.3}",
+                        c.stage, c.count, c.p50_ms, c.p99_ms, c.max_ms
+                    )?;
+                }
+            }
+        }
+        if c.exits_per_stage.len() > 1 {
+            let exits: Vec<String> =
+                c.exits_per_stage.iter().enumerate().map(|(k, n)| format!("stage {k}: {n}")).collect();
+            writeln!(f, "cascade exits: {}; {} deadline fallbacks", exits.join(", "), c.fallbacks)?;
         }
         Ok(())
     }
@@ -156,5 +217,22 @@ mod tests {
         assert!((s.max_ms - 1.0).abs() < 0.01);
         assert_eq!(m.stage(Stage::Fusion).count, 0);
         assert!(m.summary().to_string().contains("features"));
+    }
+
+    #[test]
+    fn cascade_exits_fallbacks_and_stage_latency_reach_the_summary() {
+        let mut m = Metrics::default();
+        let ms = Duration::from_millis;
+        m.record(Stage::Fusion, ms(1));
+        m.record_cascade(0, false, &[ms(1)]);
+        m.record_cascade(1, false, &[ms(1), ms(3)]);
+        m.record_cascade(0, true, &[ms(2)]);
+        let s = m.summary();
+        assert_eq!(s.counters.exits_per_stage, vec![2, 1]);
+        assert_eq!(s.counters.fallbacks, 1);
+        assert_eq!((s.cascade[0].count, s.cascade[1].count), (3, 1));
+        let text = s.to_string();
+        assert!(text.contains("cascade exits: stage 0: 2, stage 1: 1; 1 deadline fallbacks"), "{text}");
+        assert!(text.contains("    stage 1         1"), "{text}");
     }
 }
