@@ -116,3 +116,28 @@ fn stages_in_the_wrong_order_are_refused() {
     let err = Fusion::new(vec![stage("stress-s1.toml"), stage("stress-s0.toml")], None).err().unwrap().to_string();
     assert!(err.contains("listed as stage 0 of the cascade but says `stage = 1`"), "{err}");
 }
+
+#[test]
+fn a_repeated_window_is_answered_from_the_cache() {
+    use biofeedd::features::feature_index;
+    use biofeedd::fusion::{Fusion, Source};
+    let mut fusion = Fusion::new(vec![stage("stress-s0.toml"), stage("stress-s1.toml")], None)
+        .unwrap()
+        .with_cache(64, 0.05)
+        .unwrap();
+    let fv = calibrated_windows().into_iter().rev().find(|fv| fv.values.iter().any(|v| v.is_finite())).unwrap();
+    let first = fusion.predict(&fv);
+    assert_ne!(first.source, Source::None, "{:?}", first.reason);
+    let again = fusion.predict(&fv);
+    assert_eq!(again.source, Source::Cache);
+    assert_eq!((again.label.as_str(), &again.probabilities), (first.label.as_str(), &first.probabilities));
+    assert!(again.stage_latency.is_empty(), "no model ran");
+    // 1.8 z-units more heart rate is dozens of quantisation steps away: another window.
+    let mut other = fv.clone();
+    other.values[feature_index("z_hr_mean_bpm").unwrap()] += 2.0 * 0.9;
+    assert_ne!(fusion.predict(&other).source, Source::Cache);
+    assert_eq!(fusion.cache_stats(), Some((3, 1)));
+
+    let err = Fusion::new(vec![Stage::builtin().unwrap()], None).unwrap().with_cache(8, 0.05).err().unwrap();
+    assert!(err.to_string().contains("needs inputs.scale"), "{err}");
+}

@@ -272,6 +272,8 @@ features = {json.dumps(features)}
 # training median below.
 required = {json.dumps([f for f in features if f in REQUIRED])}
 fill = {json.dumps([round(float(v), 6) for v in imputer.fill])}
+# Training standard deviations: the prediction cache quantises inputs in fractions of these.
+scale = {json.dumps([round(float(v), 6) for v in std])}
 
 [outputs]
 classes = ["rest", "stress"]

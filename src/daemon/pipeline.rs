@@ -102,6 +102,8 @@ impl Pipeline {
                                 prediction.source == crate::fusion::Source::Fallback,
                                 prediction.stage_latency.clone(),
                             );
+                            let cached = prediction.source == crate::fusion::Source::Cache;
+                            let cache_on = fusion.cache_stats().is_some();
                             let feedback = Feedback::new(
                                 &self.hub,
                                 &window.subject,
@@ -116,9 +118,11 @@ impl Pipeline {
                             m.record(Stage::Fusion, fused - featured);
                             m.counters.predictions += 1;
                             m.counters.unknown += unknown as u64;
-                            if !unknown {
+                            if !unknown && !cached {
                                 m.record_cascade(cascade.0, cascade.1, &cascade.2);
                             }
+                            m.counters.cache_lookups += cache_on as u64;
+                            m.counters.cache_hits += cached as u64;
                             Record::Feedback { feedback: Box::new(feedback), arrival, handed: fused }
                         }
                     };

@@ -49,6 +49,9 @@ pub struct Inputs {
     /// Per input, the value a missing (NaN) input takes (the training median). Without it every
     /// input is required.
     pub fill: Option<Vec<f32>>,
+    /// Per input, its spread in the training data (standard deviation); the prediction cache
+    /// quantises inputs in fractions of it.
+    pub scale: Option<Vec<f32>>,
 }
 
 /// `[calibration]`: how the model's probabilities were calibrated (already applied in the graph).
@@ -152,6 +155,14 @@ impl Manifest {
                 return Err(ModelError::at(
                     origin,
                     format!("inputs.fill needs one finite value per input feature ({n}), it has {}", fill.len()),
+                ));
+            }
+        }
+        if let Some(scale) = &m.inputs.scale {
+            if scale.len() != n || scale.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
+                return Err(ModelError::at(
+                    origin,
+                    format!("inputs.scale needs one positive value per input feature ({n}), it has {}", scale.len()),
                 ));
             }
         }

@@ -28,7 +28,7 @@ pub const BUILTIN_MANIFEST: &str = include_str!("../../models/stress-v0.toml");
 pub const BUILTIN_ONNX: &[u8] = include_bytes!("../../models/stress-v0.onnx");
 
 /// `[fusion]`: which model to run.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FusionConfig {
     /// Path of a model manifest (`.toml`), relative to the config file. Default: the bundled
@@ -40,6 +40,23 @@ pub struct FusionConfig {
     /// Time budget per window, ms. A later stage whose usual latency would overrun it is skipped
     /// and the best answer so far is given with `source = "fallback"`.
     pub deadline_ms: Option<f64>,
+    /// Prediction cache: how many recent answers to keep (least recently used go first). A
+    /// window whose inputs, quantised, match a cached one gets its answer with
+    /// `source = "cache"` and runs no model. Needs `inputs.scale` in every stage manifest.
+    pub cache: Option<usize>,
+    /// Quantisation step of the cache key, in units of each input's training spread.
+    #[serde(default = "default_quantum")]
+    pub cache_quantum: f64,
+}
+
+fn default_quantum() -> f64 {
+    0.05
+}
+
+impl Default for FusionConfig {
+    fn default() -> Self {
+        FusionConfig { model: None, stages: None, deadline_ms: None, cache: None, cache_quantum: default_quantum() }
+    }
 }
 
 impl FusionConfig {
@@ -58,6 +75,12 @@ impl FusionConfig {
                     "expects a stage's manifest (.toml), not the .onnx",
                 ));
             }
+        }
+        if !(self.cache_quantum.is_finite() && self.cache_quantum > 0.0 && self.cache_quantum <= 10.0) {
+            return Err(Invalid::new(path!["fusion", "cache_quantum"], "must be between 0 and 10 (spreads)"));
+        }
+        if self.cache.is_some_and(|c| c > 1_000_000) {
+            return Err(Invalid::new(path!["fusion", "cache"], "at most 1000000 entries"));
         }
         if let Some(d) = self.deadline_ms {
             if !(d.is_finite() && d > 0.0 && d <= 60_000.0) {
@@ -85,6 +108,8 @@ pub enum Source {
     Edge,
     /// The deadline cut the cascade short: the best answer of the stages that ran.
     Fallback,
+    /// A recent window with the same quantised inputs: its answer, no model run.
+    Cache,
     /// No model could run: the window lacked the features it needs.
     None,
 }
@@ -232,9 +257,33 @@ impl Stage {
     }
 }
 
+/// Recent answers keyed on quantised inputs.
+struct PredictionCache {
+    /// (feature index, quantisation step) of every stage's inputs.
+    keys: Vec<(usize, f64)>,
+    lru: lru::LruCache<u64, Prediction>,
+    lookups: u64,
+    hits: u64,
+}
+
+impl PredictionCache {
+    fn key(&self, fv: &FeatureVector) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for &(i, step) in &self.keys {
+            let v = fv.values[i];
+            // A missing input is part of the key: it changes what the stages do.
+            let q = if v.is_finite() { (v as f64 / step).round() as i64 } else { i64::MIN };
+            q.hash(&mut h);
+        }
+        h.finish()
+    }
+}
+
 /// The fusion stage of one pipeline: one model, or a cascade of stages with early exit.
 pub struct Fusion {
     stages: Vec<Stage>,
+    cache: Option<PredictionCache>,
     deadline: Option<Duration>,
     /// Usual latency of each stage (exponential average), to decide before running it whether
     /// it fits in what is left of the deadline.
@@ -270,7 +319,31 @@ impl Fusion {
             }
         }
         let usual = vec![Duration::ZERO; stages.len()];
-        Ok(Fusion { stages, deadline, usual })
+        Ok(Fusion { stages, cache: None, deadline, usual })
+    }
+
+    /// Keep the last `capacity` answers, keyed on the inputs quantised to `quantum` of each
+    /// input's training spread.
+    pub fn with_cache(mut self, capacity: usize, quantum: f64) -> Result<Fusion, ModelError> {
+        let mut keys = Vec::new();
+        for st in &self.stages {
+            let Some(scale) = &st.manifest.inputs.scale else {
+                return Err(ModelError::at(
+                    &st.manifest.origin,
+                    "[fusion] cache needs inputs.scale (each input's training spread) in every stage manifest",
+                ));
+            };
+            keys.extend(st.inputs.iter().zip(scale).map(|(&i, &s)| (i, s as f64 * quantum)));
+        }
+        let capacity = std::num::NonZeroUsize::new(capacity)
+            .ok_or_else(|| ModelError::at(Path::new("[fusion]"), "cache = 0: leave `cache` out to turn it off"))?;
+        self.cache = Some(PredictionCache { keys, lru: lru::LruCache::new(capacity), lookups: 0, hits: 0 });
+        Ok(self)
+    }
+
+    /// (lookups, hits) of the prediction cache, if there is one.
+    pub fn cache_stats(&self) -> Option<(u64, u64)> {
+        self.cache.as_ref().map(|c| (c.lookups, c.hits))
     }
 
     /// Load what `[fusion]` names (paths resolved by the caller), or the bundled model.
@@ -280,7 +353,11 @@ impl Fusion {
             (Some(p), None) => vec![Stage::load_file(&resolve(p))?],
             (None, None) => vec![Stage::builtin()?],
         };
-        Fusion::new(stages, config.deadline_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0)))
+        let fusion = Fusion::new(stages, config.deadline_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0)))?;
+        match config.cache {
+            Some(capacity) => fusion.with_cache(capacity, config.cache_quantum),
+            None => Ok(fusion),
+        }
     }
 
     /// The stages, cheapest first.
@@ -294,6 +371,25 @@ impl Fusion {
     }
 
     pub fn predict(&mut self, fv: &FeatureVector) -> Prediction {
+        let key = self.cache.as_mut().map(|c| c.key(fv));
+        if let (Some(cache), Some(key)) = (&mut self.cache, key) {
+            cache.lookups += 1;
+            if let Some(p) = cache.lru.get(&key) {
+                cache.hits += 1;
+                return Prediction { source: Source::Cache, stage_latency: Vec::new(), ..p.clone() };
+            }
+        }
+        let prediction = self.run_cascade(fv);
+        if let (Some(cache), Some(key)) = (&mut self.cache, key) {
+            // Only full answers are worth repeating: not an `unknown`, not a deadline's fallback.
+            if prediction.source == Source::Edge {
+                cache.lru.put(key, prediction.clone());
+            }
+        }
+        prediction
+    }
+
+    fn run_cascade(&mut self, fv: &FeatureVector) -> Prediction {
         let started = Instant::now();
         let mut latencies = Vec::with_capacity(self.stages.len());
         let mut best: Option<(usize, Vec<f32>)> = None;

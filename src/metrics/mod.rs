@@ -60,6 +60,9 @@ pub struct Counters {
     pub exits_per_stage: Vec<u64>,
     /// Answers the deadline cut short (`source = fallback`).
     pub fallbacks: u64,
+    /// Windows looked up in the prediction cache, and those answered from it.
+    pub cache_lookups: u64,
+    pub cache_hits: u64,
 }
 
 impl Default for Metrics {
@@ -195,6 +198,10 @@ impl fmt::Display for Summary {
             let exits: Vec<String> =
                 c.exits_per_stage.iter().enumerate().map(|(k, n)| format!("stage {k}: {n}")).collect();
             writeln!(f, "cascade exits: {}; {} deadline fallbacks", exits.join(", "), c.fallbacks)?;
+        }
+        if c.cache_lookups > 0 {
+            let rate = 100.0 * c.cache_hits as f64 / c.cache_lookups as f64;
+            writeln!(f, "prediction cache: {} hits of {} lookups ({rate:.1} %)", c.cache_hits, c.cache_lookups)?;
         }
         Ok(())
     }
