@@ -37,23 +37,16 @@ pub struct Hrv {
     pub lf_hf: f64,
 }
 
-/// Reusable buffers.
-#[derive(Debug)]
-pub struct HrvScratch {
+/// A window's RR intervals and the buffers HRV works in, reused from window to window.
+#[derive(Debug, Default)]
+pub struct Intervals {
     rr: Vec<f64>,
     t: Vec<f64>,
     keep: Vec<bool>,
     sorted: Vec<f64>,
-    spectrum: SlidingPeriodogram,
 }
 
-impl Default for HrvScratch {
-    fn default() -> Self {
-        HrvScratch { rr: Vec::new(), t: Vec::new(), keep: Vec::new(), sorted: Vec::new(), spectrum: rr_periodogram() }
-    }
-}
-
-impl HrvScratch {
+impl Intervals {
     /// Load the intervals between consecutive beats at these sample numbers.
     pub fn load_beats(&mut self, beats: impl Iterator<Item = u64>, fs: f64) {
         self.rr.clear();
@@ -75,6 +68,19 @@ impl HrvScratch {
             v.reserve(beats.saturating_sub(v.len()));
         }
         self.keep.reserve(beats.saturating_sub(self.keep.len()));
+    }
+}
+
+/// Reusable state for [`from_peaks`]: the intervals and a spectrum to load them into.
+#[derive(Debug)]
+pub struct HrvScratch {
+    intervals: Intervals,
+    spectrum: SlidingPeriodogram,
+}
+
+impl Default for HrvScratch {
+    fn default() -> Self {
+        HrvScratch { intervals: Intervals::default(), spectrum: rr_periodogram() }
     }
 }
 
@@ -103,24 +109,22 @@ pub fn rr_interval(a: u64, b: u64, fs: f64) -> (f64, f64) {
 
 /// HRV from beat sample indices at `fs` Hz.
 pub fn from_peaks(peaks: &[usize], fs: f64, options: HrvOptions, s: &mut HrvScratch) -> Hrv {
-    s.load_beats(peaks.iter().map(|&p| p as u64), fs);
-    let mut spectrum = std::mem::replace(&mut s.spectrum, rr_periodogram());
+    let HrvScratch { intervals, spectrum } = s;
+    intervals.load_beats(peaks.iter().map(|&p| p as u64), fs);
     spectrum.clear();
-    for (&t, &r) in s.t.iter().zip(&s.rr) {
+    for (&t, &r) in intervals.t.iter().zip(&intervals.rr) {
         if !options.correct || PLAUSIBLE_RR_MS.contains(&r) {
             spectrum.add(t, r);
         }
     }
-    let hrv = from_intervals(peaks.len(), options, s, &mut spectrum);
-    s.spectrum = spectrum;
-    hrv
+    from_intervals(peaks.len(), options, intervals, spectrum)
 }
 
-/// HRV of a window's intervals, already in `s.rr` (ms) at their end-beat times `s.t` (s).
+/// HRV of a window's intervals, already loaded into `s` ([`Intervals::load_beats`]).
 /// `spectrum` holds exactly those intervals that pass the range test (all of them without
 /// correction): the streaming extractor keeps one per channel as beats come and go, so the
 /// frequency domain costs the bins, not the beats. It is left as it was found.
-pub fn from_intervals(beats: usize, options: HrvOptions, s: &mut HrvScratch, spectrum: &mut SlidingPeriodogram) -> Hrv {
+pub fn from_intervals(beats: usize, options: HrvOptions, s: &mut Intervals, spectrum: &mut SlidingPeriodogram) -> Hrv {
     s.sorted.clear();
     s.sorted.extend(s.rr.iter().copied().filter(|r| PLAUSIBLE_RR_MS.contains(r)));
     s.sorted.sort_by(f64::total_cmp);

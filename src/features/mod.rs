@@ -385,8 +385,7 @@ pub struct FeatureExtractor {
     // Scratch reused every window.
     fresh_beats: Vec<Beat>,
     window_beats: Vec<Beat>,
-    peaks: Vec<usize>,
-    hrv: hrv::HrvScratch,
+    hrv: hrv::Intervals,
     acc_mag: Option<AccState>,
     amps: Vec<f64>,
     baseline: Option<baseline::Baseline>,
@@ -495,22 +494,18 @@ impl FeatureExtractor {
     /// Room in every per-window beat buffer for `n` beats.
     fn reserve_beats(&mut self, n: usize) {
         self.window_beats.reserve(n.saturating_sub(self.window_beats.len()));
-        self.peaks.reserve(n.saturating_sub(self.peaks.len()));
         self.amps.reserve(n.saturating_sub(self.amps.len()));
         self.hrv.reserve(n);
     }
 
-    /// The beats of window channel `k` that lie in the current window, into `window_beats`,
-    /// and their window-relative peak indices into `peaks`.
+    /// The beats of window channel `k` that lie in the current window, into `window_beats`.
     fn collect_beats(&mut self, k: usize, window: &Window) {
         let st = self.channels[k].as_ref().expect("state per channel");
         let from = st.window_from(window.channels[k].values.len());
         self.window_beats.clear();
-        self.peaks.clear();
         if let Processor::Ecg(_, kept) | Processor::Ppg(_, kept) = &st.processor {
             for b in kept.beats.iter().filter(|b| b.index >= from) {
                 self.window_beats.push(*b);
-                self.peaks.push((b.index - from) as usize);
             }
         }
     }
@@ -533,14 +528,9 @@ impl FeatureExtractor {
             &mut self.hrv,
             &mut kept.spectra.rr,
         );
-        let span_s = self
-            .window_beats
-            .last()
-            .zip(self.window_beats.first())
-            .map_or(0.0, |(l, f)| (l.index - f.index) as f64 / fs);
-        let derived = resp::derived_rate_of(&kept.spectra, self.window_beats.len(), span_s);
-        let intervals = self.peaks.len().saturating_sub(1);
-        fv.set("beats_n", self.peaks.len() as f64);
+        let derived = resp::derived_rate_of(&kept.spectra, &self.window_beats, fs);
+        let intervals = self.window_beats.len().saturating_sub(1);
+        fv.set("beats_n", self.window_beats.len() as f64);
         fv.set("beats_rejected", hrv.corrected as f64);
         let st = self.channels[k].as_ref().expect("state per channel");
         let mut flags = basic_flags(ch, &summarise(st, ch));

@@ -96,14 +96,14 @@ pub fn derived_rate_bpm(beats: &[Beat], fs: f64, s: &mut DerivedScratch) -> Opti
     for (k, b) in beats.iter().enumerate() {
         s.spectra.push(k.checked_sub(1).map(|j| &beats[j]), b, fs);
     }
-    let span = beats.last().zip(beats.first()).map_or(0.0, |(l, f)| (l.index - f.index) as f64 / fs);
-    derived_rate_of(&s.spectra, beats.len(), span)
+    derived_rate_of(&s.spectra, beats, fs)
 }
 
-/// Breathing rate (breaths/min) from the spectra of a window's `beats` beats spanning `span_s`
-/// seconds, or `None` when they span under 30 s, are too few, or carry no modulation.
-pub fn derived_rate_of(spectra: &BeatSpectra, beats: usize, span_s: f64) -> Option<f64> {
-    if beats < 15 || span_s < 30.0 {
+/// Breathing rate (breaths/min) from the spectra of a window's `beats` at `fs` Hz, or `None`
+/// when the beats span under 30 s, are too few, or carry no modulation.
+pub fn derived_rate_of(spectra: &BeatSpectra, beats: &[Beat], fs: f64) -> Option<f64> {
+    let span_s = beats.last().zip(beats.first()).map_or(0.0, |(l, f)| (l.index - f.index) as f64 / fs);
+    if beats.len() < 15 || span_s < 30.0 {
         return None;
     }
     // The RR series stands in when the amplitudes are missing or flat.

@@ -371,7 +371,7 @@ impl Fusion {
     }
 
     pub fn predict(&mut self, fv: &FeatureVector) -> Prediction {
-        let key = self.cache.as_mut().map(|c| c.key(fv));
+        let key = self.cache.as_ref().map(|c| c.key(fv));
         if let (Some(cache), Some(key)) = (&mut self.cache, key) {
             cache.lookups += 1;
             if let Some(p) = cache.lru.get(&key) {
@@ -471,12 +471,7 @@ mod tests {
     use crate::features::FEATURE_NAMES;
 
     fn fv(value: f32) -> FeatureVector {
-        FeatureVector {
-            values: [value; FEATURE_NAMES.len()],
-            baseline: crate::features::baseline::Phase::Off,
-            quality: vec![],
-            cardiac_source: None,
-        }
+        FeatureVector { values: [value; FEATURE_NAMES.len()], ..FeatureVector::empty() }
     }
 
     #[test]
