@@ -94,14 +94,13 @@ impl Pipeline {
                                 .collect(),
                         }),
                         Some(fusion) => {
-                            let prediction = fusion.predict(features);
+                            let mut prediction = fusion.predict(features);
                             let fused = Instant::now();
                             let unknown = prediction.probabilities.is_empty();
-                            let cascade = (
-                                prediction.exit_stage as usize,
-                                prediction.source == crate::fusion::Source::Fallback,
-                                prediction.stage_latency.clone(),
-                            );
+                            // The feedback does not carry per-stage latencies; the metrics do.
+                            let stage_latency = std::mem::take(&mut prediction.stage_latency);
+                            let (exit_stage, fallback) =
+                                (prediction.exit_stage as usize, prediction.source == crate::fusion::Source::Fallback);
                             let cached = prediction.source == crate::fusion::Source::Cache;
                             let cache_on = fusion.cache_stats().is_some();
                             let feedback = Feedback::new(
@@ -119,7 +118,7 @@ impl Pipeline {
                             m.counters.predictions += 1;
                             m.counters.unknown += unknown as u64;
                             if !unknown && !cached {
-                                m.record_cascade(cascade.0, cascade.1, &cascade.2);
+                                m.record_cascade(exit_stage, fallback, &stage_latency);
                             }
                             m.counters.cache_lookups += cache_on as u64;
                             m.counters.cache_hits += cached as u64;

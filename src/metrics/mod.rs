@@ -68,10 +68,7 @@ pub struct Counters {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics {
-            hists: Stage::ALL
-                .iter()
-                .map(|_| Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds"))
-                .collect(),
+            hists: Stage::ALL.iter().map(|_| latency_histogram()).collect(),
             cascade_hists: Vec::new(),
             counters: Counters::default(),
         }
@@ -90,15 +87,36 @@ pub struct StageSummary {
     pub max_ms: f64,
 }
 
+/// Latencies in microseconds, 1 µs to an hour, 3 significant digits.
+fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
+}
+
+fn record_latency(h: &mut Histogram<u64>, d: Duration) {
+    h.saturating_record((d.as_micros() as u64).clamp(1, 3_600_000_000));
+}
+
+impl StageSummary {
+    fn of(stage: &'static str, h: &Histogram<u64>) -> Self {
+        let ms = |us: u64| us as f64 / 1000.0;
+        StageSummary {
+            stage,
+            count: h.len(),
+            p50_ms: ms(h.value_at_quantile(0.5)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            max_ms: ms(h.max()),
+        }
+    }
+}
+
 impl Metrics {
     pub fn shared() -> SharedMetrics {
         Arc::new(Mutex::new(Metrics::default()))
     }
 
     pub fn record(&mut self, stage: Stage, d: Duration) {
-        let us = (d.as_micros() as u64).clamp(1, 3_600_000_000);
         let i = Stage::ALL.iter().position(|s| *s == stage).expect("stage listed");
-        self.hists[i].saturating_record(us);
+        record_latency(&mut self.hists[i], d);
     }
 
     /// One fusion answer: which stage it exited at, whether it was a fallback, and how long each
@@ -109,41 +127,23 @@ impl Metrics {
             self.counters.exits_per_stage.resize(n, 0);
         }
         while self.cascade_hists.len() < n {
-            self.cascade_hists.push(Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds"));
+            self.cascade_hists.push(latency_histogram());
         }
         self.counters.exits_per_stage[exit_stage] += 1;
         self.counters.fallbacks += fallback as u64;
-        for (h, d) in self.cascade_hists.iter_mut().zip(stage_latency) {
-            h.saturating_record((d.as_micros() as u64).clamp(1, 3_600_000_000));
+        for (h, &d) in self.cascade_hists.iter_mut().zip(stage_latency) {
+            record_latency(h, d);
         }
     }
 
     pub fn stage(&self, stage: Stage) -> StageSummary {
         let i = Stage::ALL.iter().position(|s| *s == stage).expect("stage listed");
-        let h = &self.hists[i];
-        let ms = |us: u64| us as f64 / 1000.0;
-        StageSummary {
-            stage: stage.name(),
-            count: h.len(),
-            p50_ms: ms(h.value_at_quantile(0.5)),
-            p99_ms: ms(h.value_at_quantile(0.99)),
-            max_ms: ms(h.max()),
-        }
+        StageSummary::of(stage.name(), &self.hists[i])
     }
 
     pub fn summary(&self) -> Summary {
-        let ms = |us: u64| us as f64 / 1000.0;
-        let cascade = CASCADE_NAMES
-            .iter()
-            .zip(&self.cascade_hists)
-            .map(|(name, h)| StageSummary {
-                stage: name,
-                count: h.len(),
-                p50_ms: ms(h.value_at_quantile(0.5)),
-                p99_ms: ms(h.value_at_quantile(0.99)),
-                max_ms: ms(h.max()),
-            })
-            .collect();
+        let cascade =
+            CASCADE_NAMES.iter().zip(&self.cascade_hists).map(|(name, h)| StageSummary::of(name, h)).collect();
         Summary {
             stages: Stage::ALL.iter().map(|s| self.stage(*s)).collect(),
             cascade,
@@ -167,6 +167,9 @@ const CASCADE_NAMES: [&str; 8] =
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let row = |f: &mut fmt::Formatter<'_>, s: &StageSummary| {
+            writeln!(f, "  {:<12} {:>6} {:>8.3} {:>8.3} {:>8.3}", s.stage, s.count, s.p50_ms, s.p99_ms, s.max_ms)
+        };
         let c = &self.counters;
         writeln!(
             f,
@@ -181,16 +184,12 @@ impl fmt::Display for Summary {
         writeln!(f, "latency (ms)    count      p50      p99      max")?;
         for s in &self.stages {
             if s.count > 0 {
-                writeln!(f, "  {:<12} {:>6} {:>8.3} {:>8.3} {:>8.3}", s.stage, s.count, s.p50_ms, s.p99_ms, s.max_ms)?;
+                row(f, s)?;
             }
             // A cascade's stages right under the fusion line that contains them.
             if s.stage == Stage::Fusion.name() && self.cascade.len() > 1 {
                 for c in self.cascade.iter().filter(|c| c.count > 0) {
-                    writeln!(
-                        f,
-                        "  {:<12} {:>6} {:>8.3} {:>8.3} {:>8.3}",
-                        c.stage, c.count, c.p50_ms, c.p99_ms, c.max_ms
-                    )?;
+                    row(f, c)?;
                 }
             }
         }
