@@ -232,26 +232,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn beats(record: &Path, channel: usize) -> anyhow::Result<()> {
-    use std::io::Write;
     let rec = wfdb::load(record)?;
     let n = rec.channels.len();
     let ch = rec.channels.get(channel).with_context(|| {
         format!("{}: has {n} signals; --channel takes 0..{}", record.display(), n.saturating_sub(1))
     })?;
-    let peaks = features::beats::detect_ecg(&ch.segments[0].samples, ch.spec.rate_hz);
+    print_lines(features::beats::detect_ecg(&ch.segments[0].samples, ch.spec.rate_hz));
+    Ok(())
+}
+
+/// One item per line on stdout; a closed pipe (`| head`) stops the output quietly.
+fn print_lines(lines: impl IntoIterator<Item = impl std::fmt::Display>) {
+    use std::io::Write;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    for p in peaks {
-        if writeln!(out, "{p}").is_err() {
-            break; // closed pipe: stop quietly
+    for line in lines {
+        if writeln!(out, "{line}").is_err() {
+            return;
         }
     }
     let _ = out.flush();
-    Ok(())
 }
 
 fn events(kind: EventKind, input: &InputArgs, channel: Option<&str>) -> anyhow::Result<()> {
     use biofeedd::config::SourceConfig;
-    use std::io::Write;
     let config = replay_config(input, None)?;
     let SourceConfig::Replay(source) = &config.sensors[0].source;
     let rec = biofeedd::ingest::replay::recording::load(source, &source.path, 0.0)?;
@@ -264,7 +267,6 @@ fn events(kind: EventKind, input: &InputArgs, channel: Option<&str>) -> anyhow::
         format!("{}: no channel {} (channels: {})", input.input.display(), channel.unwrap_or("of that kind"), names())
     })?;
     let fs = ch.spec.rate_hz;
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     // Sample numbers count from the channel's first sample; `time_s` is on the recording clock, so
     // gaps between segments show.
     let first = ch.segments.first().map_or(0.0, |s| s.start_time);
@@ -301,12 +303,7 @@ fn events(kind: EventKind, input: &InputArgs, channel: Option<&str>) -> anyhow::
         EventKind::Ppg => "sample,time_s,foot_sample,amplitude",
         EventKind::Scr => "sample,time_s,onset_sample,amplitude_us,rise_s",
     };
-    for line in std::iter::once(header).chain(lines.iter().map(String::as_str)) {
-        if writeln!(out, "{line}").is_err() {
-            break; // closed pipe: stop quietly
-        }
-    }
-    let _ = out.flush();
+    print_lines(std::iter::once(header).chain(lines.iter().map(String::as_str)));
     Ok(())
 }
 

@@ -24,14 +24,19 @@ thread_local! {
     static COUNTING: Cell<bool> = const { Cell::new(false) };
 }
 
+/// One more allocation by this thread, if it is counting.
+fn count() {
+    // `try_with`: a thread being torn down has no locals left; its allocations are not ours.
+    let _ = COUNTING.try_with(|c| {
+        if c.get() {
+            let _ = ALLOCATIONS.try_with(|a| a.set(a.get() + 1));
+        }
+    });
+}
+
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // `try_with`: a thread being torn down has no locals left; its allocations are not ours.
-        let _ = COUNTING.try_with(|c| {
-            if c.get() {
-                let _ = ALLOCATIONS.try_with(|a| a.set(a.get() + 1));
-            }
-        });
+        count();
         unsafe { System.alloc(layout) }
     }
 
@@ -40,11 +45,7 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = COUNTING.try_with(|c| {
-            if c.get() {
-                let _ = ALLOCATIONS.try_with(|a| a.set(a.get() + 1));
-            }
-        });
+        count();
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
