@@ -10,10 +10,7 @@ Unlike the HRV comparison, the beats/breaths/SCRs here are each tool's own detec
 differences measure the detectors too.
 """
 import argparse
-import json
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -24,19 +21,11 @@ import warnings  # noqa: E402
 
 import numpy as np  # noqa: E402
 import neurokit2 as nk  # noqa: E402
+from signals import features  # noqa: E402  (the same 60 s windows signals.py reads)
 
 warnings.filterwarnings("ignore")
 
 RECORDINGS = ["bio_resting_8min_100hz.csv", "bio_eventrelated_100hz.csv", "bio_resting_5min_100hz.csv"]
-
-
-def ours(binary, path):
-    with tempfile.TemporaryDirectory() as d:
-        cfg = Path(d) / "c.toml"
-        cfg.write_text('[hub]\nid = "v"\n[window]\nlength_s = 60.0\nhop_s = 60.0\n')
-        out = subprocess.run([binary, "features", "--config", str(cfg), "--format", "csv", "--input", str(path),
-                              "--rate", "100", "--output", "jsonl"], capture_output=True, text=True, check=True)
-    return [json.loads(line) for line in out.stdout.splitlines()]
 
 
 def main():
@@ -50,7 +39,7 @@ def main():
         path = args.data / name
         data = np.genfromtxt(path, delimiter=",", names=True)
         cols = {c.upper(): c for c in data.dtype.names}
-        for w in ours(args.bin, path):
+        for w in features(args.bin, "csv", path, rate=100):
             a, b = int(round(w["window_start"] * 100)), int(round(w["window_end"] * 100))
             r = {"recording": name, "window": f"{w['window_start']:.0f}-{w['window_end']:.0f} s"}
             if "ECG" in cols:
