@@ -25,7 +25,7 @@ int8 variants, distillation and the ONNX export of the cascade follow.
 Everything is seeded; the same data and binary give the same numbers.
 """
 import argparse
-import csv
+import hashlib
 import json
 import subprocess
 import sys
@@ -34,7 +34,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train import auroc, load_segments, window_label  # noqa: E402
+from common import (  # noqa: E402
+    balanced_accuracy, dump_features, load_segments, logits_of, metrics, onnx_graph, stress_prob, train_net,
+    window_label)
 
 SEED = 20261124
 SUBJECTS = [f"S{i:02d}" for i in range(2, 29)]
@@ -45,22 +47,6 @@ STAGE0 = ["z_hr_mean_bpm", "z_hr_std_bpm", "z_hrv_rmssd_ms", "z_eda_mean_us", "z
 OUTER_FOLDS, INNER_FOLDS = 9, 3
 # A stage needs the heart and the skin: without either it says `unknown` rather than guess.
 REQUIRED = ["z_hr_mean_bpm", "z_eda_mean_us", "hr_mean_bpm", "eda_mean_us"]
-
-
-def dump_features(bin_path, raw_dir, cache, config):
-    cache.mkdir(parents=True, exist_ok=True)
-    rows = {}
-    for s in SUBJECTS:
-        out = cache / f"{s}.csv"
-        if not out.exists():
-            cmd = [bin_path, "features", "--config", str(config), "--format", "e4", "--input", str(raw_dir / s),
-                   "--subject", s, "--output", "csv"]
-            with open(out.with_suffix(".tmp"), "w") as f:
-                subprocess.run(cmd, stdout=f, stderr=subprocess.DEVNULL, check=True)
-            out.with_suffix(".tmp").rename(out)
-        with open(out) as f:
-            rows[s] = list(csv.DictReader(f))
-    return rows
 
 
 def dataset(rows, segs, names):
@@ -98,75 +84,12 @@ class Imputer:
         return np.where(np.isnan(X), self.fill, X)
 
 
-def train_net(X, y, hidden, seed, epochs=800, lr=0.01, l2=1e-3, init=None, soft=None):
-    """Softmax classifier with an optional ReLU layer, balanced class weights, full-batch Adam.
-
-    Returns (mean, std, params) with params [W1, b1, W2, b2] or [W, b] when hidden == 0."""
-    rng = np.random.default_rng(seed)
-    mean, std = X.mean(0), X.std(0) + 1e-6
-    Z = (X - mean) / std
-    n, d = Z.shape
-    if init is not None:
-        params = [p.copy() for p in init]
-    elif hidden:
-        params = [rng.normal(0, np.sqrt(2 / d), (d, hidden)), np.zeros(hidden),
-                  rng.normal(0, np.sqrt(1 / hidden), (hidden, 2)), np.zeros(2)]
-    else:
-        params = [np.zeros((d, 2)), np.zeros(2)]
-    m = [np.zeros_like(p) for p in params]
-    v = [np.zeros_like(p) for p in params]
-    counts = np.bincount(y, minlength=2).astype(float)
-    w = (n / (2 * np.maximum(counts, 1)))[y]
-    Y = np.eye(2)[y]
-    if soft is not None:
-        # Distillation: the teacher's stress probability blended with the label.
-        Y = 0.5 * Y + 0.5 * np.stack([1 - soft, soft], 1)
-    for t in range(1, epochs + 1):
-        if hidden:
-            W1, b1, W2, b2 = params
-            H = np.maximum(Z @ W1 + b1, 0)
-            logits = H @ W2 + b2
-        else:
-            W, b = params
-            logits = Z @ W + b
-        P = np.exp(logits - logits.max(1, keepdims=True))
-        P /= P.sum(1, keepdims=True)
-        G = (P - Y) * w[:, None] / w.sum()
-        if hidden:
-            GH = (G @ W2.T) * (H > 0)
-            grads = [Z.T @ GH + l2 * W1, GH.sum(0), H.T @ G + l2 * W2, G.sum(0)]
-        else:
-            grads = [Z.T @ G + l2 * W, G.sum(0)]
-        for i, gr in enumerate(grads):
-            m[i] = 0.9 * m[i] + 0.1 * gr
-            v[i] = 0.999 * v[i] + 0.001 * gr * gr
-            params[i] -= lr * (m[i] / (1 - 0.9**t)) / (np.sqrt(v[i] / (1 - 0.999**t)) + 1e-8)
-    return mean, std, params
-
-
-def logits_of(model, X):
-    mean, std, params = model
-    Z = (X - mean) / std
-    if len(params) == 4:
-        W1, b1, W2, b2 = params
-        return np.maximum(Z @ W1 + b1, 0) @ W2 + b2
-    W, b = params
-    return Z @ W + b
-
-
 def prune(model, X, y, keep, seed):
     """Structured pruning: keep the `keep` hidden units with the largest outgoing weight norm, fine-tune."""
     mean, std, (W1, b1, W2, b2) = model
     order = np.argsort(-np.linalg.norm(W2, axis=1))[:keep]
     init = [W1[:, order], b1[order], W2[order], b2]
     return train_net(X, y, keep, seed, epochs=200, l2=0.03, init=init)
-
-
-def stress_prob(logits, temperature=1.0):
-    z = logits / temperature
-    z = z - z.max(1, keepdims=True)
-    p = np.exp(z)
-    return p[:, 1] / p.sum(1)
 
 
 def fit_temperature(logits, y):
@@ -177,18 +100,6 @@ def fit_temperature(logits, y):
         nll = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
         best = min(best, (nll, t))
     return float(best[1])
-
-
-def balanced_accuracy(y, p):
-    pred = p >= 0.5
-    return float(np.mean([np.mean(pred[y == 1]), np.mean(~pred[y == 0])]))
-
-
-def metrics(y, p):
-    pred = p >= 0.5
-    tp = np.sum(pred & (y == 1))
-    f1 = 2 * tp / max(1, 2 * tp + np.sum(pred & (y == 0)) + np.sum(~pred & (y == 1)))
-    return {"balanced_accuracy": balanced_accuracy(y, p), "f1": float(f1), "auroc": auroc(y, p), "n": int(len(y))}
 
 
 def choose_threshold(p0, p_last, y, max_loss=0.01):
@@ -223,35 +134,8 @@ def predict_logits(stages, X0, X1):
 
 def export_stage(out, name, stage, model, imputer, temperature, features, exit_threshold, m, commit):
     """Write `name.onnx` (standardise → layers → logits / T → softmax) and its manifest."""
-    import hashlib
-
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    mean, std, params = model
-    f32 = lambda a, n: numpy_helper.from_array(np.asarray(a, dtype=np.float32), n)  # noqa: E731
-    inits = [f32(mean, "mean"), f32(std, "std"), f32([temperature], "temperature")]
-    nodes = [helper.make_node("Sub", ["features", "mean"], ["centered"]),
-             helper.make_node("Div", ["centered", "std"], ["z"])]
-    if len(params) == 4:
-        W1, b1, W2, b2 = params
-        inits += [f32(W1, "W1"), f32(b1, "b1"), f32(W2, "W2"), f32(b2, "b2")]
-        nodes += [helper.make_node("Gemm", ["z", "W1", "b1"], ["h_pre"]), helper.make_node("Relu", ["h_pre"], ["h"]),
-                  helper.make_node("Gemm", ["h", "W2", "b2"], ["logits"])]
-        macs = W1.size + W2.size
-    else:
-        W, b = params
-        inits += [f32(W, "W"), f32(b, "b")]
-        nodes += [helper.make_node("Gemm", ["z", "W", "b"], ["logits"])]
-        macs = W.size
-    nodes += [helper.make_node("Div", ["logits", "temperature"], ["calibrated"]),
-              helper.make_node("Softmax", ["calibrated"], ["probabilities"], axis=1)]
-    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, len(features)])],
-                              [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [1, 2])], inits)
-    mdl = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="biofeedd-train")
-    mdl.ir_version = 8
-    onnx.checker.check_model(mdl)
-    data = mdl.SerializeToString()
+    data, macs = onnx_graph(name, model, temperature)
+    std = model[1]
     (out / f"{name}.onnx").write_bytes(data)
     exit_line = f"\n[exit]\n# Stop here when the calibrated top probability reaches this.\nconfidence = {exit_threshold:.4f}\n" \
         if exit_threshold is not None else ""
@@ -313,7 +197,7 @@ def main():
                     help="balanced accuracy the exit threshold may give up on the inner folds")
     args = ap.parse_args()
     here = Path(__file__).resolve().parent
-    rows = dump_features(args.bin, args.data / "Raw_data", args.cache, here / "features.toml")
+    rows = dump_features(args.bin, args.data / "Raw_data", SUBJECTS, args.cache, here / "features.toml")
     names = [k for k in rows[SUBJECTS[0]][0] if k not in ("subject", "seq", "window_start", "window_end")]
     stage1 = [k for k in names if not k.startswith("quality") and k != "motion"]
     segs = load_segments(args.data / "labels_segments.csv")

@@ -2,8 +2,8 @@
 """Train biofeedd's first stress model (stress-v0) on Stress-Predict and write ONNX + manifest.
 
 The features are exactly what the daemon computes: this script runs
-`biofeedd features --format e4 --input SNN` for every subject and trains on that output, so
-training and serving share one feature code.
+`biofeedd features --config models/train/features.toml --format e4 --input SNN` for every subject
+and trains on that output, so training and serving share one feature code.
 
     models/train/.venv/bin/python models/train/train.py \
         --data ../shared/data/stress-predict --bin target/release/biofeedd
@@ -16,17 +16,16 @@ teach the model the wrong thing. Evaluation is leave-one-subject-out over S02..S
 Everything is seeded; the same data and binary give the same bytes.
 """
 import argparse
-import csv
 import hashlib
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import dump_features, load_segments, logits_of, metrics, onnx_graph, stress_prob, train_net, window_label  # noqa: E402,E501
 
 MODEL = "stress-v0"
 INPUTS = [
@@ -47,36 +46,6 @@ WINDOW_S, HOP_S = 60.0, 5.0
 SUBJECTS = [f"S{i:02d}" for i in range(2, 29)]
 
 
-def features_for(bin_path, raw_dir, subject, cache):
-    out = cache / f"{subject}.csv"
-    if not out.exists():
-        cmd = [bin_path, "features", "--format", "e4", "--input", str(raw_dir / subject), "--output", "csv"]
-        with open(out.with_suffix(".tmp"), "w") as f:
-            subprocess.run(cmd, stdout=f, stderr=subprocess.DEVNULL, check=True)
-        out.with_suffix(".tmp").rename(out)
-    with open(out) as f:
-        return list(csv.DictReader(f))
-
-
-def load_segments(path):
-    segs = {}
-    with open(path) as f:
-        for r in csv.DictReader(f):
-            segs.setdefault(r["subject"], []).append(
-                (float(r["start_unix"]), float(r["end_unix"]), int(r["label"]), r["task"])
-            )
-    return segs
-
-
-def window_label(start, end, segs):
-    """Label of the segment holding >= 90 % of [start, end), or None."""
-    for s, e, label, task in segs:
-        overlap = min(end, e) - max(start, s)
-        if overlap >= 0.9 * (end - start):
-            return None if task == "hyperventilation" else label
-    return None
-
-
 def dataset(rows_by_subject, segs):
     X, y, g = [], [], []
     for subject, rows in rows_by_subject.items():
@@ -93,90 +62,8 @@ def dataset(rows_by_subject, segs):
     return np.array(X, dtype=np.float64), np.array(y), np.array(g)
 
 
-def train_mlp(X, y, seed, epochs=1500, lr=0.01, l2=1e-3):
-    """Two-layer MLP, softmax cross-entropy with balanced class weights, full-batch Adam."""
-    rng = np.random.default_rng(seed)
-    mean, std = X.mean(0), X.std(0) + 1e-6
-    Z = (X - mean) / std
-    n, d = Z.shape
-    W1 = rng.normal(0, np.sqrt(2 / d), (d, HIDDEN))
-    b1 = np.zeros(HIDDEN)
-    W2 = rng.normal(0, np.sqrt(1 / HIDDEN), (HIDDEN, 2))
-    b2 = np.zeros(2)
-    params = [W1, b1, W2, b2]
-    m = [np.zeros_like(p) for p in params]
-    v = [np.zeros_like(p) for p in params]
-    counts = np.bincount(y, minlength=2).astype(float)
-    w = (n / (2 * np.maximum(counts, 1)))[y]
-    Y = np.eye(2)[y]
-    for t in range(1, epochs + 1):
-        H = np.maximum(Z @ W1 + b1, 0)
-        logits = H @ W2 + b2
-        P = np.exp(logits - logits.max(1, keepdims=True))
-        P /= P.sum(1, keepdims=True)
-        G = (P - Y) * w[:, None] / w.sum()
-        gW2 = H.T @ G + l2 * W2
-        gb2 = G.sum(0)
-        GH = (G @ W2.T) * (H > 0)
-        gW1 = Z.T @ GH + l2 * W1
-        gb1 = GH.sum(0)
-        for i, gr in enumerate([gW1, gb1, gW2, gb2]):
-            m[i] = 0.9 * m[i] + 0.1 * gr
-            v[i] = 0.999 * v[i] + 0.001 * gr * gr
-            params[i] -= lr * (m[i] / (1 - 0.9**t)) / (np.sqrt(v[i] / (1 - 0.999**t)) + 1e-8)
-    return mean, std, params
-
-
-def predict(model, X):
-    mean, std, (W1, b1, W2, b2) = model
-    H = np.maximum(((X - mean) / std) @ W1 + b1, 0)
-    logits = H @ W2 + b2
-    P = np.exp(logits - logits.max(1, keepdims=True))
-    return (P / P.sum(1, keepdims=True))[:, 1]
-
-
-def auroc(y, s):
-    order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(len(s))
-    ranks[order] = np.arange(1, len(s) + 1)
-    pos = y == 1
-    n1, n0 = pos.sum(), (~pos).sum()
-    if n1 == 0 or n0 == 0:
-        return float("nan")
-    return float((ranks[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
-
-
-def metrics(y, p):
-    pred = (p >= 0.5).astype(int)
-    tpr = np.mean(pred[y == 1] == 1) if np.any(y == 1) else np.nan
-    tnr = np.mean(pred[y == 0] == 0) if np.any(y == 0) else np.nan
-    tp = np.sum((pred == 1) & (y == 1))
-    f1 = 2 * tp / max(1, (2 * tp + np.sum((pred == 1) & (y == 0)) + np.sum((pred == 0) & (y == 1))))
-    return {"balanced_accuracy": float(np.nanmean([tpr, tnr])), "f1": float(f1), "auroc": auroc(y, p), "n": int(len(y))}
-
-
 def export_onnx(model, path):
-    mean, std, (W1, b1, W2, b2) = model
-    f32 = lambda a, name: numpy_helper.from_array(np.asarray(a, dtype=np.float32), name)
-    nodes = [
-        helper.make_node("Sub", ["features", "mean"], ["centered"]),
-        helper.make_node("Div", ["centered", "std"], ["z"]),
-        helper.make_node("Gemm", ["z", "W1", "b1"], ["h_pre"]),
-        helper.make_node("Relu", ["h_pre"], ["h"]),
-        helper.make_node("Gemm", ["h", "W2", "b2"], ["logits"]),
-        helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        MODEL,
-        [helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, len(INPUTS)])],
-        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [1, len(CLASSES)])],
-        [f32(mean, "mean"), f32(std, "std"), f32(W1, "W1"), f32(b1, "b1"), f32(W2, "W2"), f32(b2, "b2")],
-    )
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="biofeedd-train")
-    m.ir_version = 8
-    onnx.checker.check_model(m)
-    data = m.SerializeToString()
+    data, _ = onnx_graph(MODEL, model)
     path.write_bytes(data)
     return data
 
@@ -188,9 +75,9 @@ def main():
     ap.add_argument("--out", type=Path, default=Path("models"))
     ap.add_argument("--cache", type=Path, default=Path("target/train-features"))
     args = ap.parse_args()
-    args.cache.mkdir(parents=True, exist_ok=True)
-
-    rows = {s: features_for(args.bin, args.data / "Raw_data", s, args.cache) for s in SUBJECTS}
+    # The same window and baseline settings as the cascade (models/train/features.toml).
+    config = Path(__file__).resolve().parent / "features.toml"
+    rows = dump_features(args.bin, args.data / "Raw_data", SUBJECTS, args.cache, config)
     segs = load_segments(args.data / "labels_segments.csv")
     X, y, g = dataset(rows, segs)
     print(f"{len(y)} labelled windows from {len(set(g))} subjects; stress fraction {y.mean():.3f}", file=sys.stderr)
@@ -200,14 +87,14 @@ def main():
     per_subject = {}
     for s in sorted(set(g)):
         test = g == s
-        model = train_mlp(X[~test], y[~test], SEED)
-        oof[test] = predict(model, X[test])
+        model = train_net(X[~test], y[~test], HIDDEN, SEED, epochs=1500)
+        oof[test] = stress_prob(logits_of(model, X[test]))
         per_subject[s] = metrics(y[test], oof[test])
     pooled = metrics(y, oof)
     bal = [m["balanced_accuracy"] for m in per_subject.values() if np.isfinite(m["balanced_accuracy"])]
     print(f"LOSO pooled: {pooled}; per-subject balanced accuracy median {np.median(bal):.3f}", file=sys.stderr)
 
-    final = train_mlp(X, y, SEED)
+    final = train_net(X, y, HIDDEN, SEED, epochs=1500)
     onnx_path = args.out / f"{MODEL}.onnx"
     data = export_onnx(final, onnx_path)
     sha = hashlib.sha256(data).hexdigest()
