@@ -82,6 +82,27 @@ enum Command {
         #[arg(long)]
         no_correction: bool,
     },
+    /// Score the models on labelled recordings: each stage and variant alone, and the cascade
+    /// (balanced accuracy, F1, AUROC; pooled and per subject). Reproduces the `[metrics.eval]`
+    /// the training script writes into each manifest.
+    Eval {
+        /// Folder of recordings, one E4 export folder per subject, named as in the labels.
+        #[arg(long)]
+        input: PathBuf,
+        /// CSV of labelled segments: subject,label,task,start_unix,end_unix (label = class index).
+        #[arg(long)]
+        labels: PathBuf,
+        /// Take window, features and models from this config (its sensors are ignored); default:
+        /// 60 s windows every 5 s, a 300 s baseline and the bundled cascade.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Segments of this task label no window (repeatable), e.g. hyperventilation.
+        #[arg(long)]
+        exclude_task: Vec<String>,
+        /// Print one JSON object instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
     /// Dump the per-window feature vectors of a replay (what the models are trained on).
     Features {
         /// Config whose sensors are replayed; or use --format/--input.
@@ -97,6 +118,14 @@ enum Command {
         list: bool,
         #[arg(long)]
         speed: Option<Speed>,
+        /// Also prepare each window's raw tensor as this file's `[raw]` table says (the
+        /// `[inputs.raw]` of a raw-window model manifest)...
+        #[arg(long, requires = "raw_output")]
+        raw_spec: Option<PathBuf>,
+        /// ...and append it to this file, little-endian f32, one tensor per CSV row (NaN where a
+        /// window lacked a channel).
+        #[arg(long, requires = "raw_spec")]
+        raw_output: Option<PathBuf>,
     },
 }
 
@@ -187,10 +216,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let recordings = daemon::load_recordings(&config)?;
             let fusion = daemon::load_fusion(&config, &recordings)?;
             let m = &fusion.stage().manifest;
-            let names: Vec<String> =
-                fusion.stages().iter().map(|s| format!("`{}` {}", s.manifest.name, s.manifest.variant)).collect();
+            let names: Vec<String> = fusion
+                .slots()
+                .iter()
+                .map(|slot| {
+                    let others: Vec<String> =
+                        slot.variants()[1..].iter().map(|v| v.manifest.variant.to_string()).collect();
+                    let a = &slot.active().manifest;
+                    match others.is_empty() {
+                        true => format!("`{}` {}", a.name, a.variant),
+                        false => format!("`{}` {} (also {})", a.name, a.variant, others.join(", ")),
+                    }
+                })
+                .collect();
             println!(
-                "{}: OK — hub `{}`, {} sensor(s), subjects {}, {} {} ({} inputs, classes {})",
+                "{}: OK — hub `{}`, {} sensor(s), subjects {}, {} {} (last stage: {} features{}, classes {})",
                 path.display(),
                 config.hub.id,
                 config.sensors.len(),
@@ -198,6 +238,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 if names.len() == 1 { "model" } else { "cascade" },
                 names.join(" → "),
                 m.inputs.features.len(),
+                m.inputs.raw.as_ref().map_or(String::new(), |r| format!(" + raw {}×{}", r.channels.len(), r.length)),
                 m.outputs.classes.join("/"),
             );
             Ok(())
@@ -211,7 +252,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Beats { wfdb, channel } => beats(&wfdb, channel),
         Command::Events { kind, input, channel } => events(kind, &input, channel.as_deref()),
         Command::Hrv { peaks, rate, no_correction } => hrv(&peaks, rate, no_correction),
-        Command::Features { config, input, output, list, speed } => {
+        Command::Eval { input, labels, config, exclude_task, json } => {
+            eval(&input, &labels, config.as_deref(), &exclude_task, json)
+        }
+        Command::Features { config, input, output, list, speed, raw_spec, raw_output } => {
             if list {
                 for name in FEATURE_NAMES {
                     println!("{name}");
@@ -225,10 +269,97 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 )?,
                 _ => Config::load(config.as_deref().expect("clap requires --config or --input"))?,
             };
-            let options = RunOptions { speed: speed.or(Some(Speed::Max)), output, duration: None, features_only: true };
+            let raw_dump = match (raw_spec, raw_output) {
+                (Some(spec), Some(out)) => Some((load_raw_spec(&spec)?, out)),
+                _ => None,
+            };
+            let options =
+                RunOptions { speed: speed.or(Some(Speed::Max)), output, duration: None, features_only: true, raw_dump };
             execute(config, options)
         }
     }
+}
+
+/// A raw-window spec file: a `[raw]` table shaped like a manifest's `[inputs.raw]`.
+fn load_raw_spec(path: &Path) -> anyhow::Result<biofeedd::fusion::raw::RawSpec> {
+    #[derive(serde::Deserialize)]
+    struct File {
+        raw: biofeedd::fusion::raw::RawSpec,
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let file: File = toml::from_str(&text).with_context(|| format!("{}: not a raw spec", path.display()))?;
+    if let Some(problem) = file.raw.problem() {
+        anyhow::bail!("{}: {problem}", path.display());
+    }
+    Ok(file.raw)
+}
+
+fn eval(input: &Path, labels: &Path, base: Option<&Path>, exclude: &[String], json: bool) -> anyhow::Result<()> {
+    use biofeedd::eval::{self, Metrics, Report};
+    let labels = eval::load_labels(labels)?;
+    let subjects: Vec<&String> = labels.keys().filter(|s| input.join(s).is_dir()).collect();
+    if subjects.is_empty() {
+        anyhow::bail!(
+            "{}: no folder named after a labelled subject ({})",
+            input.display(),
+            labels.keys().cloned().collect::<Vec<_>>().join(", ")
+        );
+    }
+    let mut report = Report::default();
+    for subject in subjects {
+        let args = InputArgs {
+            format: ReplayFormat::E4,
+            input: input.join(subject),
+            rate: None,
+            subject: Some(subject.clone()),
+        };
+        let config = replay_config(&args, base)?;
+        let recordings = daemon::load_recordings(&config)?;
+        let mut fusion = daemon::load_fusion(&config, &recordings)?;
+        let mut alone = daemon::load_fusion(&config, &recordings)?;
+        let mut extractor =
+            features::FeatureExtractor::with_hop(config.window.hop_s).with_baseline(config.features.baseline_s);
+        eval::score_subject(
+            &mut report,
+            &recordings[0],
+            subject,
+            &labels[subject],
+            exclude,
+            config.window.clone(),
+            &mut extractor,
+            &mut fusion,
+            &mut alone,
+        )?;
+    }
+    let pooled: Vec<(String, Metrics)> =
+        report.models.iter().map(|(name, s)| (name.clone(), Metrics::of(&s.pooled))).collect();
+    if json {
+        let models: serde_json::Map<String, serde_json::Value> = report
+            .models
+            .iter()
+            .zip(&pooled)
+            .map(|((name, scores), (_, m))| {
+                let per: serde_json::Map<String, serde_json::Value> = scores
+                    .by_subject
+                    .iter()
+                    .map(|(s, pairs)| (s.clone(), serde_json::to_value(Metrics::of(pairs)).expect("plain numbers")))
+                    .collect();
+                let mut v = serde_json::to_value(m).expect("plain numbers");
+                v["subjects"] = per.into();
+                (name.clone(), v)
+            })
+            .collect();
+        let out =
+            serde_json::json!({ "labelled_windows": report.labelled, "cascade_exits": report.exits, "models": models });
+        println!("{out}");
+        return Ok(());
+    }
+    println!("{} labelled windows; cascade exits per stage: {:?}", report.labelled, report.exits);
+    println!("{:<20} {:>8} {:>9} {:>7} {:>7}", "model", "windows", "bal.acc", "F1", "AUROC");
+    for (name, m) in &pooled {
+        println!("{name:<20} {:>8} {:>9.4} {:>7.4} {:>7.4}", m.windows, m.balanced_accuracy, m.f1, m.auroc);
+    }
+    Ok(())
 }
 
 fn beats(record: &Path, channel: usize) -> anyhow::Result<()> {
@@ -346,6 +477,7 @@ fn run_options(run: &RunArgs) -> anyhow::Result<RunOptions> {
         output: run.output,
         duration: run.duration.filter(|d| d.is_finite() && *d > 0.0).map(Duration::from_secs_f64),
         features_only: false,
+        raw_dump: None,
     })
 }
 

@@ -36,6 +36,9 @@ fn write_config(dir: &Path, config: &str) -> String {
 const CONFIG: &str = r#"[hub]
 id = "cli-test"
 
+[features]
+baseline_s = 75.0
+
 [[sensor]]
 id = "chest"
 subject = "p1"
@@ -63,7 +66,7 @@ fn check_names_file_line_column_and_fix_for_an_unknown_key() {
     let path = write_config(dir.path(), &CONFIG.replace("rate_hz = 100.0", "rate_hz = 100.0\nrate = 5"));
     let out = biofeedd(&["check", "--config", &path]);
     let err = failure(&out);
-    assert!(err.contains(&format!("{path}:12:1: unknown field `rate`")), "{err}");
+    assert!(err.contains(&format!("{path}:15:1: unknown field `rate`")), "{err}");
     assert!(err.contains("help:"), "{err}");
 }
 
@@ -73,16 +76,16 @@ fn check_refuses_a_model_the_channels_cannot_feed() {
     let config = CONFIG.replace("  { column = \"EDA\", modality = \"eda\", unit = \"uS\" },\n", "");
     let out = biofeedd(&["check", "--config", &write_config(dir.path(), &config)]);
     let err = failure(&out);
-    assert!(err.contains("needs feature `eda_mean_us`"), "{err}");
+    assert!(err.contains("needs feature `z_eda_mean_us`, which comes from a eda channel"), "{err}");
     assert!(err.contains("subject `p1` has only: ecg"), "{err}");
 }
 
 #[test]
 fn a_model_whose_onnx_does_not_match_its_manifest_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let manifest = std::fs::read_to_string(common::repo_path("models/stress-v0.toml")).unwrap();
-    std::fs::write(dir.path().join("m.toml"), manifest.replace("stress-v0.onnx", "m.onnx")).unwrap();
-    let mut onnx = std::fs::read(common::repo_path("models/stress-v0.onnx")).unwrap();
+    let manifest = std::fs::read_to_string(common::repo_path("models/stress-s0.toml")).unwrap();
+    std::fs::write(dir.path().join("m.toml"), manifest.replace("stress-s0.onnx", "m.onnx")).unwrap();
+    let mut onnx = std::fs::read(common::repo_path("models/stress-s0.onnx")).unwrap();
     let last = onnx.len() - 1;
     onnx[last] ^= 0xff;
     std::fs::write(dir.path().join("m.onnx"), onnx).unwrap();
@@ -301,6 +304,9 @@ fn z_features_start_after_the_baseline_phase() {
     let (out, _) = e4_excerpt_with(dir.path(), "features", "[features]\nbaseline_s = 30.0\n");
     let err = failure(&out);
     assert!(err.contains("features.baseline_s") && err.contains("shorter than one 60 s window"), "{err}");
+    let (out, _) = e4_excerpt_with(dir.path(), "features", "[features]\nbaseline_s = 65.0\n");
+    let err = failure(&out);
+    assert!(err.contains("fewer than the three windows") && err.contains("at least 70 s"), "{err}");
 }
 
 #[test]
@@ -358,4 +364,57 @@ fn replay_takes_settings_from_a_config_without_sensors() {
     let lines: Vec<Value> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 4, "150 s, 60 s windows every 30 s");
     assert_eq!(lines[0]["hub"], "lab");
+}
+
+#[test]
+fn eval_reproduces_the_manifests_metrics_on_the_committed_evaluation_set() {
+    let out = biofeedd(&[
+        "eval",
+        "--input",
+        "tests/data/stress-eval",
+        "--labels",
+        "tests/data/stress-eval/labels.csv",
+        "--exclude-task",
+        "hyperventilation",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_str(text(&out.stdout).trim()).expect("one JSON object");
+    let models = report["models"].as_object().unwrap();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(common::repo_path("models")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let manifest: toml::Table = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let name = manifest["name"].as_str().unwrap();
+        let expected = manifest["metrics"]["eval"].as_table().unwrap_or_else(|| panic!("{name}: no [metrics.eval]"));
+        let got = &models[name];
+        // The manifests were measured through onnxruntime on the windows `biofeedd features`
+        // cut; eval runs tract on its own windowing of the same recording. Same windows; the
+        // probabilities agree to float rounding (int8: to its quantisation), so the scores may
+        // move by a window or two.
+        assert_eq!(got["windows"].as_i64(), expected["windows"].as_integer(), "{name}");
+        for (key, tol) in [("balanced_accuracy", 0.01), ("f1", 0.015), ("auroc", 0.005)] {
+            let (g, e) = (got[key].as_f64().unwrap(), expected[key].as_float().unwrap());
+            assert!((g - e).abs() <= tol, "{name} {key}: eval {g}, manifest {e}");
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 6, "every stage variant");
+    let cascade = &models["cascade"];
+    assert!(cascade["balanced_accuracy"].as_f64().unwrap() > 0.5, "{cascade}");
+    let exits: Vec<u64> = report["cascade_exits"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    assert_eq!(exits.iter().sum::<u64>(), cascade["windows"].as_u64().unwrap());
+}
+
+#[test]
+fn eval_names_a_bad_labels_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let labels = dir.path().join("labels.csv");
+    std::fs::write(&labels, "subject,label,task,start_unix,end_unix\nS05,1,stroop,1644830599,later\n").unwrap();
+    let out = biofeedd(&["eval", "--input", "tests/data/stress-eval", "--labels", labels.to_str().unwrap()]);
+    let err = failure(&out);
+    assert!(err.contains(&format!("{}: line 2: end_unix `later` is not a number", labels.display())), "{err}");
 }

@@ -98,3 +98,24 @@ pub fn hops_of(rec: &Recording, length_s: f64) -> Vec<Window> {
     }
     out
 }
+
+/// The committed 22-minute evaluation excerpt of subject S05 (tests/data/stress-eval).
+pub fn eval_recording() -> Recording {
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/stress-eval/S05"));
+    biofeedd::ingest::replay::recording::load_e4(dir, OnBadRow::Error).unwrap()
+}
+
+/// Every window of the evaluation excerpt past its 300 s baseline, with its features, through
+/// the daemon's windower and extractor (as `biofeedd eval` and the training script cut them).
+pub fn calibrated_eval_windows() -> Vec<(Window, biofeedd::features::FeatureVector)> {
+    let rec = eval_recording();
+    let mut extractor = biofeedd::features::FeatureExtractor::with_hop(HOP_S).with_baseline(300.0);
+    let mut out = Vec::new();
+    biofeedd::eval::replay_windows(&rec, "S05", biofeedd::window::WindowConfig::default(), |w| {
+        let fv = extractor.extract(w).clone();
+        if fv.get("z_hr_mean_bpm").is_some_and(f32::is_finite) {
+            out.push((w.clone(), fv));
+        }
+    });
+    out
+}

@@ -8,21 +8,36 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 
-def dump_features(bin_path, raw_dir, subjects, cache, config):
-    """`biofeedd features` over every subject's E4 export (once; cached as CSV), as dict rows."""
+def dump_features(bin_path, raw_dir, subjects, cache, config, raw_spec=None):
+    """`biofeedd features` over every subject's E4 export (once; cached), as dict rows; with
+    `raw_spec` (a file with a [raw] table) also each window's raw tensor, as (rows, raws) where
+    raws[subject] is a float32 array [windows, channels, length] aligned with the rows."""
     cache.mkdir(parents=True, exist_ok=True)
-    rows = {}
+    rows, raws = {}, {}
     for s in subjects:
-        out = cache / f"{s}.csv"
-        if not out.exists():
+        out, raw_out = cache / f"{s}.csv", cache / f"{s}.raw.f32"
+        if not out.exists() or (raw_spec and not raw_out.exists()):
             cmd = [bin_path, "features", "--config", str(config), "--format", "e4", "--input", str(raw_dir / s),
                    "--subject", s, "--output", "csv"]
+            if raw_spec:
+                cmd += ["--raw-spec", str(raw_spec), "--raw-output", str(raw_out.with_suffix(".tmp"))]
             with open(out.with_suffix(".tmp"), "w") as f:
                 subprocess.run(cmd, stdout=f, stderr=subprocess.DEVNULL, check=True)
             out.with_suffix(".tmp").rename(out)
+            if raw_spec:
+                raw_out.with_suffix(".tmp").rename(raw_out)
         with open(out) as f:
             rows[s] = list(csv.DictReader(f))
-    return rows
+        if raw_spec:
+            raws[s] = np.fromfile(raw_out, dtype="<f4").reshape(len(rows[s]), *raw_shape(raw_spec))
+    return (rows, raws) if raw_spec else rows
+
+
+def raw_shape(raw_spec):
+    """(channels, length) of a raw spec file."""
+    import tomllib
+    spec = tomllib.loads(raw_spec.read_text())["raw"]
+    return len(spec["channels"]), spec["length"]
 
 
 def load_segments(path):

@@ -5,6 +5,7 @@ use super::payload::{Feedback, Status};
 use super::Topics;
 use crate::features::FEATURE_NAMES;
 use crate::metrics::{SharedMetrics, Stage};
+use anyhow::Context;
 use rumqttc::v5::mqttbytes::QoS;
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
@@ -38,9 +39,11 @@ impl FromStr for OutputFormat {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct OutputOptions {
     pub format: OutputFormat,
+    /// `biofeedd features --raw-output`: each row's raw tensor, appended as little-endian f32.
+    pub raw_output: Option<(std::path::PathBuf, std::fs::File)>,
 }
 
 /// The features of one window, for `biofeedd features` (training reads exactly this).
@@ -51,6 +54,8 @@ pub struct FeatureRow {
     pub window_start: f64,
     pub window_end: f64,
     pub features: Vec<(&'static str, Option<f32>)>,
+    /// The raw-window tensor (`--raw-spec`), NaN where the window lacked a channel.
+    pub raw: Option<Vec<f32>>,
 }
 
 /// What the pipeline hands to the output task.
@@ -77,8 +82,9 @@ pub async fn run(
     status: Status,
     options: OutputOptions,
     metrics: SharedMetrics,
-) {
+) -> anyhow::Result<()> {
     let mut stdout = Stdout::new(options.format);
+    let mut raw_out = options.raw_output.map(|(path, file)| (path, std::io::BufWriter::new(file)));
     // Publishes requested but not yet given a packet id, in order; and those in flight by id.
     let mut queued: VecDeque<Pending> = VecDeque::new();
     let mut in_flight: HashMap<u16, Pending> = HashMap::new();
@@ -92,7 +98,15 @@ pub async fn run(
             record = records.recv() => {
                 let Some(record) = record else { break };
                 match record {
-                    Record::Features(row) => stdout.features(&row),
+                    Record::Features(row) => {
+                        stdout.features(&row);
+                        if let (Some((path, out)), Some(raw)) = (&mut raw_out, &row.raw) {
+                            // Training data: a short file would misalign every later row, so stop.
+                            let bytes: Vec<u8> = raw.iter().flat_map(|v| v.to_le_bytes()).collect();
+                            out.write_all(&bytes)
+                                .with_context(|| format!("cannot write raw windows to {}", path.display()))?;
+                        }
+                    }
                     Record::Feedback { feedback, arrival, handed } => {
                         stdout.feedback(&feedback);
                         if let Some(l) = &link {
@@ -114,7 +128,10 @@ pub async fn run(
         }
     }
     stdout.flush();
-    let Some(mut l) = link else { return };
+    if let Some((path, mut out)) = raw_out {
+        out.flush().with_context(|| format!("cannot write raw windows to {}", path.display()))?;
+    }
+    let Some(mut l) = link else { return Ok(()) };
     let offline = Status { state: "offline", ..status };
     if l.client.publish(topics.status(), QoS::AtLeastOnce, true, offline.to_json()).await.is_ok() {
         queued.push_back(None);
@@ -134,6 +151,7 @@ pub async fn run(
         }
     }
     l.close().await;
+    Ok(())
 }
 
 async fn next_event(link: &mut Option<MqttLink>) -> Option<LinkEvent> {

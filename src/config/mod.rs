@@ -203,17 +203,19 @@ impl Config {
         }
         self.window.validate()?;
         self.features.validate()?;
-        let (baseline, window) = (self.features.baseline_s, self.window.length_s);
-        if baseline > 0.0 && baseline < window {
-            return Err(Invalid::new(
-                path!["features", "baseline_s"],
-                format!(
-                    "{baseline} s of baseline is shorter than one {window} s window, so no window could calibrate it"
-                ),
-            )
-            .help(format!(
-                "make it at least {window} s (several windows are better), or 0 to turn the z_ features off"
-            )));
+        let (baseline, window, hop) = (self.features.baseline_s, self.window.length_s, self.window.hop_s);
+        // A z-score needs a spread: at least three windows must end inside the baseline.
+        let least = window + 2.0 * hop;
+        if baseline > 0.0 && baseline < least - 1e-9 {
+            let what = if baseline < window {
+                format!("is shorter than one {window} s window, so no window could calibrate it")
+            } else {
+                "holds fewer than the three windows a baseline needs (its spread)".to_string()
+            };
+            return Err(Invalid::new(path!["features", "baseline_s"], format!("{baseline} s of baseline {what}"))
+                .help(format!(
+                    "make it at least {least} s (one {window} s window and two {hop} s hops; several minutes are better), or 0 to turn the z_ features off"
+                )));
         }
         if require_sensors && self.sensors.is_empty() {
             return Err(Invalid::new(path!["hub"], "no [[sensor]] is configured")

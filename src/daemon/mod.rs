@@ -13,6 +13,7 @@ use crate::bridge::output::{self, OutputFormat, OutputOptions};
 use crate::bridge::payload::{ChannelStatus, SensorStatus, Status, STATUS_SCHEMA};
 use crate::bridge::{mqtt, Topics};
 use crate::config::{Config, SourceConfig};
+use crate::fusion::raw::RawSpec;
 use crate::fusion::Fusion;
 use crate::ingest::replay::{self, PlayReport, Recording, Speed};
 use crate::metrics::{Metrics, SharedMetrics, Summary};
@@ -21,6 +22,7 @@ use crate::signal::Modality;
 use crate::window::SubjectWindower;
 use anyhow::{bail, Context};
 use pipeline::{Binding, Pipeline, SubjectPipeline};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, watch};
@@ -35,6 +37,9 @@ pub struct RunOptions {
     pub duration: Option<Duration>,
     /// Stop after features (no model, no MQTT): `biofeedd features`.
     pub features_only: bool,
+    /// With `features_only`: also prepare each window's raw tensor as this spec says and append
+    /// it to this file (what the raw-window stage is trained on).
+    pub raw_dump: Option<(RawSpec, PathBuf)>,
 }
 
 /// Load every model the config names and check it against each subject's channels.
@@ -48,9 +53,14 @@ pub fn load_fusion(config: &Config, recordings: &[Recording]) -> anyhow::Result<
             .filter(|(s, _)| s.subject == subject)
             .flat_map(|(_, r)| r.channels.iter().map(|c| c.spec.modality))
             .collect();
-        for stage in fusion.stages() {
+        // The first stage must be able to answer; a later one that cannot (a chest strap has no
+        // raw PPG for the wrist CNN) is skipped for this subject and the cascade stops before it.
+        for (k, stage) in fusion.stages().enumerate() {
             if let Err(e) = stage.check_inputs(&subject, &modalities) {
-                bail!("{e}\n  help: add a sensor with that modality for `{subject}`, or choose a model whose inputs it has ([fusion] model)");
+                if k == 0 {
+                    bail!("{e}\n  help: add a sensor with that modality for `{subject}`, or choose a model whose inputs it has ([fusion] model)");
+                }
+                tracing::warn!("{e}: stage {k} will not run for `{subject}`; its answers come from the earlier stages");
             }
         }
     }
@@ -156,17 +166,25 @@ pub async fn run(config: Config, options: RunOptions) -> anyhow::Result<Summary>
         }
         _ => None,
     };
+    let raw_output = match &options.raw_dump {
+        Some((_, path)) => Some((
+            path.clone(),
+            std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => None,
+    };
     let (record_tx, record_rx) = mpsc::unbounded_channel();
     let output_task = tokio::spawn(output::run(
         record_rx,
         link,
         topics,
         status,
-        OutputOptions { format: options.output },
+        OutputOptions { format: options.output, raw_output },
         metrics.clone(),
     ));
 
-    let pipeline = Pipeline { hub: config.hub.id.clone(), bindings, subjects: windowers, fusion };
+    let raw = options.raw_dump.as_ref().map(|(spec, _)| spec.clone());
+    let pipeline = Pipeline { hub: config.hub.id.clone(), bindings, subjects: windowers, fusion, raw };
     let pipeline_metrics = metrics.clone();
     let pipeline_waker = waker.clone();
     let pipeline_thread = std::thread::Builder::new()
@@ -203,7 +221,7 @@ pub async fn run(config: Config, options: RunOptions) -> anyhow::Result<Summary>
         .await
         .context("pipeline thread join")?
         .map_err(|_| anyhow::anyhow!("the pipeline thread panicked"))?;
-    output_task.await.context("output task")?;
+    output_task.await.context("output task")??;
 
     let mut m = metrics.lock().expect("metrics lock");
     m.counters.overrun_samples = ring_stats.iter().map(|s| s.overrun_samples.load(Ordering::Relaxed)).sum();

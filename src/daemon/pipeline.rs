@@ -7,6 +7,7 @@
 use crate::bridge::output::{FeatureRow, Record};
 use crate::bridge::Feedback;
 use crate::features::{FeatureExtractor, FEATURE_NAMES};
+use crate::fusion::raw::{self, RawScratch, RawSpec};
 use crate::fusion::Fusion;
 use crate::metrics::{SharedMetrics, Stage};
 use crate::ring::{ChannelConsumer, Waker};
@@ -45,6 +46,8 @@ pub struct Pipeline {
     pub subjects: Vec<SubjectPipeline>,
     /// `None` in features-only mode (`biofeedd features`).
     pub fusion: Option<Fusion>,
+    /// Features-only mode: the raw-window tensor to prepare for each row, for training.
+    pub raw: Option<RawSpec>,
 }
 
 impl Pipeline {
@@ -57,6 +60,7 @@ impl Pipeline {
     ) -> Vec<WindowerStats> {
         waker.register_current_thread();
         let mut chunk = Vec::new();
+        let mut scratch = RawScratch::default();
         loop {
             let mut progressed = false;
             for b in &mut self.bindings {
@@ -92,9 +96,17 @@ impl Pipeline {
                                 .zip(features.values)
                                 .map(|(n, v)| (*n, v.is_finite().then_some(v)))
                                 .collect(),
+                            raw: self.raw.as_ref().map(|spec| {
+                                let mut out = vec![0.0; spec.len()];
+                                if raw::prepare(spec, window, &mut scratch, &mut out).is_err() {
+                                    // Rows stay aligned with the CSV; training skips NaN rows.
+                                    out.fill(f32::NAN);
+                                }
+                                out
+                            }),
                         }),
                         Some(fusion) => {
-                            let mut prediction = fusion.predict(features);
+                            let mut prediction = fusion.predict(window, features);
                             let fused = Instant::now();
                             let unknown = prediction.probabilities.is_empty();
                             // The feedback does not carry per-stage latencies; the metrics do.

@@ -25,6 +25,10 @@ pub struct Manifest {
     pub calibration: Option<Calibration>,
     /// Present on every cascade stage but the last.
     pub exit: Option<Exit>,
+    /// Other variants of this stage (`int8 = "stress-s1-int8.toml"`), paths relative to this
+    /// manifest; loaded with it so the governor can switch at run time.
+    #[serde(default)]
+    pub variants: std::collections::BTreeMap<Variant, PathBuf>,
     /// The window the model was trained on; a config using another one gets a warning.
     pub window: Option<WindowHint>,
     pub training: Training,
@@ -42,8 +46,12 @@ pub struct Manifest {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Inputs {
-    /// Feature names in the model's input order (see `biofeedd features --list`).
+    /// Feature names in the model's input order (see `biofeedd features --list`); the model's
+    /// first input, `[1, features]`. May be empty when the stage reads only the raw window.
+    #[serde(default)]
     pub features: Vec<String>,
+    /// Raw signals of the window, the model's next input `[1, channels, length]`.
+    pub raw: Option<super::raw::RawSpec>,
     /// Inputs that must be present; the others may be filled. Default: all of them.
     pub required: Option<Vec<String>>,
     /// Per input, the value a missing (NaN) input takes (the training median). Without it every
@@ -67,7 +75,8 @@ pub struct Calibration {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Exit {
-    /// Stop here when the top calibrated probability reaches this (0.5–1].
+    /// Stop here when the top calibrated probability reaches this, (0, 1]; at or below 1/classes
+    /// every window stops here.
     pub confidence: f32,
 }
 
@@ -97,7 +106,7 @@ pub struct Training {
     pub seed: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Variant {
     Fp32,
@@ -143,8 +152,11 @@ impl Manifest {
             ModelError::at(origin, format!("{at}{}", e.message().trim()))
         })?;
         m.origin = origin.to_path_buf();
-        if m.inputs.features.is_empty() {
-            return Err(ModelError::at(origin, "inputs.features is empty"));
+        if m.inputs.features.is_empty() && m.inputs.raw.is_none() {
+            return Err(ModelError::at(origin, "the model takes no input: give inputs.features, inputs.raw or both"));
+        }
+        if let Some(problem) = m.inputs.raw.as_ref().and_then(|r| r.problem()) {
+            return Err(ModelError::at(origin, problem));
         }
         if m.outputs.classes.len() < 2 {
             return Err(ModelError::at(origin, "outputs.classes needs at least two classes"));
@@ -172,9 +184,15 @@ impl Manifest {
                 format!("inputs.required names `{unknown}`, which is not an input feature"),
             ));
         }
+        if let Some((v, _)) = m.variants.iter().find(|(v, _)| **v == m.variant) {
+            return Err(ModelError::at(
+                origin,
+                format!("variants lists `{v}`, the variant this manifest describes itself"),
+            ));
+        }
         if let Some(e) = &m.exit {
-            if !(e.confidence > 0.5 && e.confidence <= 1.0) {
-                return Err(ModelError::at(origin, format!("exit.confidence {} is outside (0.5, 1]", e.confidence)));
+            if !(e.confidence > 0.0 && e.confidence <= 1.0) {
+                return Err(ModelError::at(origin, format!("exit.confidence {} is outside (0, 1]", e.confidence)));
             }
         }
         Ok(m)

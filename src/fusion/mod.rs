@@ -11,11 +11,13 @@
 //! Architecture invariant: tract runs on the pipeline thread, never on a tokio worker.
 
 mod manifest;
+pub mod raw;
 
 use crate::config::Invalid;
 use crate::features::{feature_index, feature_sources, FeatureVector};
 use crate::path;
 use crate::signal::Modality;
+use crate::window::Window;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -23,16 +25,72 @@ use tract_onnx::prelude::*;
 
 pub use manifest::{Manifest, ModelError, Variant};
 
-/// The model bundled into the binary, so `biofeedd replay` works from any folder.
-pub const BUILTIN_MANIFEST: &str = include_str!("../../models/stress-v0.toml");
-pub const BUILTIN_ONNX: &[u8] = include_bytes!("../../models/stress-v0.onnx");
+/// The cascade bundled into the binary (models/stress-s*), so `biofeedd replay` and the demo
+/// work from any folder.
+pub mod builtin {
+    use super::{ModelError, Slot};
+    use std::path::Path;
+
+    macro_rules! bundle {
+        ($($name:literal),* $(,)?) => {
+            &[$(($name, include_bytes!(concat!("../../models/", $name)) as &[u8])),*]
+        };
+    }
+
+    /// (file name, bytes) of every bundled manifest and model.
+    pub const FILES: &[(&str, &[u8])] = bundle![
+        "stress-s0.toml",
+        "stress-s0.onnx",
+        "stress-s1.toml",
+        "stress-s1.onnx",
+        "stress-s1-pruned.toml",
+        "stress-s1-pruned.onnx",
+        "stress-s1-int8.toml",
+        "stress-s1-int8.onnx",
+        "stress-s2.toml",
+        "stress-s2.onnx",
+        "stress-s2-int8.toml",
+        "stress-s2-int8.onnx",
+    ];
+
+    /// The stage manifests of the bundled cascade, cheapest first.
+    pub const STAGES: [&str; 3] = ["stress-s0.toml", "stress-s1.toml", "stress-s2.toml"];
+
+    /// A bundled file by name (`<builtin>/stress-s0.toml` or `stress-s0.toml`).
+    pub fn read(path: &Path) -> Result<Vec<u8>, ModelError> {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        FILES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, bytes)| bytes.to_vec())
+            .ok_or_else(|| ModelError::at(path, "is not among the bundled model files"))
+    }
+
+    /// One bundled stage (e.g. `stress-s2.toml`) with its variants.
+    pub fn slot(name: &str) -> Result<Slot, ModelError> {
+        Slot::load_with(&Path::new("<builtin>").join(name), &read)
+    }
+
+    /// The bundled cascade with all its variants.
+    pub fn cascade() -> Result<Vec<Slot>, ModelError> {
+        STAGES.iter().map(|name| slot(name)).collect()
+    }
+}
+
+/// Reads a model file (from disk, or from the bundle).
+pub type Reader<'a> = &'a dyn Fn(&Path) -> Result<Vec<u8>, ModelError>;
+
+/// Reads from disk.
+pub fn read_file(path: &Path) -> Result<Vec<u8>, ModelError> {
+    std::fs::read(path).map_err(|e| ModelError::at(path, format!("cannot read: {e}")))
+}
 
 /// `[fusion]`: which model to run.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FusionConfig {
     /// Path of a model manifest (`.toml`), relative to the config file. Default: the bundled
-    /// `stress-v0` model.
+    /// stress cascade (models/stress-s0, -s1, -s2).
     pub model: Option<PathBuf>,
     /// A cascade instead: stage manifests, cheapest first. Each stage but the last has an
     /// `[exit] confidence`; a window stops at the first stage that reaches it.
@@ -47,6 +105,9 @@ pub struct FusionConfig {
     /// Quantisation step of the cache key, in units of each input's training spread.
     #[serde(default = "default_quantum")]
     pub cache_quantum: f64,
+    /// Variant to start with where a stage has it (fp32, int8, pruned); default: each
+    /// manifest's own. The governor switches at run time.
+    pub variant: Option<Variant>,
 }
 
 fn default_quantum() -> f64 {
@@ -55,7 +116,14 @@ fn default_quantum() -> f64 {
 
 impl Default for FusionConfig {
     fn default() -> Self {
-        FusionConfig { model: None, stages: None, deadline_ms: None, cache: None, cache_quantum: default_quantum() }
+        FusionConfig {
+            model: None,
+            stages: None,
+            deadline_ms: None,
+            cache: None,
+            cache_quantum: default_quantum(),
+            variant: None,
+        }
     }
 }
 
@@ -93,7 +161,7 @@ impl FusionConfig {
                     path!["fusion", "model"],
                     "expects the model's manifest (.toml), not the .onnx",
                 )
-                .help("point at e.g. models/stress-v0.toml; the manifest names its .onnx file"));
+                .help("point at e.g. models/stress-s1.toml; the manifest names its .onnx file"));
             }
         }
         Ok(())
@@ -139,6 +207,9 @@ pub struct Stage {
     /// Feature vector indices, in the model's input order.
     inputs: Vec<usize>,
     input: Vec<f32>,
+    /// The raw-window input's tensor (empty when the stage reads features only).
+    raw: Vec<f32>,
+    scratch: raw::RawScratch,
 }
 
 impl Stage {
@@ -159,17 +230,32 @@ impl Stage {
         let n = inputs.len();
         let onnx_name = manifest.onnx.display().to_string();
         let tract_err = |e: anyhow::Error| ModelError::at(&origin, format!("tract cannot load {onnx_name}: {e:#}"));
-        let plan = tract_onnx::onnx()
-            .model_for_read(&mut std::io::Cursor::new(onnx))
-            .map_err(tract_err)?
-            .with_input_fact(0, f32::fact([1, n]).into())
-            .map_err(tract_err)?
-            .into_optimized()
-            .map_err(tract_err)?
-            .into_runnable()
-            .map_err(tract_err)?;
+        let mut model = tract_onnx::onnx().model_for_read(&mut std::io::Cursor::new(onnx)).map_err(tract_err)?;
+        // Fixed shapes (batch 1) let tract optimise the plan for exactly what it will run.
+        let mut facts = Vec::new();
+        if n > 0 {
+            facts.push(f32::fact([1, n]));
+        }
+        if let Some(r) = &manifest.inputs.raw {
+            facts.push(f32::fact([1, r.channels.len(), r.length]));
+        }
+        if model.input_outlets().map_err(tract_err)?.len() != facts.len() {
+            return Err(ModelError::at(
+                &origin,
+                format!(
+                    "{onnx_name} has {} inputs but the manifest describes {} (features first, then the raw window)",
+                    model.input_outlets().map_err(tract_err)?.len(),
+                    facts.len()
+                ),
+            ));
+        }
+        for (k, fact) in facts.into_iter().enumerate() {
+            model = model.with_input_fact(k, fact.into()).map_err(tract_err)?;
+        }
+        let plan = model.into_optimized().map_err(tract_err)?.into_runnable().map_err(tract_err)?;
         let state = plan.spawn().map_err(tract_err)?;
-        let mut stage = Stage { manifest, state, inputs, input: vec![0.0; n] };
+        let raw = vec![0.0; manifest.inputs.raw.as_ref().map_or(0, |r| r.len())];
+        let mut stage = Stage { manifest, state, inputs, input: vec![0.0; n], raw, scratch: Default::default() };
         // Run once on zeros: checks the output shape now rather than on the first window.
         let probs = stage.run_raw().map_err(tract_err)?;
         let classes = stage.manifest.outputs.classes.len();
@@ -184,40 +270,54 @@ impl Stage {
 
     /// Load from a manifest file; its `onnx` path is relative to the manifest.
     pub fn load_file(manifest_path: &Path) -> Result<Stage, ModelError> {
-        let manifest = Manifest::load(manifest_path)?;
+        Stage::load_with(manifest_path, &read_file)
+    }
+
+    /// Load a manifest and its model through `read`.
+    pub fn load_with(manifest_path: &Path, read: Reader) -> Result<Stage, ModelError> {
+        let text = String::from_utf8(read(manifest_path)?)
+            .map_err(|_| ModelError::at(manifest_path, "the manifest is not UTF-8 text"))?;
+        let manifest = Manifest::parse(&text, manifest_path)?;
         let onnx_path = manifest_path.parent().unwrap_or(Path::new(".")).join(&manifest.onnx);
-        let onnx = std::fs::read(&onnx_path)
-            .map_err(|e| ModelError::at(manifest_path, format!("cannot read model {}: {e}", onnx_path.display())))?;
+        let onnx = read(&onnx_path).map_err(|e| {
+            ModelError::at(manifest_path, format!("cannot read model {}: {}", onnx_path.display(), e.message))
+        })?;
         Stage::load(manifest, &onnx)
     }
 
-    /// The model bundled into the binary.
-    pub fn builtin() -> Result<Stage, ModelError> {
-        let manifest = Manifest::parse(BUILTIN_MANIFEST, Path::new("<builtin>/stress-v0.toml"))?;
-        Stage::load(manifest, BUILTIN_ONNX)
-    }
-
     fn run_raw(&mut self) -> TractResult<Vec<f32>> {
-        let input = Tensor::from_shape(&[1, self.input.len()], &self.input)?;
-        let outputs = self.state.run(tvec!(input.into()))?;
+        let mut inputs = TVec::new();
+        if !self.input.is_empty() {
+            inputs.push(Tensor::from_shape(&[1, self.input.len()], &self.input)?.into());
+        }
+        if let Some(r) = &self.manifest.inputs.raw {
+            inputs.push(Tensor::from_shape(&[1, r.channels.len(), r.length], &self.raw)?.into());
+        }
+        let outputs = self.state.run(inputs)?;
         Ok(outputs[0].try_as_plain_ram()?.as_slice::<f32>()?.to_vec())
     }
 
-    /// Run the model on a feature vector; `Err` lists the required inputs that are missing (NaN).
-    /// Other missing inputs take the manifest's `fill` values.
-    pub fn run(&mut self, fv: &FeatureVector) -> Result<Vec<f32>, Vec<String>> {
+    /// Run the model on a window and its feature vector; `Err` lists the required inputs that
+    /// are missing (NaN features, raw channels the window lacks). Other missing features take
+    /// the manifest's `fill` values.
+    pub fn run(&mut self, window: &Window, fv: &FeatureVector) -> Result<Vec<f32>, Vec<String>> {
         let spec = &self.manifest.inputs;
         let required = |name: &String| match (&spec.fill, &spec.required) {
             (None, _) | (Some(_), None) => true,
             (Some(_), Some(req)) => req.contains(name),
         };
-        let missing: Vec<String> = self
+        let mut missing: Vec<String> = self
             .inputs
             .iter()
             .zip(&spec.features)
             .filter(|(i, name)| !fv.values[**i].is_finite() && required(name))
             .map(|(_, name)| name.clone())
             .collect();
+        if let Some(r) = &spec.raw {
+            if let Err(lacking) = raw::prepare(r, window, &mut self.scratch, &mut self.raw) {
+                missing.extend(lacking);
+            }
+        }
         if !missing.is_empty() {
             return Err(missing);
         }
@@ -229,14 +329,26 @@ impl Stage {
         Ok(self.run_raw().expect("tract run on a validated plan"))
     }
 
+    /// The inputs of the last run, as the model got them (missing features filled; the
+    /// prepared raw window): for benches that feed the same values to another runtime.
+    pub fn last_inputs(&self) -> (&[f32], &[f32]) {
+        (&self.input, &self.raw)
+    }
+
     /// Modalities a subject must wear for this model's required inputs (inputs with a `fill`
     /// value are optional), as (feature, acceptable sources).
-    pub fn required_sources(&self) -> impl Iterator<Item = (&str, &'static [Modality])> {
+    pub fn required_sources(&self) -> impl Iterator<Item = (String, &'static [Modality])> + '_ {
         let spec = &self.manifest.inputs;
-        spec.features
+        let features = spec
+            .features
             .iter()
             .filter(|f| spec.fill.is_none() || spec.required.as_ref().is_none_or(|r| r.contains(f)))
-            .map(|f| (f.as_str(), feature_sources(f)))
+            .map(|f| (format!("feature `{f}`"), feature_sources(f)));
+        let raw = spec.raw.iter().flat_map(|r| &r.channels).map(|c| {
+            let m = Modality::ALL.iter().position(|m| *m == c.modality).expect("ALL lists every modality");
+            (format!("the raw {} signal", c.modality), &Modality::ALL[m..=m])
+        });
+        features.chain(raw)
     }
 
     /// Check that channels of `modalities` can produce every input; the error says what is missing.
@@ -246,7 +358,7 @@ impl Stage {
                 let need: Vec<&str> = sources.iter().map(|m| m.as_str()).collect();
                 let have: Vec<&str> = modalities.iter().map(|m| m.as_str()).collect();
                 return Err(format!(
-                    "model `{}` needs feature `{feature}`, computed from a {} channel, but subject `{subject}` has only: {}",
+                    "model `{}` needs {feature}, which comes from a {} channel, but subject `{subject}` has only: {}",
                     self.manifest.name,
                     need.join(" or "),
                     if have.is_empty() { "no channels".to_string() } else { have.join(", ") }
@@ -267,9 +379,12 @@ struct PredictionCache {
 }
 
 impl PredictionCache {
-    fn key(&self, fv: &FeatureVector) -> u64 {
+    /// The key of `fv`'s quantised inputs under the `active` variants (another variant's answer
+    /// is not this one's).
+    fn key(&self, fv: &FeatureVector, active: &[usize]) -> u64 {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
+        active.hash(&mut h);
         for &(i, step) in &self.keys {
             let v = fv.values[i];
             // A missing input is part of the key: it changes what the stages do.
@@ -280,9 +395,78 @@ impl PredictionCache {
     }
 }
 
+/// One position of the cascade: its model's variants (the manifest's own first, then those its
+/// `[variants]` table names), one of them active.
+pub struct Slot {
+    variants: Vec<Stage>,
+    active: usize,
+}
+
+impl Slot {
+    /// A stage and its variants.
+    pub fn new(variants: Vec<Stage>) -> Slot {
+        assert!(!variants.is_empty(), "a slot holds at least its own stage");
+        Slot { variants, active: 0 }
+    }
+
+    /// Load a manifest file and every variant it names (relative to it).
+    pub fn load_file(manifest_path: &Path) -> Result<Slot, ModelError> {
+        Slot::load_with(manifest_path, &read_file)
+    }
+
+    /// Load a manifest and its variants through `read`.
+    pub fn load_with(manifest_path: &Path, read: Reader) -> Result<Slot, ModelError> {
+        let first = Stage::load_with(manifest_path, read)?;
+        let dir = manifest_path.parent().unwrap_or(Path::new("."));
+        let mut variants = vec![first];
+        for (variant, path) in variants[0].manifest.variants.clone() {
+            let stage = Stage::load_with(&dir.join(&path), read)?;
+            Self::check_variant(&variants[0], &stage, variant)?;
+            variants.push(stage);
+        }
+        Ok(Slot::new(variants))
+    }
+
+    /// A variant must be a drop-in replacement: same stage, task, classes and inputs.
+    fn check_variant(parent: &Stage, v: &Stage, listed_as: Variant) -> Result<(), ModelError> {
+        let (p, m) = (&parent.manifest, &v.manifest);
+        let problem = if m.variant != listed_as {
+            Some(format!(
+                "is listed as the `{listed_as}` variant of `{}` but says `variant = \"{}\"`",
+                p.name, m.variant
+            ))
+        } else if m.stage != p.stage || m.task != p.task || m.outputs.classes != p.outputs.classes {
+            Some(format!("is a variant of `{}` but its stage, task or classes differ", p.name))
+        } else if m.inputs.features != p.inputs.features || m.inputs.raw != p.inputs.raw {
+            Some(format!("is a variant of `{}` but takes other inputs; a variant must take the same ones", p.name))
+        } else {
+            None
+        };
+        problem.map_or(Ok(()), |msg| Err(ModelError::at(&m.origin, msg)))
+    }
+
+    pub fn active(&self) -> &Stage {
+        &self.variants[self.active]
+    }
+
+    fn active_mut(&mut self) -> &mut Stage {
+        &mut self.variants[self.active]
+    }
+
+    /// Every variant loaded for this position, the manifest's own first.
+    pub fn variants(&self) -> &[Stage] {
+        &self.variants
+    }
+
+    /// The same, to run them (`biofeedd eval` scores every variant alone).
+    pub fn variants_mut(&mut self) -> &mut [Stage] {
+        &mut self.variants
+    }
+}
+
 /// The fusion stage of one pipeline: one model, or a cascade of stages with early exit.
 pub struct Fusion {
-    stages: Vec<Stage>,
+    stages: Vec<Slot>,
     cache: Option<PredictionCache>,
     deadline: Option<Duration>,
     /// Usual latency of each stage (exponential average), to decide before running it whether
@@ -291,13 +475,19 @@ pub struct Fusion {
 }
 
 impl Fusion {
-    /// A cascade of `stages`, cheapest first; a single stage is a cascade of one.
+    /// A cascade of `stages` (each without variants), cheapest first; a single stage is a
+    /// cascade of one.
     pub fn new(stages: Vec<Stage>, deadline: Option<Duration>) -> Result<Fusion, ModelError> {
+        Fusion::with_variants(stages.into_iter().map(|s| Slot::new(vec![s])).collect(), deadline)
+    }
+
+    /// A cascade whose positions may each hold several variants.
+    pub fn with_variants(stages: Vec<Slot>, deadline: Option<Duration>) -> Result<Fusion, ModelError> {
         let Some(first) = stages.first() else {
             return Err(ModelError::at(Path::new("[fusion]"), "no model stage"));
         };
-        let (task, classes) = (&first.manifest.task, &first.manifest.outputs.classes);
-        for (k, st) in stages.iter().enumerate() {
+        let (task, classes) = (&first.active().manifest.task, &first.active().manifest.outputs.classes);
+        for (k, st) in stages.iter().map(Slot::active).enumerate() {
             let m = &st.manifest;
             if &m.task != task || &m.outputs.classes != classes {
                 return Err(ModelError::at(
@@ -326,7 +516,7 @@ impl Fusion {
     /// input's training spread.
     pub fn with_cache(mut self, capacity: usize, quantum: f64) -> Result<Fusion, ModelError> {
         let mut keys = Vec::new();
-        for st in &self.stages {
+        for st in self.stages.iter().map(Slot::active) {
             let Some(scale) = &st.manifest.inputs.scale else {
                 return Err(ModelError::at(
                     &st.manifest.origin,
@@ -346,32 +536,74 @@ impl Fusion {
         self.cache.as_ref().map(|c| (c.lookups, c.hits))
     }
 
-    /// Load what `[fusion]` names (paths resolved by the caller), or the bundled model.
+    /// Load what `[fusion]` names (paths resolved by the caller), or the bundled cascade.
     pub fn from_config(config: &FusionConfig, resolve: impl Fn(&Path) -> PathBuf) -> Result<Fusion, ModelError> {
         let stages = match (&config.model, &config.stages) {
-            (_, Some(paths)) => paths.iter().map(|p| Stage::load_file(&resolve(p))).collect::<Result<Vec<_>, _>>()?,
-            (Some(p), None) => vec![Stage::load_file(&resolve(p))?],
-            (None, None) => vec![Stage::builtin()?],
+            (_, Some(paths)) => paths.iter().map(|p| Slot::load_file(&resolve(p))).collect::<Result<Vec<_>, _>>()?,
+            (Some(p), None) => vec![Slot::load_file(&resolve(p))?],
+            (None, None) => builtin::cascade()?,
         };
-        let fusion = Fusion::new(stages, config.deadline_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0)))?;
+        let mut fusion =
+            Fusion::with_variants(stages, config.deadline_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0)))?;
+        if let Some(v) = config.variant {
+            fusion.set_variant(v);
+        }
         match config.cache {
             Some(capacity) => fusion.with_cache(capacity, config.cache_quantum),
             None => Ok(fusion),
         }
     }
 
-    /// The stages, cheapest first.
-    pub fn stages(&self) -> &[Stage] {
+    /// The active stages, cheapest first.
+    pub fn stages(&self) -> impl ExactSizeIterator<Item = &Stage> {
+        self.stages.iter().map(Slot::active)
+    }
+
+    /// The cascade's positions with all their variants.
+    pub fn slots(&self) -> &[Slot] {
         &self.stages
     }
 
-    /// The last (most capable) stage: what a window gets when nothing exits early.
-    pub fn stage(&self) -> &Stage {
-        self.stages.last().expect("a fusion has at least one stage")
+    pub fn slots_mut(&mut self) -> &mut [Slot] {
+        &mut self.stages
     }
 
-    pub fn predict(&mut self, fv: &FeatureVector) -> Prediction {
-        let key = self.cache.as_ref().map(|c| c.key(fv));
+    /// The last (most capable) active stage: what a window gets when nothing exits early.
+    pub fn stage(&self) -> &Stage {
+        self.stages.last().expect("a fusion has at least one stage").active()
+    }
+
+    /// Switch every stage that has `variant` to it (the others keep theirs); returns how many
+    /// stages run `variant` now. For the governor: e.g. int8 everywhere under CPU pressure.
+    pub fn set_variant(&mut self, variant: Variant) -> usize {
+        (0..self.stages.len()).filter(|&k| self.set_stage_variant(k, variant)).count()
+    }
+
+    /// Switch stage `k` to `variant`; `false` (and no change) if it has no such variant.
+    pub fn set_stage_variant(&mut self, k: usize, variant: Variant) -> bool {
+        let Some(slot) = self.stages.get_mut(k) else { return false };
+        match slot.variants.iter().position(|s| s.manifest.variant == variant) {
+            Some(i) => {
+                if slot.active != i {
+                    slot.active = i;
+                    // The new variant's latency is not the old one's.
+                    self.usual[k] = Duration::ZERO;
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The active variant of each stage.
+    pub fn variants(&self) -> Vec<Variant> {
+        self.stages().map(|s| s.manifest.variant).collect()
+    }
+
+    /// What the cascade says about `window`, whose features are `fv`.
+    pub fn predict(&mut self, window: &Window, fv: &FeatureVector) -> Prediction {
+        let active: Vec<usize> = self.stages.iter().map(|s| s.active).collect();
+        let key = self.cache.as_ref().map(|c| c.key(fv, &active));
         if let (Some(cache), Some(key)) = (&mut self.cache, key) {
             cache.lookups += 1;
             if let Some(p) = cache.lru.get(&key) {
@@ -379,7 +611,7 @@ impl Fusion {
                 return Prediction { source: Source::Cache, stage_latency: Vec::new(), ..p.clone() };
             }
         }
-        let prediction = self.run_cascade(fv);
+        let prediction = self.run_cascade(window, fv);
         if let (Some(cache), Some(key)) = (&mut self.cache, key) {
             // Only full answers are worth repeating: not an `unknown`, not a deadline's fallback.
             if prediction.source == Source::Edge {
@@ -389,7 +621,7 @@ impl Fusion {
         prediction
     }
 
-    fn run_cascade(&mut self, fv: &FeatureVector) -> Prediction {
+    fn run_cascade(&mut self, window: &Window, fv: &FeatureVector) -> Prediction {
         let started = Instant::now();
         let mut latencies = Vec::with_capacity(self.stages.len());
         let mut best: Option<(usize, Vec<f32>)> = None;
@@ -403,14 +635,14 @@ impl Fusion {
                 }
             }
             let t = Instant::now();
-            let outcome = self.stages[k].run(fv);
+            let outcome = self.stages[k].active_mut().run(window, fv);
             let took = t.elapsed();
             latencies.push(took);
             self.usual[k] = if self.usual[k].is_zero() { took } else { (self.usual[k] * 7 + took) / 8 };
             match outcome {
                 Ok(probs) => {
                     let top = probs.iter().copied().fold(0.0f32, f32::max);
-                    let exits = self.stages[k].manifest.exit.as_ref().is_some_and(|e| top >= e.confidence);
+                    let exits = self.stages[k].active().manifest.exit.as_ref().is_some_and(|e| top >= e.confidence);
                     best = Some((k, probs));
                     if exits {
                         break;
@@ -426,11 +658,11 @@ impl Fusion {
             }
         }
         let answering = best.as_ref().map_or(self.stages.len() - 1, |(k, _)| *k);
-        let m = &self.stages[answering].manifest;
+        let m = &self.stages[answering].active().manifest;
         let (name, variant, exit_stage) = (m.name.clone(), m.variant, m.stage);
         match best {
             Some((k, probs)) => {
-                let classes = &self.stages[k].manifest.outputs.classes;
+                let classes = &self.stages[k].active().manifest.outputs.classes;
                 let top = probs.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0);
                 Prediction {
                     label: classes[top].clone(),
@@ -470,89 +702,120 @@ mod tests {
     use super::*;
     use crate::features::FEATURE_NAMES;
 
+    /// A window with no channels: enough for stages that read features only.
+    fn window() -> Window {
+        Window {
+            subject: "s".into(),
+            seq: 0,
+            start: 0.0,
+            end: 60.0,
+            channels: Vec::new(),
+            last_arrival: std::time::Instant::now(),
+        }
+    }
+
     fn fv(value: f32) -> FeatureVector {
         FeatureVector { values: [value; FEATURE_NAMES.len()], ..FeatureVector::empty() }
     }
 
+    fn bundled(name: &str) -> String {
+        String::from_utf8(builtin::read(Path::new(name)).unwrap()).unwrap()
+    }
+
+    /// `text` with the line starting `key =` replaced by `line`.
+    fn with_line(text: &str, key: &str, line: &str) -> String {
+        text.lines().map(|l| if l.starts_with(&format!("{key} =")) { line } else { l }).collect::<Vec<_>>().join("\n")
+    }
+
+    fn stage_from(text: &str, onnx: &str) -> Stage {
+        let manifest = Manifest::parse(text, Path::new("m.toml")).unwrap_or_else(|e| panic!("{e}"));
+        Stage::load(manifest, &builtin::read(Path::new(onnx)).unwrap()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     #[test]
-    fn builtin_model_loads_and_outputs_probabilities() {
-        let mut fusion =
-            Fusion::from_config(&FusionConfig::default(), |p| p.to_path_buf()).expect("bundled model loads");
-        let mut v = fv(0.0);
-        for (name, value) in [
-            ("hr_mean_bpm", 75.0),
-            ("hr_std_bpm", 4.0),
-            ("hrv_sdnn_ms", 50.0),
-            ("hrv_rmssd_ms", 35.0),
-            ("hrv_pnn50", 0.1),
-            ("eda_mean_us", 2.0),
-            ("eda_std_us", 0.1),
-            ("eda_slope_us_per_min", 0.05),
-            ("scr_rate_per_min", 2.0),
-            ("temp_mean_c", 32.0),
-            ("temp_slope_c_per_min", 0.0),
-            ("acc_mag_mean_g", 1.0),
-            ("acc_mag_std_g", 0.02),
-        ] {
-            v.values[feature_index(name).unwrap()] = value;
+    fn the_bundled_cascade_loads_with_its_variants_and_answers() {
+        let mut fusion = Fusion::from_config(&FusionConfig::default(), |p| p.to_path_buf()).expect("bundled cascade");
+        let variants: Vec<Vec<Variant>> =
+            fusion.slots().iter().map(|s| s.variants().iter().map(|v| v.manifest.variant).collect()).collect();
+        assert_eq!(
+            variants,
+            vec![
+                vec![Variant::Fp32],
+                vec![Variant::Fp32, Variant::Int8, Variant::Pruned],
+                vec![Variant::Fp32, Variant::Int8]
+            ]
+        );
+        // Every input of stage 1 at its training median; no raw window, so stage 2 cannot run
+        // and the answer comes from stage 0 or 1.
+        let s1 = &fusion.slots()[1].variants()[0].manifest.inputs;
+        let mut v = fv(f32::NAN);
+        for (name, fill) in s1.features.iter().zip(s1.fill.as_ref().unwrap()) {
+            v.values[feature_index(name).unwrap()] = *fill;
         }
-        let p = fusion.predict(&v);
+        let p = fusion.predict(&window(), &v);
         assert_eq!(p.source, Source::Edge, "{:?}", p.reason);
-        assert_eq!(p.probabilities.len(), 2);
+        assert!(p.exit_stage <= 1, "{p:?}");
         let sum: f32 = p.probabilities.iter().map(|(_, p)| p).sum();
         assert!((sum - 1.0).abs() < 1e-4, "{sum}");
-        assert!(p.probabilities.iter().all(|(_, p)| (0.0..=1.0).contains(p)));
         assert!(p.label == "stress" || p.label == "rest");
     }
 
     #[test]
     fn missing_features_give_unknown_with_the_reason() {
         let mut fusion = Fusion::from_config(&FusionConfig::default(), |p| p.to_path_buf()).unwrap();
-        let p = fusion.predict(&fv(f32::NAN));
+        let p = fusion.predict(&window(), &fv(f32::NAN));
         assert_eq!((p.label.as_str(), p.source), ("unknown", Source::None));
-        assert!(p.reason.unwrap().contains("hr_mean_bpm"));
+        let reason = p.reason.unwrap();
+        assert!(reason.contains("z_hr_mean_bpm") && reason.contains("raw ppg"), "{reason}");
     }
 
     #[test]
-    fn manifest_fill_required_and_exit_are_checked() {
-        let with = |extra: &str, exit: &str| {
-            let text = BUILTIN_MANIFEST.replacen("[outputs]", &format!("{extra}\n[outputs]"), 1) + exit;
-            Manifest::parse(&text, Path::new("m.toml"))
-        };
-        let err = with("fill = [1.0, 2.0]", "").unwrap_err().to_string();
-        assert!(err.contains("one finite value per input feature (9), it has 2"), "{err}");
-        let err = with("required = [\"eda_tonic_us\"]", "").unwrap_err().to_string();
+    fn manifest_fill_required_exit_and_variants_are_checked() {
+        let s0 = bundled("stress-s0.toml");
+        let parse = |text: String| Manifest::parse(&text, Path::new("m.toml"));
+        let err = parse(with_line(&s0, "fill", "fill = [1.0, 2.0]")).unwrap_err().to_string();
+        assert!(err.contains("one finite value per input feature (10), it has 2"), "{err}");
+        let err = parse(with_line(&s0, "required", "required = [\"eda_tonic_us\"]")).unwrap_err().to_string();
         assert!(err.contains("`eda_tonic_us`, which is not an input feature"), "{err}");
-        let err = with("", "\n[exit]\nconfidence = 0.4\n").unwrap_err().to_string();
-        assert!(err.contains("exit.confidence 0.4 is outside"), "{err}");
-        let ok =
-            with("required = [\"hr_mean_bpm\"]\nfill = [0, 0, 0, 0, 0, 0, 0, 0, 0]", "\n[exit]\nconfidence = 0.8\n");
-        assert!(ok.is_ok(), "{:?}", ok.err());
+        let err = parse(with_line(&s0, "confidence", "confidence = 1.5")).unwrap_err().to_string();
+        assert!(err.contains("exit.confidence 1.5 is outside (0, 1]"), "{err}");
+        let err = parse(s0.clone() + "\n[variants]\nfp32 = \"x.toml\"\n").unwrap_err().to_string();
+        assert!(err.contains("variants lists `fp32`, the variant this manifest describes itself"), "{err}");
+        let err = parse(with_line(&s0, "features", "features = []")).unwrap_err().to_string();
+        assert!(err.contains("the model takes no input"), "{err}");
+        let s2 = bundled("stress-s2.toml");
+        let err = parse(with_line(&s2, "length", "length = 0")).unwrap_err().to_string();
+        assert!(err.contains("inputs.raw.length 0"), "{err}");
     }
 
     #[test]
     fn only_required_inputs_make_a_stage_refuse() {
-        let text = BUILTIN_MANIFEST.replacen(
-            "[outputs]",
-            "required = [\"hr_mean_bpm\"]\nfill = [70, 5, 50, 40, 0.1, 2, 0.2, 0, 1]\n[outputs]",
-            1,
-        );
-        let manifest = Manifest::parse(&text, Path::new("m.toml")).unwrap();
-        let mut stage = Stage::load(manifest, BUILTIN_ONNX).unwrap();
+        let mut stage = stage_from(&bundled("stress-s0.toml"), "stress-s0.onnx");
         let mut v = fv(f32::NAN);
-        assert_eq!(stage.run(&v).unwrap_err(), vec!["hr_mean_bpm".to_string()]);
-        v.values[feature_index("hr_mean_bpm").unwrap()] = 72.0;
-        let p = stage.run(&v).expect("the rest is filled");
+        assert_eq!(stage.run(&window(), &v).unwrap_err(), vec!["z_hr_mean_bpm".to_string(), "z_eda_mean_us".into()]);
+        v.values[feature_index("z_hr_mean_bpm").unwrap()] = 1.0;
+        v.values[feature_index("z_eda_mean_us").unwrap()] = 2.0;
+        let p = stage.run(&window(), &v).expect("the rest is filled");
         assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-4);
     }
 
     #[test]
     fn a_cascade_stage_without_an_exit_is_refused() {
-        let first = Stage::builtin().unwrap();
-        let text = BUILTIN_MANIFEST.replacen("stage = 0", "stage = 1", 1);
-        let second = Stage::load(Manifest::parse(&text, Path::new("b.toml")).unwrap(), BUILTIN_ONNX).unwrap();
+        let first = stage_from(&with_line(&bundled("stress-s2.toml"), "stage", "stage = 0"), "stress-s2.onnx");
+        let second = stage_from(&with_line(&bundled("stress-s0.toml"), "stage", "stage = 1"), "stress-s0.onnx");
         let err = Fusion::new(vec![first, second], None).err().unwrap().to_string();
         assert!(err.contains("stage 0 of 2 has no [exit] confidence"), "{err}");
+    }
+
+    #[test]
+    fn a_variant_with_other_inputs_is_refused() {
+        let parent = stage_from(&bundled("stress-s1.toml"), "stress-s1.onnx");
+        let other =
+            stage_from(&with_line(&bundled("stress-s0.toml"), "variant", "variant = \"int8\""), "stress-s0.onnx");
+        let err = Slot::check_variant(&parent, &other, Variant::Int8).unwrap_err().to_string();
+        assert!(err.contains("is a variant of `stress-s1` but its stage, task or classes differ"), "{err}");
+        let err = Slot::check_variant(&parent, &other, Variant::Pruned).unwrap_err().to_string();
+        assert!(err.contains("listed as the `pruned` variant of `stress-s1` but says `variant = \"int8\"`"), "{err}");
     }
 
     #[test]
