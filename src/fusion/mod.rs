@@ -335,6 +335,12 @@ impl Stage {
         (&self.input, &self.raw)
     }
 
+    /// Run the model again on the last run's inputs: the model's own cost, without preparing
+    /// them (what a benchmark compares with another runtime).
+    pub fn rerun(&mut self) -> Vec<f32> {
+        self.run_raw().expect("tract run on a validated plan")
+    }
+
     /// Modalities a subject must wear for this model's required inputs (inputs with a `fill`
     /// value are optional), as (feature, acceptable sources).
     pub fn required_sources(&self) -> impl Iterator<Item = (String, &'static [Modality])> + '_ {

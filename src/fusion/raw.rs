@@ -142,27 +142,19 @@ fn resample(src: &[f32], out: &mut [f32]) -> bool {
         return false;
     }
     if n >= len {
-        // Mean of the source samples whose position falls in each output slot.
-        let mut sums = (0.0f64, 0usize);
-        let mut slot = 0;
-        let emit = |slot: usize, sums: &mut (f64, usize), out: &mut [f32]| {
-            out[slot] = if sums.1 > 0 { (sums.0 / sums.1 as f64) as f32 } else { f32::NAN };
-            *sums = (0.0, 0);
-        };
-        for (i, &v) in src.iter().enumerate() {
-            let s = i * len / n;
-            while slot < s {
-                emit(slot, &mut sums, out);
-                slot += 1;
+        // Mean of the source samples whose position falls in each output slot: sample i belongs
+        // to slot floor(i * len / n), so slot j holds samples ceil(j * n / len) up to the next
+        // slot's first.
+        let first = |j: usize| (j * n).div_ceil(len);
+        for (j, o) in out.iter_mut().enumerate() {
+            let (mut sum, mut count) = (0.0f64, 0usize);
+            for &v in &src[first(j)..first(j + 1)] {
+                if v.is_finite() {
+                    sum += v as f64;
+                    count += 1;
+                }
             }
-            if v.is_finite() {
-                sums.0 += v as f64;
-                sums.1 += 1;
-            }
-        }
-        while slot < len {
-            emit(slot, &mut sums, out);
-            slot += 1;
+            *o = if count > 0 { (sum / count as f64) as f32 } else { f32::NAN };
         }
     } else {
         // Slower source: interpolate between the samples around each output slot's centre.
