@@ -418,3 +418,48 @@ fn eval_names_a_bad_labels_file() {
     let err = failure(&out);
     assert!(err.contains(&format!("{}: line 2: end_unix `later` is not a number", labels.display())), "{err}");
 }
+
+#[test]
+fn features_dump_the_raw_window_stage_2_reads_one_tensor_per_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("raw.f32");
+    let out = biofeedd(&[
+        "features",
+        "--format",
+        "e4",
+        "--input",
+        "tests/data/e4-S05-excerpt",
+        "--output",
+        "jsonl",
+        "--raw-spec",
+        "models/train/raw.toml",
+        "--raw-output",
+        raw.to_str().unwrap(),
+    ]);
+    let rows = json_lines(&out);
+    let bytes = std::fs::read(&raw).unwrap();
+    // Four rows (PPG, EDA, TEMP, ACC magnitude) of 480 samples, as models/train/raw.toml says.
+    assert_eq!(bytes.len(), rows.len() * 4 * 480 * 4, "{} rows", rows.len());
+    let values: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+    assert!(values.iter().all(|v| v.is_finite()), "every window of the excerpt has every channel");
+    // The PPG row is z-scored within its window.
+    let ppg = &values[..480];
+    let mean = ppg.iter().sum::<f32>() / 480.0;
+    assert!(mean.abs() < 1e-3, "{mean}");
+
+    let spec = dir.path().join("spec.toml");
+    std::fs::write(&spec, "[raw]\nrate_hz = 8.0\nlength = 0\nchannels = [{ modality = \"ppg\" }]\n").unwrap();
+    let out = biofeedd(&[
+        "features",
+        "--format",
+        "e4",
+        "--input",
+        "tests/data/e4-S05-excerpt",
+        "--raw-spec",
+        spec.to_str().unwrap(),
+        "--raw-output",
+        raw.to_str().unwrap(),
+    ]);
+    let err = failure(&out);
+    assert!(err.contains(&format!("{}: inputs.raw.length 0 is outside", spec.display())), "{err}");
+}
