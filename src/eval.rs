@@ -7,8 +7,8 @@
 //! the rule `models/train/cascade.py` uses; a model is scored on the labelled windows it
 //! answers (not during the subject's baseline calibration, not without its inputs).
 //!
-//! Scores: balanced accuracy and F1 at probability 0.5 of the positive class, and AUROC, pooled
-//! over every window and per subject.
+//! Scores: balanced accuracy and F1 at probability 0.5 of the positive class (the models' last
+//! class, e.g. `stress`), and AUROC, pooled over every window and per subject.
 
 use crate::features::FeatureExtractor;
 use crate::fusion::{Fusion, Source};

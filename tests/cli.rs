@@ -76,7 +76,7 @@ fn check_refuses_a_model_the_channels_cannot_feed() {
     let config = CONFIG.replace("  { column = \"EDA\", modality = \"eda\", unit = \"uS\" },\n", "");
     let out = biofeedd(&["check", "--config", &write_config(dir.path(), &config)]);
     let err = failure(&out);
-    assert!(err.contains("needs feature `z_eda_mean_us`, which comes from a eda channel"), "{err}");
+    assert!(err.contains("needs feature `z_eda_mean_us` (from a eda channel)"), "{err}");
     assert!(err.contains("subject `p1` has only: ecg"), "{err}");
 }
 

@@ -364,7 +364,7 @@ impl Stage {
                 let need: Vec<&str> = sources.iter().map(|m| m.as_str()).collect();
                 let have: Vec<&str> = modalities.iter().map(|m| m.as_str()).collect();
                 return Err(format!(
-                    "model `{}` needs {feature}, which comes from a {} channel, but subject `{subject}` has only: {}",
+                    "model `{}` needs {feature} (from a {} channel), but subject `{subject}` has only: {}",
                     self.manifest.name,
                     need.join(" or "),
                     if have.is_empty() { "no channels".to_string() } else { have.join(", ") }
@@ -445,6 +445,10 @@ impl Slot {
             Some(format!("is a variant of `{}` but its stage, task or classes differ", p.name))
         } else if m.inputs.features != p.inputs.features || m.inputs.raw != p.inputs.raw {
             Some(format!("is a variant of `{}` but takes other inputs; a variant must take the same ones", p.name))
+        } else if m.exit.is_some() != p.exit.is_some() {
+            // Switching to it would turn an exit stage into a last stage or back.
+            let (own, parent) = if m.exit.is_some() { ("has an", "none") } else { ("has no", "one") };
+            Some(format!("is a variant of `{}` but {own} [exit] while its parent has {parent}", p.name))
         } else {
             None
         };
@@ -820,6 +824,11 @@ mod tests {
             stage_from(&with_line(&bundled("stress-s0.toml"), "variant", "variant = \"int8\""), "stress-s0.onnx");
         let err = Slot::check_variant(&parent, &other, Variant::Int8).unwrap_err().to_string();
         assert!(err.contains("is a variant of `stress-s1` but its stage, task or classes differ"), "{err}");
+        let int8 = bundled("stress-s1-int8.toml");
+        let text: Vec<&str> = int8.lines().filter(|l| *l != "[exit]" && !l.starts_with("confidence =")).collect();
+        let no_exit = stage_from(&text.join("\n"), "stress-s1-int8.onnx");
+        let err = Slot::check_variant(&parent, &no_exit, Variant::Int8).unwrap_err().to_string();
+        assert!(err.contains("has no [exit] while its parent has one"), "{err}");
         let err = Slot::check_variant(&parent, &other, Variant::Pruned).unwrap_err().to_string();
         assert!(err.contains("listed as the `pruned` variant of `stress-s1` but says `variant = \"int8\"`"), "{err}");
     }
