@@ -359,6 +359,23 @@ fn eval(input: &Path, labels: &Path, base: Option<&Path>, exclude: &[String], js
     for (name, m) in &pooled {
         println!("{name:<20} {:>8} {:>9.4} {:>7.4} {:>7.4}", m.windows, m.balanced_accuracy, m.f1, m.auroc);
     }
+    // Per subject: balanced accuracy of each model (blank where a subject has one class only).
+    println!("\nbalanced accuracy per subject");
+    print!("{:<10}", "subject");
+    for name in report.models.keys() {
+        print!(" {name:>16}");
+    }
+    println!();
+    for subject in labels.keys().filter(|s| report.models.values().any(|m| m.by_subject.contains_key(*s))) {
+        print!("{subject:<10}");
+        for scores in report.models.values() {
+            match scores.by_subject.get(subject).map(|p| Metrics::of(p).balanced_accuracy) {
+                Some(ba) if ba.is_finite() => print!(" {ba:>16.3}"),
+                _ => print!(" {:>16}", ""),
+            }
+        }
+        println!();
+    }
     Ok(())
 }
 
