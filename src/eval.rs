@@ -192,8 +192,9 @@ pub struct Report {
     pub labelled: usize,
 }
 
-/// Score `fusion` (the cascade) and `alone` (the same models, each run by itself) on one
-/// subject's recording.
+/// Score `fusion` on one subject's recording: the cascade, then each of its stages and
+/// variants by itself on the same window (the models keep no state between windows, so one
+/// loaded set serves both).
 #[allow(clippy::too_many_arguments)]
 pub fn score_subject(
     report: &mut Report,
@@ -204,7 +205,6 @@ pub fn score_subject(
     window: WindowConfig,
     extractor: &mut FeatureExtractor,
     fusion: &mut Fusion,
-    alone: &mut Fusion,
 ) -> anyhow::Result<()> {
     let positive = fusion.stage().manifest.outputs.classes.len() - 1;
     let classes = fusion.stage().manifest.outputs.classes.clone();
@@ -224,7 +224,7 @@ pub fn score_subject(
             report.exits[p.exit_stage as usize] += 1;
             report.models.entry("cascade".into()).or_default().add(subject, is_pos, p.probabilities[positive].1);
         }
-        for slot in alone.slots_mut() {
+        for slot in fusion.slots_mut() {
             for stage in slot.variants_mut() {
                 if let Ok(probs) = stage.run(w, fv) {
                     let name = stage.manifest.name.clone();

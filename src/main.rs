@@ -316,7 +316,6 @@ fn eval(input: &Path, labels: &Path, base: Option<&Path>, exclude: &[String], js
         let config = replay_config(&args, base)?;
         let recordings = daemon::load_recordings(&config)?;
         let mut fusion = daemon::load_fusion(&config, &recordings)?;
-        let mut alone = daemon::load_fusion(&config, &recordings)?;
         let mut extractor =
             features::FeatureExtractor::with_hop(config.window.hop_s).with_baseline(config.features.baseline_s);
         eval::score_subject(
@@ -328,7 +327,6 @@ fn eval(input: &Path, labels: &Path, base: Option<&Path>, exclude: &[String], js
             config.window.clone(),
             &mut extractor,
             &mut fusion,
-            &mut alone,
         )?;
     }
     let pooled: Vec<(String, Metrics)> =

@@ -314,8 +314,14 @@ impl Stage {
             .map(|(_, name)| name.clone())
             .collect();
         if let Some(r) = &spec.raw {
-            if let Err(lacking) = raw::prepare(r, window, &mut self.scratch, &mut self.raw) {
-                missing.extend(lacking);
+            if missing.is_empty() {
+                if let Err(lacking) = raw::prepare(r, window, &mut self.scratch, &mut self.raw) {
+                    missing.extend(lacking);
+                }
+            } else {
+                // The stage will not run: name what the window lacks, but prepare nothing (a
+                // subject still calibrating would pay for the raw window at every hop).
+                missing.extend(raw::lacking(r, window));
             }
         }
         if !missing.is_empty() {

@@ -93,6 +93,18 @@ pub struct RawScratch {
     magnitude: Vec<f32>,
 }
 
+/// Whether `window` holds enough of `modality` for `spec` (its first channel of that modality
+/// covers `min_coverage`).
+fn usable(spec: &RawSpec, modality: Modality, window: &Window) -> bool {
+    window.channels.iter().find(|c| c.spec.modality == modality).is_some_and(|c| c.coverage() >= spec.min_coverage)
+}
+
+/// The channels of `spec` that `window` lacks or holds too little of, by name, without reading
+/// a sample: what a stage reports when it will not run anyway.
+pub fn lacking(spec: &RawSpec, window: &Window) -> Vec<String> {
+    spec.channels.iter().filter(|ch| !usable(spec, ch.modality, window)).map(|ch| RawSpec::name(ch.modality)).collect()
+}
+
 /// Fill `out` (`spec.len()` floats) from `window`. `Err` names the modalities the window lacks
 /// or holds too little of (below `min_coverage`).
 pub fn prepare(spec: &RawSpec, window: &Window, scratch: &mut RawScratch, out: &mut [f32]) -> Result<(), Vec<String>> {
@@ -100,8 +112,7 @@ pub fn prepare(spec: &RawSpec, window: &Window, scratch: &mut RawScratch, out: &
     let mut missing = Vec::new();
     for (row, ch) in out.chunks_exact_mut(spec.length).zip(&spec.channels) {
         let of_modality = || window.channels.iter().filter(|c| c.spec.modality == ch.modality);
-        let usable = of_modality().next().is_some_and(|c| c.coverage() >= spec.min_coverage);
-        if !usable {
+        if !usable(spec, ch.modality, window) {
             missing.push(RawSpec::name(ch.modality));
             continue;
         }
@@ -275,6 +286,7 @@ mod tests {
         let mut out = vec![0.0; s.len()];
         let err = prepare(&s, &w, &mut RawScratch::default(), &mut out).unwrap_err();
         assert_eq!(err, vec!["raw eda".to_string()]);
+        assert_eq!(lacking(&s, &w), err);
         assert!(out[..8].iter().all(|v| *v == 0.0), "{:?}", &out[..8]);
         let s = spec(&[(Modality::Temp, Transform::None)], 2.0, 8);
         let mut out = vec![0.0; s.len()];
