@@ -423,20 +423,11 @@ fn eval_names_a_bad_labels_file() {
 fn features_dump_the_raw_window_stage_2_reads_one_tensor_per_row() {
     let dir = tempfile::tempdir().unwrap();
     let raw = dir.path().join("raw.f32");
-    let out = biofeedd(&[
-        "features",
-        "--format",
-        "e4",
-        "--input",
-        "tests/data/e4-S05-excerpt",
-        "--output",
-        "jsonl",
-        "--raw-spec",
-        "models/train/raw.toml",
-        "--raw-output",
-        raw.to_str().unwrap(),
-    ]);
-    let rows = json_lines(&out);
+    let dump = |spec: &str| {
+        let args = ["features", "--format", "e4", "--input", "tests/data/e4-S05-excerpt", "--output", "jsonl"];
+        biofeedd(&[&args[..], &["--raw-spec", spec, "--raw-output", raw.to_str().unwrap()]].concat())
+    };
+    let rows = json_lines(&dump("models/train/raw.toml"));
     let bytes = std::fs::read(&raw).unwrap();
     // Four rows (PPG, EDA, TEMP, ACC magnitude) of 480 samples, as models/train/raw.toml says.
     assert_eq!(bytes.len(), rows.len() * 4 * 480 * 4, "{} rows", rows.len());
@@ -449,17 +440,6 @@ fn features_dump_the_raw_window_stage_2_reads_one_tensor_per_row() {
 
     let spec = dir.path().join("spec.toml");
     std::fs::write(&spec, "[raw]\nrate_hz = 8.0\nlength = 0\nchannels = [{ modality = \"ppg\" }]\n").unwrap();
-    let out = biofeedd(&[
-        "features",
-        "--format",
-        "e4",
-        "--input",
-        "tests/data/e4-S05-excerpt",
-        "--raw-spec",
-        spec.to_str().unwrap(),
-        "--raw-output",
-        raw.to_str().unwrap(),
-    ]);
-    let err = failure(&out);
+    let err = failure(&dump(spec.to_str().unwrap()));
     assert!(err.contains(&format!("{}: inputs.raw.length 0 is outside", spec.display())), "{err}");
 }

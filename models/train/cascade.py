@@ -213,14 +213,6 @@ def ort_probs(onnx_bytes, X=None, R=None):
     return out
 
 
-def feature_onnx(name, model, temperature):
-    return onnx_graph(name, model, temperature)
-
-
-def stage2_onnx(name, model, temperature, raw_shape_):
-    return raw_stage.onnx_graph(name, model, temperature, *raw_shape_)
-
-
 def serving_inputs(X, feats, imp):
     """What the daemon hands a stage: rows missing a required input get no answer (mask False);
     other missing inputs take the training median."""
@@ -384,8 +376,8 @@ def main():
         logits["s1d"][test] = logits_of(sd["s1"][1], sd["s1"][0](X1[test]))
         # int8 variants of this fold's stages, judged like the fp32 ones (temperature 1 here;
         # calibration is cross-fitted below on the logits, the same for both).
-        q_probs["s1q"][test] = ort_probs(quantized(feature_onnx("q", st["s1"][1], None)[0]), imp1(X1[test]))
-        q_probs["s2q"][test] = ort_probs(quantized(stage2_onnx("q", s2, 1.0, R.shape[1:])[0]), imp1(X1[test]),
+        q_probs["s1q"][test] = ort_probs(quantized(onnx_graph("q", st["s1"][1], None)[0]), imp1(X1[test]))
+        q_probs["s2q"][test] = ort_probs(quantized(raw_stage.onnx_graph("q", s2, 1.0, *R.shape[1:])[0]), imp1(X1[test]),
                                          R[test])
         print(f"fold {k}: trained", file=sys.stderr)
     if not args.reuse_oof:
@@ -481,15 +473,15 @@ def main():
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip() or "unknown"
     spec = tomllib.loads(raw_spec.read_text())["raw"]
     shipped = {
-        "stress-s0": dict(stage=0, variant="fp32", key="s0", feats=STAGE0, onnx=feature_onnx("stress-s0", st["s0"][1], temps["s0"]),
+        "stress-s0": dict(stage=0, variant="fp32", key="s0", feats=STAGE0, onnx=onnx_graph("stress-s0", st["s0"][1], temps["s0"]),
                           imp=st["s0"][0], exit=t0, temp=temps["s0"], std=st["s0"][1][1]),
-        "stress-s1": dict(stage=1, variant="fp32", key="s1", feats=stage1, onnx=feature_onnx("stress-s1", st["s1"][1], temps["s1"]),
+        "stress-s1": dict(stage=1, variant="fp32", key="s1", feats=stage1, onnx=onnx_graph("stress-s1", st["s1"][1], temps["s1"]),
                           imp=imp1, exit=t1, temp=temps["s1"], std=st["s1"][1][1]),
         "stress-s2": dict(stage=2, variant="fp32", key="s2", feats=stage1, raw=spec, imp=imp1, exit=None, temp=temps["s2"], std=s2[1],
-                          onnx=stage2_onnx("stress-s2", s2, temps["s2"], R.shape[1:])),
+                          onnx=raw_stage.onnx_graph("stress-s2", s2, temps["s2"], *R.shape[1:])),
     }
     shipped["stress-s1-pruned"] = dict(shipped["stress-s1"], variant="pruned", key="s1p",
-                                       onnx=feature_onnx("stress-s1-pruned", st["s1p"][1], temps["s1p"]), temp=temps["s1p"], std=st["s1p"][1][1])
+                                       onnx=onnx_graph("stress-s1-pruned", st["s1p"][1], temps["s1p"]), temp=temps["s1p"], std=st["s1p"][1][1])
     for parent in ["stress-s1", "stress-s2"]:
         data, n = shipped[parent]["onnx"]
         shipped[parent + "-int8"] = dict(shipped[parent], variant="int8", key=shipped[parent]["key"] + "q",
