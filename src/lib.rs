@@ -14,6 +14,7 @@
 pub mod bridge;
 pub mod config;
 pub mod daemon;
+pub mod diagnostic;
 pub mod eval;
 pub mod features;
 pub mod fusion;

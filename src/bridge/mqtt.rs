@@ -1,7 +1,7 @@
 //! The MQTT connection: rumqttc v5 client, its event loop in its own task, and PUBACK tracking.
 
-use crate::config::Invalid;
-use crate::path;
+use crate::diagnostic::Invalid;
+use crate::key_path;
 use rumqttc::v5::mqttbytes::v5::{LastWill, Packet};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
@@ -71,12 +71,12 @@ impl MqttConfig {
 
     pub(crate) fn validate(&self) -> Result<(), Invalid> {
         self.host_port()
-            .map_err(|e| Invalid::new(path!["mqtt", "url"], e).help("e.g. url = \"mqtt://127.0.0.1:1883\""))?;
+            .map_err(|e| Invalid::new(key_path!["url"], e).help("e.g. url = \"mqtt://127.0.0.1:1883\""))?;
         if !(self.connect_timeout_s.is_finite() && self.connect_timeout_s > 0.0 && self.connect_timeout_s <= 600.0) {
-            return Err(Invalid::new(path!["mqtt", "connect_timeout_s"], "must be between 0 and 600 seconds"));
+            return Err(Invalid::new(key_path!["connect_timeout_s"], "must be between 0 and 600 seconds"));
         }
         if !(1..=3600).contains(&self.keep_alive_s) {
-            return Err(Invalid::new(path!["mqtt", "keep_alive_s"], "must be between 1 and 3600 seconds"));
+            return Err(Invalid::new(key_path!["keep_alive_s"], "must be between 1 and 3600 seconds"));
         }
         Ok(())
     }

@@ -1,24 +1,7 @@
 //! Find where a key path sits in TOML text, so semantic errors can name line and column.
 
-use super::PathPart;
+use crate::diagnostic::{Location, PathPart};
 use toml::de::{DeTable, DeValue};
-
-/// 1-based line and column of a place in a config file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Location {
-    pub line: usize,
-    pub column: usize,
-}
-
-impl Location {
-    /// Location of a byte offset in `text`.
-    pub fn of_offset(text: &str, offset: usize) -> Location {
-        let before = &text[..offset.min(text.len())];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
-        Location { line, column: before[line_start..].chars().count() + 1 }
-    }
-}
 
 /// Location of the deepest part of `path` that exists in `text` (the key itself when present,
 /// else its table), or `None` when the text does not parse.

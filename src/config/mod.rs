@@ -18,7 +18,8 @@ use serde::Deserialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use locate::Location;
+pub use crate::diagnostic::{Invalid, Location, PathPart};
+use crate::key_path;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -93,51 +94,6 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// A semantic problem found after parsing, addressed by its TOML key path so it can be located.
-#[derive(Debug)]
-pub struct Invalid {
-    pub path: Vec<PathPart>,
-    pub message: String,
-    pub help: Option<String>,
-}
-
-/// One step of a TOML key path: a table key or an array index.
-#[derive(Debug, Clone)]
-pub enum PathPart {
-    Key(&'static str),
-    Index(usize),
-}
-
-impl Invalid {
-    pub fn new(path: Vec<PathPart>, message: impl Into<String>) -> Self {
-        Invalid { path, message: message.into(), help: None }
-    }
-    pub fn help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(help.into());
-        self
-    }
-}
-
-/// Shorthand for building key paths: `path!["sensor", 0, "source", "path"]`.
-#[macro_export]
-macro_rules! path {
-    ($($part:expr),* $(,)?) => { vec![$($crate::config::IntoPathPart::into_part($part)),*] };
-}
-
-pub trait IntoPathPart {
-    fn into_part(self) -> PathPart;
-}
-impl IntoPathPart for &'static str {
-    fn into_part(self) -> PathPart {
-        PathPart::Key(self)
-    }
-}
-impl IntoPathPart for usize {
-    fn into_part(self) -> PathPart {
-        PathPart::Index(self)
-    }
-}
-
 impl Config {
     /// Read, parse and validate a config file.
     pub fn load(file: &Path) -> Result<Config, ConfigError> {
@@ -179,7 +135,7 @@ impl Config {
             return Err(ConfigError {
                 file: file.to_path_buf(),
                 location: locate::locate(text, &invalid.path),
-                message: format!("{}: {}", render_path(&invalid.path), invalid.message),
+                message: format!("{}: {}", invalid.rendered_path(), invalid.message),
                 help: invalid.help,
             });
         }
@@ -198,11 +154,11 @@ impl Config {
     /// Rules that cross components. Each component validates its own fields.
     fn validate(&self, require_sensors: bool) -> Result<(), Invalid> {
         if !is_topic_level(&self.hub.id) {
-            return Err(Invalid::new(path!["hub", "id"], format!("`{}` is not a valid hub id", self.hub.id))
+            return Err(Invalid::new(key_path!["hub", "id"], format!("`{}` is not a valid hub id", self.hub.id))
                 .help("use letters, digits, `-` and `_` only; it becomes an MQTT topic level"));
         }
-        self.window.validate()?;
-        self.features.validate()?;
+        self.window.validate().map_err(|e| e.under(key_path!["window"]))?;
+        self.features.validate().map_err(|e| e.under(key_path!["features"]))?;
         let (baseline, window, hop) = (self.features.baseline_s, self.window.length_s, self.window.hop_s);
         // A z-score needs a spread: at least three windows must end inside the baseline.
         let least = window + 2.0 * hop;
@@ -212,41 +168,41 @@ impl Config {
             } else {
                 "holds fewer than the three windows a baseline needs (its spread)".to_string()
             };
-            return Err(Invalid::new(path!["features", "baseline_s"], format!("{baseline} s of baseline {what}"))
+            return Err(Invalid::new(key_path!["features", "baseline_s"], format!("{baseline} s of baseline {what}"))
                 .help(format!(
                     "make it at least {least} s (one {window} s window and two {hop} s hops; several minutes are better), or 0 to turn the z_ features off"
                 )));
         }
         if require_sensors && self.sensors.is_empty() {
-            return Err(Invalid::new(path!["hub"], "no [[sensor]] is configured")
+            return Err(Invalid::new(key_path!["hub"], "no [[sensor]] is configured")
                 .help("add a [[sensor]] table; see config/demo.toml for a replayed recording"));
         }
         for (i, sensor) in self.sensors.iter().enumerate() {
             if !is_topic_level(&sensor.id) {
                 return Err(Invalid::new(
-                    path!["sensor", i, "id"],
+                    key_path!["sensor", i, "id"],
                     format!("`{}` is not a valid sensor id", sensor.id),
                 )
                 .help("use letters, digits, `-` and `_` only"));
             }
             if !is_topic_level(&sensor.subject) {
                 return Err(Invalid::new(
-                    path!["sensor", i, "subject"],
+                    key_path!["sensor", i, "subject"],
                     format!("`{}` is not a valid subject id", sensor.subject),
                 )
                 .help("use letters, digits, `-` and `_` only; it becomes an MQTT topic level"));
             }
             if let Some(j) = self.sensors[..i].iter().position(|s| s.id == sensor.id) {
-                return Err(Invalid::new(path!["sensor", i, "id"], format!("sensor id `{}` is used twice", sensor.id))
+                return Err(Invalid::new(key_path!["sensor", i, "id"], format!("sensor id `{}` is used twice", sensor.id))
                     .help(format!("sensor {j} already has this id; ids must be unique")));
             }
             match &sensor.source {
-                SourceConfig::Replay(replay) => replay.validate(i)?,
+                SourceConfig::Replay(replay) => replay.validate().map_err(|e| e.under(key_path!["sensor", i, "source"]))?,
             }
         }
-        self.fusion.validate()?;
+        self.fusion.validate().map_err(|e| e.under(key_path!["fusion"]))?;
         if let Some(mqtt) = &self.mqtt {
-            mqtt.validate()?;
+            mqtt.validate().map_err(|e| e.under(key_path!["mqtt"]))?;
         }
         Ok(())
     }
@@ -266,22 +222,6 @@ impl Config {
 /// True when `s` can stand as one MQTT topic level and a file name.
 pub fn is_topic_level(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
-fn render_path(path: &[PathPart]) -> String {
-    let mut out = String::new();
-    for part in path {
-        match part {
-            PathPart::Key(k) => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(k);
-            }
-            PathPart::Index(i) => out.push_str(&format!("[{i}]")),
-        }
-    }
-    out
 }
 
 /// serde reports an unknown key inside a tagged table (`[sensor.source]`) at the table, not the

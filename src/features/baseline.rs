@@ -14,8 +14,8 @@
 
 use serde::Deserialize;
 
-use crate::config::Invalid;
-use crate::path;
+use crate::diagnostic::Invalid;
+use crate::key_path;
 
 /// How many features have a baseline-relative twin (the `z_` names in [`super::FEATURE_NAMES`]).
 pub const COUNT: usize = super::Z_COUNT;
@@ -43,7 +43,7 @@ impl Default for FeaturesConfig {
 impl FeaturesConfig {
     pub(crate) fn validate(&self) -> Result<(), Invalid> {
         if !(self.baseline_s.is_finite() && (0.0..=86_400.0).contains(&self.baseline_s)) {
-            return Err(Invalid::new(path!["features", "baseline_s"], "must be between 0 and 86400 seconds")
+            return Err(Invalid::new(key_path!["baseline_s"], "must be between 0 and 86400 seconds")
                 .help("0 turns the baseline-relative z_ features off"));
         }
         Ok(())

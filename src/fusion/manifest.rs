@@ -106,7 +106,7 @@ pub struct Training {
     pub seed: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Variant {
     Fp32,
@@ -147,7 +147,7 @@ impl Manifest {
 
     pub fn parse(text: &str, origin: &Path) -> Result<Manifest, ModelError> {
         let mut m: Manifest = toml::from_str(text).map_err(|e| {
-            let loc = e.span().map(|s| crate::config::Location::of_offset(text, s.start));
+            let loc = e.span().map(|s| crate::diagnostic::Location::of_offset(text, s.start));
             let at = loc.map(|l| format!("{}:{}: ", l.line, l.column)).unwrap_or_default();
             ModelError::at(origin, format!("{at}{}", e.message().trim()))
         })?;

@@ -13,9 +13,9 @@
 mod manifest;
 pub mod raw;
 
-use crate::config::Invalid;
+use crate::diagnostic::Invalid;
 use crate::features::{feature_index, feature_sources, FeatureVector};
-use crate::path;
+use crate::key_path;
 use crate::signal::Modality;
 use crate::window::Window;
 use serde::{Deserialize, Serialize};
@@ -130,35 +130,35 @@ impl Default for FusionConfig {
 impl FusionConfig {
     pub(crate) fn validate(&self) -> Result<(), Invalid> {
         if self.model.is_some() && self.stages.is_some() {
-            return Err(Invalid::new(path!["fusion", "stages"], "give either `model` or `stages`, not both")
+            return Err(Invalid::new(key_path!["stages"], "give either `model` or `stages`, not both")
                 .help("`model` runs one model; `stages` runs a cascade of them"));
         }
         if let Some(stages) = &self.stages {
             if stages.is_empty() {
-                return Err(Invalid::new(path!["fusion", "stages"], "names no stage"));
+                return Err(Invalid::new(key_path!["stages"], "names no stage"));
             }
             if let Some(k) = stages.iter().position(|m| m.extension().is_none_or(|e| e != "toml")) {
                 return Err(Invalid::new(
-                    path!["fusion", "stages", k],
+                    key_path!["stages", k],
                     "expects a stage's manifest (.toml), not the .onnx",
                 ));
             }
         }
         if !(self.cache_quantum.is_finite() && self.cache_quantum > 0.0 && self.cache_quantum <= 10.0) {
-            return Err(Invalid::new(path!["fusion", "cache_quantum"], "must be between 0 and 10 (spreads)"));
+            return Err(Invalid::new(key_path!["cache_quantum"], "must be between 0 and 10 (spreads)"));
         }
         if self.cache.is_some_and(|c| c > 1_000_000) {
-            return Err(Invalid::new(path!["fusion", "cache"], "at most 1000000 entries"));
+            return Err(Invalid::new(key_path!["cache"], "at most 1000000 entries"));
         }
         if let Some(d) = self.deadline_ms {
             if !(d.is_finite() && d > 0.0 && d <= 60_000.0) {
-                return Err(Invalid::new(path!["fusion", "deadline_ms"], "must be between 0 and 60000 ms"));
+                return Err(Invalid::new(key_path!["deadline_ms"], "must be between 0 and 60000 ms"));
             }
         }
         if let Some(m) = &self.model {
             if m.extension().is_none_or(|e| e != "toml") {
                 return Err(Invalid::new(
-                    path!["fusion", "model"],
+                    key_path!["model"],
                     "expects the model's manifest (.toml), not the .onnx",
                 )
                 .help("point at e.g. models/stress-s1.toml; the manifest names its .onnx file"));

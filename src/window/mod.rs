@@ -9,8 +9,8 @@
 //! Architecture invariant: memory is bounded by `length + stall_timeout` of samples per channel;
 //! samples older than the next window's start are released as soon as a window closes.
 
-use crate::config::Invalid;
-use crate::path;
+use crate::diagnostic::Invalid;
+use crate::key_path;
 use crate::ring::ChunkMark;
 use crate::signal::ChannelSpec;
 use serde::Deserialize;
@@ -52,13 +52,13 @@ impl WindowConfig {
     pub(crate) fn validate(&self) -> Result<(), Invalid> {
         let ok = |v: f64, max: f64| v.is_finite() && v > 0.0 && v <= max;
         if !ok(self.length_s, 3600.0) {
-            return Err(Invalid::new(path!["window", "length_s"], "must be between 0 and 3600 seconds"));
+            return Err(Invalid::new(key_path!["length_s"], "must be between 0 and 3600 seconds"));
         }
         if !ok(self.hop_s, 3600.0) {
-            return Err(Invalid::new(path!["window", "hop_s"], "must be between 0 and 3600 seconds"));
+            return Err(Invalid::new(key_path!["hop_s"], "must be between 0 and 3600 seconds"));
         }
         if !ok(self.stall_timeout_s, 3600.0) {
-            return Err(Invalid::new(path!["window", "stall_timeout_s"], "must be between 0 and 3600 seconds"));
+            return Err(Invalid::new(key_path!["stall_timeout_s"], "must be between 0 and 3600 seconds"));
         }
         Ok(())
     }

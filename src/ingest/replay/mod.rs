@@ -8,8 +8,8 @@ pub mod player;
 pub mod recording;
 pub mod wfdb;
 
-use crate::config::{Invalid, PathPart};
-use crate::path;
+use crate::diagnostic::Invalid;
+use crate::key_path;
 use crate::signal::Modality;
 use serde::{Deserialize, Deserializer};
 use std::fmt;
@@ -200,8 +200,8 @@ impl ReplayConfig {
         }
     }
 
-    pub(crate) fn validate(&self, sensor: usize) -> Result<(), Invalid> {
-        let at = |key: &'static str| -> Vec<PathPart> { path!["sensor", sensor, "source", key] };
+    pub(crate) fn validate(&self) -> Result<(), Invalid> {
+        let at = |key: &'static str| key_path![key];
         if !(self.chunk_ms.is_finite() && self.chunk_ms > 0.0 && self.chunk_ms <= 10_000.0) {
             return Err(Invalid::new(at("chunk_ms"), "must be between 0 and 10000 ms")
                 .help("40 ms is typical of BLE and USB devices"));
@@ -237,14 +237,14 @@ impl ReplayConfig {
         for (i, ch) in self.channels.iter().enumerate() {
             if !(ch.scale.is_finite() && ch.scale != 0.0) {
                 return Err(Invalid::new(
-                    path!["sensor", sensor, "source", "channels", i, "scale"],
+                    key_path!["channels", i, "scale"],
                     "scale must be a finite, non-zero number",
                 ));
             }
             let name = ch.channel_name();
             if self.channels[..i].iter().any(|c| c.channel_name() == name) {
                 return Err(Invalid::new(
-                    path!["sensor", sensor, "source", "channels", i],
+                    key_path!["channels", i],
                     format!("channel name `{name}` is used twice"),
                 )
                 .help("give one of them a distinct `name`"));
