@@ -13,6 +13,7 @@
 
 pub mod bridge;
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod diagnostic;
 pub mod eval;
@@ -22,4 +23,5 @@ pub mod ingest;
 pub mod metrics;
 pub mod ring;
 pub mod signal;
+pub mod sink;
 pub mod window;

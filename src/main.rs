@@ -1,12 +1,13 @@
 //! The `biofeedd` command line. Each subcommand is a thin shell over the library.
 
 use anyhow::Context;
-use biofeedd::bridge::OutputFormat;
-use biofeedd::config::{Config, HubConfig, SensorConfig, SourceConfig};
+use biofeedd::config::{Config, HubConfig, SensorConfig};
 use biofeedd::daemon::{self, RunOptions};
 use biofeedd::features::{self, FEATURE_NAMES};
 use biofeedd::ingest::replay::{wfdb, CsvChannel, ReplayConfig, ReplayFormat, Speed, StartTime};
+use biofeedd::ingest::SourceConfig;
 use biofeedd::signal::Modality;
+use biofeedd::sink::OutputFormat;
 use biofeedd::window::WindowConfig;
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -208,13 +209,14 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run { config, run } => {
-            let config = Config::load(&config)?;
+            let mut config = Config::load(&config)?;
+            set_speed(&mut config, run.speed);
             execute(config, run_options(&run)?)
         }
         Command::Check { config: path } => {
             let config = Config::load(&path)?;
-            let recordings = daemon::load_recordings(&config)?;
-            let fusion = daemon::load_fusion(&config, &recordings)?;
+            let channels = daemon::sensor_channels(&config)?;
+            let fusion = daemon::load_fusion(&config, &channels)?;
             let m = &fusion.stage().manifest;
             let names: Vec<String> = fusion
                 .slots()
@@ -244,9 +246,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Replay { input, config, run } => {
-            let mut options = run_options(&run)?;
-            options.speed = options.speed.or(Some(Speed::Max));
-            let config = replay_config(&input, config.as_deref())?;
+            let options = run_options(&run)?;
+            let mut config = replay_config(&input, config.as_deref())?;
+            set_speed(&mut config, Some(run.speed.unwrap_or(Speed::Max)));
             execute(config, options)
         }
         Command::Beats { wfdb, channel } => beats(&wfdb, channel),
@@ -262,7 +264,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 return Ok(());
             }
-            let config = match (input.format, input.input) {
+            let mut config = match (input.format, input.input) {
                 (Some(format), Some(path)) => replay_config(
                     &InputArgs { format, input: path, rate: input.rate, subject: input.subject },
                     config.as_deref(),
@@ -273,8 +275,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 (Some(spec), Some(out)) => Some((load_raw_spec(&spec)?, out)),
                 _ => None,
             };
-            let options =
-                RunOptions { speed: speed.or(Some(Speed::Max)), output, duration: None, features_only: true, raw_dump };
+            set_speed(&mut config, Some(speed.unwrap_or(Speed::Max)));
+            let options = RunOptions { output, duration: None, features_only: true, raw_dump };
             execute(config, options)
         }
     }
@@ -314,13 +316,15 @@ fn eval(input: &Path, labels: &Path, base: Option<&Path>, exclude: &[String], js
             subject: Some(subject.clone()),
         };
         let config = replay_config(&args, base)?;
-        let recordings = daemon::load_recordings(&config)?;
-        let mut fusion = daemon::load_fusion(&config, &recordings)?;
+        let SourceConfig::Replay(source) = &config.sensors[0].source;
+        let recording = biofeedd::ingest::replay::recording::load(source, &source.path, 0.0)?;
+        let specs: Vec<_> = recording.channels.iter().map(|c| c.spec.clone()).collect();
+        let mut fusion = daemon::load_fusion(&config, &[specs])?;
         let mut extractor =
             features::FeatureExtractor::with_hop(config.window.hop_s).with_baseline(config.features.baseline_s);
         eval::score_subject(
             &mut report,
-            &recordings[0],
+            &recording,
             subject,
             &labels[subject],
             exclude,
@@ -400,7 +404,6 @@ fn print_lines(lines: impl IntoIterator<Item = impl std::fmt::Display>) {
 }
 
 fn events(kind: EventKind, input: &InputArgs, channel: Option<&str>) -> anyhow::Result<()> {
-    use biofeedd::config::SourceConfig;
     let config = replay_config(input, None)?;
     let SourceConfig::Replay(source) = &config.sensors[0].source;
     let rec = biofeedd::ingest::replay::recording::load(source, &source.path, 0.0)?;
@@ -488,12 +491,20 @@ fn run_options(run: &RunArgs) -> anyhow::Result<RunOptions> {
         "--output csv is for feature rows (`biofeedd features`); feedback is text, jsonl or quiet"
     );
     Ok(RunOptions {
-        speed: run.speed,
         output: run.output,
         duration: run.duration.filter(|d| d.is_finite() && *d > 0.0).map(Duration::from_secs_f64),
         features_only: false,
         raw_dump: None,
     })
+}
+
+/// `--speed` is the replay sources' own setting, given on the command line.
+fn set_speed(config: &mut Config, speed: Option<Speed>) {
+    let Some(speed) = speed else { return };
+    for sensor in &mut config.sensors {
+        let SourceConfig::Replay(replay) = &mut sensor.source;
+        replay.speed = speed;
+    }
 }
 
 fn execute(config: Config, options: RunOptions) -> anyhow::Result<()> {

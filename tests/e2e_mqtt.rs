@@ -3,13 +3,12 @@
 
 mod common;
 
-use biofeedd::bridge::{MqttConfig, OutputFormat};
+use biofeedd::bridge::MqttConfig;
 use biofeedd::config::Config;
 use biofeedd::daemon::{self, RunOptions};
 use biofeedd::ingest::replay::Speed;
-use rumqttc::v5::mqttbytes::v5::Packet;
-use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+use biofeedd::ingest::SourceConfig;
+use biofeedd::sink::OutputFormat;
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
@@ -19,41 +18,9 @@ fn demo_config(port: u16, hub: &str) -> Config {
     let mut config = Config::parse(&text, Path::new("demo.toml"), &common::repo_path("config")).expect("demo config");
     config.hub.id = hub.into();
     config.mqtt = Some(MqttConfig::loopback(port));
+    let SourceConfig::Replay(replay) = &mut config.sensors[0].source;
+    replay.speed = Speed::Max;
     config
-}
-
-/// Subscribe to the hub's whole tree and forward (topic, payload) pairs.
-async fn subscriber(port: u16, hub: &str) -> tokio::sync::mpsc::UnboundedReceiver<(String, Value)> {
-    let mut options = MqttOptions::new("test-subscriber", "127.0.0.1", port);
-    options.set_keep_alive(Duration::from_secs(5));
-    let (client, mut eventloop) = AsyncClient::new(options, 100);
-    client.subscribe(format!("biofeedd/v1/{hub}/#"), QoS::AtLeastOnce).await.unwrap();
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let (subscribed_tx, subscribed_rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        let _client = client; // keep the request channel open
-        let mut subscribed = Some(subscribed_tx);
-        loop {
-            match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::SubAck(_))) => {
-                    if let Some(s) = subscribed.take() {
-                        let _ = s.send(());
-                    }
-                }
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    let topic = String::from_utf8(p.topic.to_vec()).unwrap();
-                    let payload: Value = serde_json::from_slice(&p.payload).expect("payload is JSON");
-                    if tx.send((topic, payload)).is_err() {
-                        return;
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => panic!("subscriber connection failed: {e}"),
-            }
-        }
-    });
-    tokio::time::timeout(Duration::from_secs(10), subscribed_rx).await.expect("SUBACK in time").unwrap();
-    rx
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -65,14 +32,8 @@ async fn replay_to_broker_delivers_every_window_in_order() {
     };
     // A hub id of our own, so retained messages of earlier runs on a long-lived broker do not mix in.
     let hub = format!("test-hub-{}", std::process::id());
-    let mut messages = subscriber(port, &hub).await;
-    let options = RunOptions {
-        speed: Some(Speed::Max),
-        output: OutputFormat::Quiet,
-        duration: None,
-        features_only: false,
-        raw_dump: None,
-    };
+    let mut messages = common::subscribe(port, &format!("biofeedd/v1/{hub}/#")).await;
+    let options = RunOptions { output: OutputFormat::Quiet, duration: None, features_only: false, raw_dump: None };
     let summary = tokio::time::timeout(Duration::from_secs(60), daemon::run(demo_config(port, &hub), options))
         .await
         .expect("replay finishes")

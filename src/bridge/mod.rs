@@ -1,17 +1,20 @@
-//! The way out: feedback to stdout and to MQTT clinicians' topics.
+//! The way out to MQTT: the v1 topic tree, payloads, the connection and delivery tracking.
 //!
-//! [`output`] is one task that receives finished [`Feedback`] from the pipeline thread and writes
-//! it to stdout and, when a broker is configured and reachable, publishes it on the v1 topic tree
-//! (QoS 1, `tcp_nodelay`, retained `status` with an `offline` LWT). It measures delivery: stdout
-//! write, or PUBACK. The durable outbox, TLS, metrics topic and offload join here in their issues.
+//! [`mqtt`] connects rumqttc v5 (`tcp_nodelay`, keep-alive, retained `offline` LWT) and polls its
+//! event loop in its own task; [`publisher`] publishes with QoS 1 and pairs each PUBACK with the
+//! message it acknowledges by packet id; [`payload`] defines the JSON payloads (schemas in
+//! `schemas/`). The durable outbox will sit between the output task and the publisher; TLS, the
+//! metrics and sensor-state topics and offload join here in their issues.
+//!
+//! Architecture invariant: the topic tree is built only by [`Topics`].
 
 pub mod mqtt;
-pub mod output;
 pub mod payload;
+pub mod publisher;
 
 pub use mqtt::MqttConfig;
-pub use output::{OutputFormat, OutputOptions};
 pub use payload::{Feedback, Status};
+pub use publisher::Publisher;
 
 /// Topic names of the v1 tree for one hub.
 #[derive(Debug, Clone)]

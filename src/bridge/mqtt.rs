@@ -49,28 +49,35 @@ impl MqttConfig {
         }
     }
 
-    /// Host and port from the URL.
-    pub fn host_port(&self) -> Result<(String, u16), String> {
-        let rest = self.url.strip_prefix("mqtt://").ok_or_else(|| {
-            if self.url.starts_with("mqtts://") {
-                "mqtts:// (TLS) is not supported yet; use mqtt:// to a broker on this host".to_string()
-            } else {
-                format!("`{}` is not an mqtt:// URL", self.url)
-            }
-        })?;
-        let rest = rest.trim_end_matches('/');
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((h, p)) => (h, p.parse::<u16>().map_err(|_| format!("`{p}` is not a port number"))?),
-            None => (rest, 1883),
-        };
-        if host.is_empty() {
-            return Err("the URL has no host".into());
+    /// rumqttc's options for this broker: the URL parsed by rumqttc itself (scheme, host, port,
+    /// user and password), then our settings on top.
+    pub fn options(&self, client_id: &str) -> Result<MqttOptions, String> {
+        // rumqttc wants the client id in the URL; ours comes from the config, so a placeholder
+        // satisfies the parser and the real one is set after.
+        let sep = if self.url.contains('?') { '&' } else { '?' };
+        let mut options =
+            MqttOptions::parse_url(format!("{}{sep}client_id=biofeedd", self.url)).map_err(|e| match e {
+                rumqttc::v5::OptionError::Scheme if self.url.starts_with("mqtts://") => {
+                    "mqtts:// (TLS) is not supported yet; use mqtt:// to a broker on this host".to_string()
+                }
+                rumqttc::v5::OptionError::Scheme => format!("`{}` is not an mqtt:// URL", self.url),
+                other => format!("`{}`: {other}", self.url),
+            })?;
+        if options.broker_address().0.is_empty() {
+            return Err(format!("`{}` has no host", self.url));
         }
-        Ok((host.trim_start_matches('[').trim_end_matches(']').to_string(), port))
+        options.set_client_id(self.client_id.clone().unwrap_or_else(|| client_id.to_string()));
+        options.set_keep_alive(Duration::from_secs(self.keep_alive_s));
+        // Without this, Nagle holds each QoS 1 publish for ~40 ms (ARCHITECTURE-GUIDE §9).
+        let mut net = rumqttc::NetworkOptions::new();
+        net.set_tcp_nodelay(true);
+        net.set_connection_timeout(self.connect_timeout_s.ceil() as u64);
+        options.set_network_options(net);
+        Ok(options)
     }
 
     pub(crate) fn validate(&self) -> Result<(), Invalid> {
-        self.host_port()
+        self.options("check")
             .map_err(|e| Invalid::new(key_path!["url"], e).help("e.g. url = \"mqtt://127.0.0.1:1883\""))?;
         if !(self.connect_timeout_s.is_finite() && self.connect_timeout_s > 0.0 && self.connect_timeout_s <= 600.0) {
             return Err(Invalid::new(key_path!["connect_timeout_s"], "must be between 0 and 600 seconds"));
@@ -82,10 +89,14 @@ impl MqttConfig {
     }
 }
 
-/// What the event-loop task tells the output task.
+/// What the event-loop task tells the publisher.
 #[derive(Debug)]
 pub enum LinkEvent {
-    Connected,
+    /// A CONNACK; without a session present the broker (and rumqttc) forgot unacknowledged
+    /// publishes, so they will not be resent.
+    Connected {
+        session_present: bool,
+    },
     /// A publish left with this packet id (QoS 1), in the order they were requested.
     Sent(u16),
     Acked(u16),
@@ -107,16 +118,9 @@ pub async fn connect(
     will_topic: &str,
     will_payload: String,
 ) -> Result<Option<MqttLink>, String> {
-    let (host, port) = config.host_port()?;
-    let id = config.client_id.clone().unwrap_or_else(|| default_client_id.to_string());
-    let mut options = MqttOptions::new(id, host.clone(), port);
-    options.set_keep_alive(Duration::from_secs(config.keep_alive_s));
+    let mut options = config.options(default_client_id)?;
+    let (host, port) = options.broker_address();
     options.set_last_will(LastWill::new(will_topic, will_payload, QoS::AtLeastOnce, true, None));
-    // Without this, Nagle holds each QoS 1 publish for ~40 ms (ARCHITECTURE-GUIDE §9).
-    let mut net = rumqttc::NetworkOptions::new();
-    net.set_tcp_nodelay(true);
-    net.set_connection_timeout(config.connect_timeout_s.ceil() as u64);
-    options.set_network_options(net);
     let (client, mut eventloop) = AsyncClient::new(options, 1024);
 
     let deadline = Duration::from_secs_f64(config.connect_timeout_s);
@@ -152,11 +156,11 @@ async fn poll_loop(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<LinkEvent
     let mut last_error: Option<String> = None;
     loop {
         match eventloop.poll().await {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 if last_error.take().is_some() {
                     tracing::info!("MQTT reconnected");
                 }
-                let _ = tx.send(LinkEvent::Connected);
+                let _ = tx.send(LinkEvent::Connected { session_present: ack.session_present });
             }
             Ok(Event::Incoming(Packet::PubAck(ack))) => {
                 let _ = tx.send(LinkEvent::Acked(ack.pkid));
@@ -197,14 +201,24 @@ mod tests {
     #[test]
     fn urls() {
         let mut c = MqttConfig::loopback(1884);
-        assert_eq!(c.host_port().unwrap(), ("127.0.0.1".to_string(), 1884));
+        let address = |c: &MqttConfig| c.options("id").map(|o| o.broker_address());
+        assert_eq!(address(&c).unwrap(), ("127.0.0.1".to_string(), 1884));
         c.url = "mqtt://broker.local".into();
-        assert_eq!(c.host_port().unwrap().1, 1883);
+        assert_eq!(address(&c).unwrap().1, 1883);
         c.url = "mqtts://x:8883".into();
-        assert!(c.host_port().unwrap_err().contains("TLS"));
+        assert!(address(&c).unwrap_err().contains("TLS"));
         c.url = "http://x".into();
-        assert!(c.host_port().is_err());
+        assert!(address(&c).is_err());
         c.url = "mqtt://x:99999".into();
-        assert!(c.host_port().is_err());
+        assert!(address(&c).is_err());
+        c.url = "mqtt://".into();
+        assert!(address(&c).is_err());
+        c.url = "mqtt://user:secret@broker.local:1884".into();
+        let o = c.options("hub").unwrap();
+        let login = o.credentials().expect("credentials from the URL");
+        assert_eq!(
+            (o.client_id().as_str(), login.username.as_str(), login.password.as_str()),
+            ("hub", "user", "secret")
+        );
     }
 }

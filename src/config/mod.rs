@@ -12,7 +12,7 @@ mod locate;
 use crate::bridge::MqttConfig;
 use crate::features::baseline::FeaturesConfig;
 use crate::fusion::FusionConfig;
-use crate::ingest::replay::ReplayConfig;
+use crate::ingest::SourceConfig;
 use crate::window::WindowConfig;
 use serde::Deserialize;
 use std::fmt;
@@ -60,14 +60,6 @@ pub struct SensorConfig {
     pub subject: String,
     /// The transport and its settings.
     pub source: SourceConfig,
-}
-
-/// Which transport feeds a sensor. Serial and BLE transports join this enum in their issues.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum SourceConfig {
-    /// Play a recording through the same path a live device uses.
-    Replay(ReplayConfig),
 }
 
 /// A configuration error with the place it was found and, where we know it, the fix.
@@ -193,12 +185,13 @@ impl Config {
                 .help("use letters, digits, `-` and `_` only; it becomes an MQTT topic level"));
             }
             if let Some(j) = self.sensors[..i].iter().position(|s| s.id == sensor.id) {
-                return Err(Invalid::new(key_path!["sensor", i, "id"], format!("sensor id `{}` is used twice", sensor.id))
-                    .help(format!("sensor {j} already has this id; ids must be unique")));
+                return Err(Invalid::new(
+                    key_path!["sensor", i, "id"],
+                    format!("sensor id `{}` is used twice", sensor.id),
+                )
+                .help(format!("sensor {j} already has this id; ids must be unique")));
             }
-            match &sensor.source {
-                SourceConfig::Replay(replay) => replay.validate().map_err(|e| e.under(key_path!["sensor", i, "source"]))?,
-            }
+            sensor.source.validate().map_err(|e| e.under(key_path!["sensor", i, "source"]))?;
         }
         self.fusion.validate().map_err(|e| e.under(key_path!["fusion"]))?;
         if let Some(mqtt) = &self.mqtt {

@@ -7,31 +7,37 @@
 //! flushes stdout, publishes the retained `offline` status, waits for PUBACKs and disconnects →
 //! the summary is printed and the process exits 0.
 
+pub mod output;
 pub mod pipeline;
 
-use crate::bridge::output::{self, OutputFormat, OutputOptions};
 use crate::bridge::payload::{ChannelStatus, SensorStatus, Status, STATUS_SCHEMA};
-use crate::bridge::{mqtt, Topics};
-use crate::config::{Config, SourceConfig};
+use crate::bridge::{mqtt, Publisher, Topics};
+use crate::config::Config;
+use crate::control::{self, ControlHandle};
 use crate::fusion::raw::RawSpec;
 use crate::fusion::Fusion;
-use crate::ingest::replay::{self, PlayReport, Recording, Speed};
+use crate::ingest::{Health, HealthSnapshot, SourceContext, SourceReport};
 use crate::metrics::{Metrics, SharedMetrics, Summary};
-use crate::ring::{self, Waker};
-use crate::signal::Modality;
-use crate::window::SubjectWindower;
+use crate::ring::{self, RingStats, Waker};
+use crate::signal::{ChannelSpec, Modality};
+use crate::sink::queue::{self, Overflow};
+use crate::sink::stdout::Stdout;
+use crate::sink::tensor::TensorFile;
+use crate::sink::OutputFormat;
+use crate::window::{SubjectWindower, WindowerStats};
 use anyhow::{bail, Context};
+use output::Sinks;
 use pipeline::{Binding, Pipeline, SubjectPipeline};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
 
 /// What the command line adds to a config.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// Overrides every replay source's `speed`.
-    pub speed: Option<Speed>,
     pub output: OutputFormat,
     /// Stop after this much host time.
     pub duration: Option<Duration>,
@@ -42,16 +48,31 @@ pub struct RunOptions {
     pub raw_dump: Option<(RawSpec, PathBuf)>,
 }
 
-/// Load every model the config names and check it against each subject's channels.
-pub fn load_fusion(config: &Config, recordings: &[Recording]) -> anyhow::Result<Fusion> {
+/// Every sensor's channels, in config order, as its source announces them before it runs.
+pub fn sensor_channels(config: &Config) -> anyhow::Result<Vec<Vec<ChannelSpec>>> {
+    config
+        .sensors
+        .iter()
+        .map(|sensor| {
+            sensor
+                .source
+                .channels(&config.base_dir)
+                .with_context(|| format!("sensor `{}`: cannot load its recording", sensor.id))
+        })
+        .collect()
+}
+
+/// Load every model the config names and check it against each subject's channels
+/// (`channels[i]` belongs to sensor i).
+pub fn load_fusion(config: &Config, channels: &[Vec<ChannelSpec>]) -> anyhow::Result<Fusion> {
     let fusion = Fusion::from_config(&config.fusion, |p| config.resolve(p))?;
     for subject in config.subjects() {
         let modalities: Vec<Modality> = config
             .sensors
             .iter()
-            .zip(recordings)
+            .zip(channels)
             .filter(|(s, _)| s.subject == subject)
-            .flat_map(|(_, r)| r.channels.iter().map(|c| c.spec.modality))
+            .flat_map(|(_, specs)| specs.iter().map(|c| c.modality))
             .collect();
         // The first stage must be able to answer; a later one that cannot (a chest strap has no
         // raw PPG for the wrist CNN) is skipped for this subject and the cascade stops before it.
@@ -77,29 +98,28 @@ pub fn load_fusion(config: &Config, recordings: &[Recording]) -> anyhow::Result<
     Ok(fusion)
 }
 
-/// Read every replay source's recording, in sensor order.
-pub fn load_recordings(config: &Config) -> anyhow::Result<Vec<Recording>> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-    config
-        .sensors
-        .iter()
-        .map(|sensor| match &sensor.source {
-            SourceConfig::Replay(r) => {
-                let rec = replay::recording::load(r, &config.resolve(&r.path), now)
-                    .with_context(|| format!("sensor `{}`: cannot load its recording", sensor.id))?;
-                for note in &rec.notes {
-                    tracing::warn!("sensor `{}`: {note}", sensor.id);
-                }
-                Ok(rec)
-            }
-        })
-        .collect()
+/// A running daemon: its control handle, its sources' health, and the tasks to wait for.
+pub struct Daemon {
+    control: ControlHandle,
+    health: Vec<(String, Health)>,
+    sources: JoinSet<SourceReport>,
+    shutdown: watch::Sender<bool>,
+    duration: Option<Duration>,
+    pipeline: std::thread::JoinHandle<Vec<WindowerStats>>,
+    output: JoinHandle<anyhow::Result<()>>,
+    rings: Vec<Arc<RingStats>>,
+    metrics: SharedMetrics,
 }
 
 /// Run the configured pipeline to its end (or a signal, or `duration`) and return the summary.
 pub async fn run(config: Config, options: RunOptions) -> anyhow::Result<Summary> {
-    let recordings = load_recordings(&config)?;
-    let fusion = if options.features_only { None } else { Some(load_fusion(&config, &recordings)?) };
+    start(config, options).await?.wait().await
+}
+
+/// Wire sources → rings → pipeline → sinks from `config` and start them.
+pub async fn start(config: Config, options: RunOptions) -> anyhow::Result<Daemon> {
+    let channels = sensor_channels(&config)?;
+    let fusion = if options.features_only { None } else { Some(load_fusion(&config, &channels)?) };
     let metrics: SharedMetrics = Metrics::shared();
     let waker = Waker::default();
 
@@ -107,23 +127,37 @@ pub async fn run(config: Config, options: RunOptions) -> anyhow::Result<Summary>
     let subjects = config.subjects();
     let mut windower_specs = vec![Vec::new(); subjects.len()];
     let mut bindings = Vec::new();
-    let mut producers_per_sensor = Vec::new();
-    let mut ring_stats = Vec::new();
-    for (sensor, rec) in config.sensors.iter().zip(&recordings) {
+    let mut rings = Vec::new();
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut built = Vec::new();
+    let mut health = Vec::new();
+    for (sensor, specs) in config.sensors.iter().zip(&channels) {
         let subject = subjects.iter().position(|s| *s == sensor.subject).expect("subject listed");
-        let SourceConfig::Replay(r) = &sensor.source;
         let mut producers = Vec::new();
-        for ch in &rec.channels {
-            let chunk = (ch.spec.rate_hz * r.chunk_ms / 1000.0).ceil() as usize + 1;
+        for spec in specs {
+            let chunk = (spec.rate_hz * sensor.source.max_chunk_s()).ceil() as usize + 1;
             // 30 s of samples absorbs a pipeline hiccup; never less than a few chunks.
-            let capacity = ((ch.spec.rate_hz * 30.0) as usize).max(chunk * 8).max(1024);
+            let capacity = ((spec.rate_hz * 30.0) as usize).max(chunk * 8).max(1024);
             let (p, c) = ring::channel(capacity, 4096, waker.clone());
-            ring_stats.push(p.stats().clone());
             bindings.push(Binding::new(c, subject, windower_specs[subject].len()));
-            windower_specs[subject].push(ch.spec.clone());
+            windower_specs[subject].push(spec.clone());
             producers.push(p);
         }
-        producers_per_sensor.push(producers);
+        let sensor_rings: Vec<Arc<RingStats>> = producers.iter().map(|p| p.stats().clone()).collect();
+        rings.extend(sensor_rings.iter().cloned());
+        let context = SourceContext {
+            sensor: sensor.id.clone(),
+            base_dir: config.base_dir.clone(),
+            producers,
+            health: Health::new(sensor_rings),
+            shutdown: shutdown_rx.clone(),
+        };
+        let source = sensor
+            .source
+            .build(context)
+            .with_context(|| format!("sensor `{}`: cannot load its recording", sensor.id))?;
+        health.push((sensor.id.clone(), source.health.clone()));
+        built.push(source);
     }
     let windowers: Vec<SubjectPipeline> = subjects
         .iter()
@@ -148,95 +182,95 @@ pub async fn run(config: Config, options: RunOptions) -> anyhow::Result<Summary>
         sensors: config
             .sensors
             .iter()
-            .zip(&recordings)
-            .map(|(s, r)| SensorStatus {
+            .zip(&channels)
+            .map(|(s, specs)| SensorStatus {
                 id: s.id.clone(),
                 subject: s.subject.clone(),
-                kind: "replay",
-                channels: r.channels.iter().map(|c| ChannelStatus::from(&c.spec)).collect(),
+                kind: s.source.kind(),
+                channels: specs.iter().map(ChannelStatus::from).collect(),
             })
             .collect(),
     };
-    let link = match (&config.mqtt, options.features_only) {
+    let mqtt = match (&config.mqtt, options.features_only) {
         (Some(m), false) => {
             let will = Status { state: "offline", ..status.clone() }.to_json();
             mqtt::connect(m, &format!("biofeedd-{}", config.hub.id), &topics.status(), will)
                 .await
                 .map_err(|e| anyhow::anyhow!("[mqtt] {e}"))?
+                .map(|link| (Publisher::new(link), topics, status))
         }
         _ => None,
     };
-    let raw_output = match &options.raw_dump {
-        Some((_, path)) => Some((
-            path.clone(),
-            std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
-        )),
-        None => None,
-    };
-    let (record_tx, record_rx) = mpsc::unbounded_channel();
-    let output_task = tokio::spawn(output::run(
-        record_rx,
-        link,
-        topics,
-        status,
-        OutputOptions { format: options.output, raw_output },
-        metrics.clone(),
-    ));
+    let tensors = options.raw_dump.as_ref().map(|(_, path)| TensorFile::create(path.clone())).transpose()?;
+    // Files played flat out wait for room all the way back; anything live must never wait.
+    let policy = if built.iter().all(|s| s.waits_for_room) { Overflow::Wait } else { Overflow::Drop };
+    let (record_tx, record_rx) = queue::channel(queue::CAPACITY, policy);
+    let sinks = Sinks { stdout: Stdout::new(options.output), tensors, mqtt };
+    let output = tokio::spawn(output::run(record_rx, sinks, metrics.clone()));
 
     let raw = options.raw_dump.as_ref().map(|(spec, _)| spec.clone());
     let pipeline = Pipeline { hub: config.hub.id.clone(), bindings, subjects: windowers, fusion, raw };
+    let (control, control_rx) = control::channel(waker.clone());
     let pipeline_metrics = metrics.clone();
-    let pipeline_waker = waker.clone();
-    let pipeline_thread = std::thread::Builder::new()
+    let pipeline = std::thread::Builder::new()
         .name("pipeline".into())
-        .spawn(move || pipeline.run(pipeline_waker, record_tx, pipeline_metrics))
+        .spawn(move || pipeline.run(waker, control_rx, record_tx, pipeline_metrics))
         .context("cannot start the pipeline thread")?;
 
     // Sources last: data starts flowing once everything downstream is ready.
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let skipped_rows: u64 = recordings.iter().map(|r| r.skipped_rows).sum();
-    let mut sources = tokio::task::JoinSet::new();
-    for ((sensor, rec), producers) in config.sensors.iter().zip(recordings).zip(producers_per_sensor) {
-        let SourceConfig::Replay(r) = &sensor.source;
-        let speed = options.speed.unwrap_or(r.speed);
-        let chunk_ms = r.chunk_ms;
-        let rx = shutdown_rx.clone();
-        tracing::info!(
-            "sensor `{}` ({}): replaying {} channels, {} samples at {speed}",
-            sensor.id,
-            sensor.subject,
-            rec.channels.len(),
-            rec.total_samples()
-        );
-        sources.spawn(async move { replay::play(&rec, producers, speed, chunk_ms, rx).await });
+    let mut sources = JoinSet::new();
+    for source in built {
+        sources.spawn(source.task);
     }
-
-    // Overruns are counted by the rings themselves, so the sources' own reports are not needed.
-    if let Some(reason) = wait_for_stop(&mut sources, options.duration).await {
-        tracing::info!("{reason}: stopping sources");
-        let _ = shutdown_tx.send(true);
-        while sources.join_next().await.is_some() {}
-    }
-    let windower_stats = tokio::task::spawn_blocking(move || pipeline_thread.join())
-        .await
-        .context("pipeline thread join")?
-        .map_err(|_| anyhow::anyhow!("the pipeline thread panicked"))?;
-    output_task.await.context("output task")??;
-
-    let mut m = metrics.lock().expect("metrics lock");
-    m.counters.overrun_samples = ring_stats.iter().map(|s| s.overrun_samples.load(Ordering::Relaxed)).sum();
-    m.counters.replay_skipped_rows = skipped_rows;
-    for s in windower_stats {
-        m.counters.out_of_order_samples += s.out_of_order_samples;
-        m.counters.late_samples += s.late_samples;
-        m.counters.partial_windows_dropped += s.partial_windows_dropped;
-    }
-    Ok(m.summary())
+    Ok(Daemon { control, health, sources, shutdown, duration: options.duration, pipeline, output, rings, metrics })
 }
 
-/// Wait until every source ends (returns `None`) or a signal or the duration says stop.
+impl Daemon {
+    /// The handle to switch variants or ask the pipeline for a snapshot while it runs.
+    pub fn control(&self) -> ControlHandle {
+        self.control.clone()
+    }
+
+    /// Each sensor's health now, by sensor id.
+    pub fn health(&self) -> Vec<(String, HealthSnapshot)> {
+        self.health.iter().map(|(id, h)| (id.clone(), h.snapshot())).collect()
+    }
+
+    /// Wait for the end (every source ended, a signal, or the duration), shut down in order and
+    /// return the run's summary.
+    pub async fn wait(mut self) -> anyhow::Result<Summary> {
+        let mut reports = Vec::new();
+        if let Some(reason) = wait_for_stop(&mut self.sources, &mut reports, self.duration).await {
+            tracing::info!("{reason}: stopping sources");
+            let _ = self.shutdown.send(true);
+            while let Some(done) = self.sources.join_next().await {
+                reports.extend(done.ok());
+            }
+        }
+        let pipeline = self.pipeline;
+        let windower_stats = tokio::task::spawn_blocking(move || pipeline.join())
+            .await
+            .context("pipeline thread join")?
+            .map_err(|_| anyhow::anyhow!("the pipeline thread panicked"))?;
+        self.output.await.context("output task")??;
+
+        let mut m = self.metrics.lock().expect("metrics lock");
+        m.counters.overrun_samples = self.rings.iter().map(|s| s.overrun_samples.load(Ordering::Relaxed)).sum();
+        m.counters.replay_skipped_rows = reports.iter().map(|r| r.skipped_records).sum();
+        for s in windower_stats {
+            m.counters.out_of_order_samples += s.out_of_order_samples;
+            m.counters.late_samples += s.late_samples;
+            m.counters.partial_windows_dropped += s.partial_windows_dropped;
+        }
+        Ok(m.summary())
+    }
+}
+
+/// Wait until every source ends (returns `None`) or a signal or the duration says stop. The
+/// reports of sources that ended go to `reports`.
 async fn wait_for_stop(
-    sources: &mut tokio::task::JoinSet<PlayReport>,
+    sources: &mut JoinSet<SourceReport>,
+    reports: &mut Vec<SourceReport>,
     duration: Option<Duration>,
 ) -> Option<&'static str> {
     let deadline = async {
@@ -260,7 +294,7 @@ async fn wait_for_stop(
         tokio::select! {
             done = sources.join_next() => match done {
                 None => return None,
-                Some(Ok(_)) => {}
+                Some(Ok(report)) => reports.push(report),
                 Some(Err(e)) => tracing::error!("a source task failed: {e}"),
             },
             _ = &mut deadline => return Some("--duration reached"),

@@ -1,19 +1,25 @@
 //! The pipeline thread: drain rings → windows → features → fusion → records for the output.
 //!
 //! It runs on its own OS thread (tract is compute-bound and must not stall tokio's workers) and
-//! sleeps in `park_timeout` until a producer wakes it. It ends when every channel's producer is
-//! gone and the last windows are out, or when the output side has gone away.
+//! sleeps in `park_timeout` until a producer or a control message wakes it. Each loop first
+//! applies the control messages waiting for it, then drains the rings. It ends when every
+//! channel's producer is gone and the last windows are out, or when the output side has gone away.
+//!
+//! Architecture invariant: the pipeline thread never awaits; it hands records over through a
+//! bounded queue whose overflow policy never makes a live stream wait (see `sink::queue`).
 
-use crate::bridge::output::{FeatureRow, Record};
 use crate::bridge::Feedback;
+use crate::control::{Control, PipelineSnapshot};
 use crate::features::{FeatureExtractor, FEATURE_NAMES};
 use crate::fusion::raw::{self, RawScratch, RawSpec};
 use crate::fusion::Fusion;
 use crate::metrics::{SharedMetrics, Stage};
 use crate::ring::{ChannelConsumer, Waker};
+use crate::sink::queue::RecordSender;
+use crate::sink::{FeatureRow, Record};
 use crate::window::{SubjectWindower, WindowerStats};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 
 /// One channel's consumer and where its samples go.
 pub struct Binding {
@@ -55,13 +61,22 @@ impl Pipeline {
     pub fn run(
         mut self,
         waker: Waker,
-        records: mpsc::UnboundedSender<Record>,
+        control: mpsc::Receiver<Control>,
+        mut records: RecordSender,
         metrics: SharedMetrics,
     ) -> Vec<WindowerStats> {
         waker.register_current_thread();
         let mut chunk = Vec::new();
         let mut scratch = RawScratch::default();
+        let mut windows = 0u64;
+        let stats = |subjects: &[SubjectPipeline], records: &RecordSender| {
+            metrics.lock().expect("metrics lock").counters.records_dropped = records.dropped();
+            subjects.iter().map(|s| s.windower.stats()).collect()
+        };
         loop {
+            while let Ok(message) = control.try_recv() {
+                self.apply(message, windows);
+            }
             let mut progressed = false;
             for b in &mut self.bindings {
                 while let Some(mark) = b.consumer.pop_chunk(&mut chunk) {
@@ -143,9 +158,10 @@ impl Pipeline {
                         m.record(Stage::Features, featured - closed);
                         m.counters.windows += 1;
                     }
+                    windows += 1;
                     if records.send(record).is_err() {
                         // The output task is gone (shutdown or a fatal error there): stop computing.
-                        return self.subjects.iter().map(|s| s.windower.stats()).collect();
+                        return stats(&self.subjects, &records);
                     }
                 }
             }
@@ -153,10 +169,32 @@ impl Pipeline {
                 break;
             }
             if !progressed {
-                // Producers unpark us on every push; the timeout only bounds a missed wake-up.
+                // Producers and control messages unpark us; the timeout only bounds a missed wake-up.
                 std::thread::park_timeout(Duration::from_millis(50));
             }
         }
-        self.subjects.iter().map(|s| s.windower.stats()).collect()
+        stats(&self.subjects, &records)
+    }
+
+    fn apply(&mut self, message: Control, windows: u64) {
+        match (message, &mut self.fusion) {
+            (Control::SetVariant(variant), Some(fusion)) => {
+                let n = fusion.set_variant(variant);
+                tracing::info!("fusion: {variant} on {n} of {} stages", fusion.slots().len());
+            }
+            (Control::SetStageVariant { stage, variant }, Some(fusion)) => {
+                if !fusion.set_stage_variant(stage, variant) {
+                    tracing::warn!("fusion: stage {stage} has no {variant} variant; unchanged");
+                }
+            }
+            (Control::SetVariant(_) | Control::SetStageVariant { .. }, None) => {
+                tracing::warn!("no models run in features-only mode; variant switch ignored");
+            }
+            (Control::Snapshot(reply), fusion) => {
+                let variants = fusion.as_ref().map(|f| f.variants()).unwrap_or_default();
+                // The asker may have given up waiting; that is its business.
+                let _ = reply.send(PipelineSnapshot { variants, windows });
+            }
+        }
     }
 }

@@ -138,10 +138,7 @@ impl FusionConfig {
                 return Err(Invalid::new(key_path!["stages"], "names no stage"));
             }
             if let Some(k) = stages.iter().position(|m| m.extension().is_none_or(|e| e != "toml")) {
-                return Err(Invalid::new(
-                    key_path!["stages", k],
-                    "expects a stage's manifest (.toml), not the .onnx",
-                ));
+                return Err(Invalid::new(key_path!["stages", k], "expects a stage's manifest (.toml), not the .onnx"));
             }
         }
         if !(self.cache_quantum.is_finite() && self.cache_quantum > 0.0 && self.cache_quantum <= 10.0) {
@@ -157,11 +154,8 @@ impl FusionConfig {
         }
         if let Some(m) = &self.model {
             if m.extension().is_none_or(|e| e != "toml") {
-                return Err(Invalid::new(
-                    key_path!["model"],
-                    "expects the model's manifest (.toml), not the .onnx",
-                )
-                .help("point at e.g. models/stress-s1.toml; the manifest names its .onnx file"));
+                return Err(Invalid::new(key_path!["model"], "expects the model's manifest (.toml), not the .onnx")
+                    .help("point at e.g. models/stress-s1.toml; the manifest names its .onnx file"));
             }
         }
         Ok(())

@@ -1,12 +1,20 @@
 //! Sources: transports that turn bytes from a device or a file into chunks on the channel rings.
 //!
 //! Each source kind lives in its own folder with its config struct beside it (Vector's shape):
-//! `replay/` now; `serial/` and `ble/` follow in their issues and plug into the same
-//! [`crate::ring::ChannelProducer`] seam.
+//! `replay/` today, `serial/` and `ble/` as siblings. A kind plugs in by adding a variant to
+//! [`SourceConfig`] and answering its three questions — which channels will you produce
+//! ([`SourceConfig::channels`]), how large is your largest chunk, and build yourself onto these
+//! rings ([`SourceConfig::build`]) — so the daemon wires every kind the same way and never names
+//! one.
 //!
 //! Architecture invariants: decoders and file readers are pure (bytes/text in, samples out, no
 //! tokio); only the task that paces or reads a transport does I/O; a live source never waits for
 //! ring space (a full ring is an overrun); a finite replay at `--speed max` waits for space, since
-//! it is the clock.
+//! it is the clock. Every source keeps its [`Health`] current and ends with a [`SourceReport`].
 
+pub mod health;
 pub mod replay;
+mod source;
+
+pub use health::{Health, HealthSnapshot, LinkState};
+pub use source::{RunningSource, SourceConfig, SourceContext, SourceError, SourceReport};

@@ -50,3 +50,42 @@ dynamic_filters = true
     }
     port
 }
+
+/// Subscribe to `filter` on the broker at `port` and forward (topic, JSON payload) pairs; returns
+/// once the broker has acknowledged the subscription.
+pub async fn subscribe(port: u16, filter: &str) -> tokio::sync::mpsc::UnboundedReceiver<(String, serde_json::Value)> {
+    use rumqttc::v5::mqttbytes::v5::Packet;
+    use rumqttc::v5::mqttbytes::QoS;
+    use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+    let id = format!("test-subscriber-{}", filter.replace(['/', '+', '#'], "_"));
+    let mut options = MqttOptions::new(id, "127.0.0.1", port);
+    options.set_keep_alive(Duration::from_secs(5));
+    let (client, mut eventloop) = AsyncClient::new(options, 100);
+    client.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (subscribed_tx, subscribed_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let _client = client; // keep the request channel open
+        let mut subscribed = Some(subscribed_tx);
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    if let Some(s) = subscribed.take() {
+                        let _ = s.send(());
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let topic = String::from_utf8(p.topic.to_vec()).unwrap();
+                    let payload = serde_json::from_slice(&p.payload).expect("payload is JSON");
+                    if tx.send((topic, payload)).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => panic!("subscriber connection failed: {e}"),
+            }
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(10), subscribed_rx).await.expect("SUBACK in time").unwrap();
+    rx
+}

@@ -6,6 +6,7 @@
 
 pub mod player;
 pub mod recording;
+mod source;
 pub mod wfdb;
 
 use crate::diagnostic::Invalid;
@@ -16,7 +17,6 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-pub use player::{play, PlayReport};
 pub use recording::{ReadError, RecordedChannel, Recording, Segment};
 
 /// `[sensor.source]` with `kind = "replay"`.
@@ -236,18 +236,12 @@ impl ReplayConfig {
         }
         for (i, ch) in self.channels.iter().enumerate() {
             if !(ch.scale.is_finite() && ch.scale != 0.0) {
-                return Err(Invalid::new(
-                    key_path!["channels", i, "scale"],
-                    "scale must be a finite, non-zero number",
-                ));
+                return Err(Invalid::new(key_path!["channels", i, "scale"], "scale must be a finite, non-zero number"));
             }
             let name = ch.channel_name();
             if self.channels[..i].iter().any(|c| c.channel_name() == name) {
-                return Err(Invalid::new(
-                    key_path!["channels", i],
-                    format!("channel name `{name}` is used twice"),
-                )
-                .help("give one of them a distinct `name`"));
+                return Err(Invalid::new(key_path!["channels", i], format!("channel name `{name}` is used twice"))
+                    .help("give one of them a distinct `name`"));
             }
         }
         Ok(())

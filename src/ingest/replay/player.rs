@@ -6,20 +6,11 @@
 //! `start + (t - t0) / x`, so latency figures mean what they would with a live device.
 
 use super::{Recording, Speed};
+use crate::ingest::{Health, LinkState, SourceReport};
 use crate::ring::ChannelProducer;
 use crate::signal::ChunkStamp;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
-
-/// What a replay did, for the run summary.
-#[derive(Debug, Clone, Default)]
-pub struct PlayReport {
-    pub chunks: u64,
-    pub samples: u64,
-    pub overrun_samples: u64,
-    /// False when shutdown stopped the replay before the recording ended.
-    pub completed: bool,
-}
 
 /// Where each channel is in its segments.
 #[derive(Clone, Copy, Default)]
@@ -31,17 +22,34 @@ struct Cursor {
 /// Play `recording` onto `producers` (one per channel, same order). Returns when the recording
 /// ends or `shutdown` turns true; dropping the producers then tells the pipeline the stream ended.
 pub async fn play(
+    recording: Recording,
+    producers: Vec<ChannelProducer>,
+    speed: Speed,
+    chunk_ms: f64,
+    shutdown: watch::Receiver<bool>,
+    health: Health,
+) -> SourceReport {
+    let mut report = SourceReport { skipped_records: recording.skipped_rows, ..SourceReport::default() };
+    health.decode_errors(recording.skipped_rows);
+    health.set_state(LinkState::Streaming);
+    play_into(&recording, producers, speed, chunk_ms, shutdown, &health, &mut report).await;
+    health.set_state(LinkState::Ended);
+    report
+}
+
+async fn play_into(
     recording: &Recording,
     mut producers: Vec<ChannelProducer>,
     speed: Speed,
     chunk_ms: f64,
     mut shutdown: watch::Receiver<bool>,
-) -> PlayReport {
+    health: &Health,
+    report: &mut SourceReport,
+) {
     assert_eq!(recording.channels.len(), producers.len(), "one producer per recorded channel");
-    let mut report = PlayReport::default();
     let Some((t0, t_last)) = recording.time_span() else {
         report.completed = true;
-        return report;
+        return;
     };
     let chunk_s = chunk_ms / 1000.0;
     let host_start = tokio::time::Instant::now();
@@ -54,12 +62,13 @@ pub async fn play(
             let due = host_start + Duration::from_secs_f64((t_end - t0) / x);
             tokio::select! {
                 _ = tokio::time::sleep_until(due) => {}
-                _ = shutdown.wait_for(|stop| *stop) => return report,
+                _ = shutdown.wait_for(|stop| *stop) => return,
             }
         } else if *shutdown.borrow() {
-            return report;
+            return;
         }
         let arrival = Instant::now();
+        health.arrived(arrival);
         for ((channel, producer), cursor) in recording.channels.iter().zip(&mut producers).zip(&mut cursors) {
             let period = channel.spec.period_s();
             while let Some(segment) = channel.segments.get(cursor.segment) {
@@ -73,7 +82,7 @@ pub async fn play(
                         // A file is its own clock: wait for room rather than lose data.
                         while producer.vacant_samples() < chunk.len() {
                             if *shutdown.borrow() {
-                                return report;
+                                return;
                             }
                             tokio::time::sleep(Duration::from_micros(500)).await;
                         }
@@ -96,7 +105,7 @@ pub async fn play(
         }
         if t_end > t_last {
             report.completed = true;
-            return report;
+            return;
         }
         step += 1;
         if speed == Speed::Max && step.is_multiple_of(64) {
@@ -139,7 +148,7 @@ mod tests {
         let (pa, mut ca) = channel(1000, 100, Waker::default());
         let (pb, mut cb) = channel(1000, 100, Waker::default());
         let (_tx, rx) = watch::channel(false);
-        let report = play(&rec, vec![pa, pb], Speed::Max, 40.0, rx).await;
+        let report = play(rec, vec![pa, pb], Speed::Max, 40.0, rx, Health::new(Vec::new())).await;
         assert!(report.completed);
         assert_eq!(report.samples, 106);
         let mut out = Vec::new();
@@ -167,7 +176,7 @@ mod tests {
         let (pb, _cb) = channel(1000, 100, Waker::default());
         let (_tx, rx) = watch::channel(false);
         let start = tokio::time::Instant::now();
-        let report = play(&rec, vec![pa, pb], Speed::Times(2.0), 100.0, rx).await;
+        let report = play(rec, vec![pa, pb], Speed::Times(2.0), 100.0, rx, Health::new(Vec::new())).await;
         // 1.5 s of recording at 2x takes 0.75 s of (virtual) host time, plus at most one chunk.
         let took = start.elapsed().as_secs_f64();
         assert!((0.7..=0.85).contains(&took), "took {took}");
@@ -184,7 +193,7 @@ mod tests {
         let (pb, _cb) = channel(1000, 100, Waker::default());
         let (tx, rx) = watch::channel(false);
         tx.send(true).unwrap();
-        let report = play(&rec, vec![pa, pb], Speed::Times(1.0), 40.0, rx).await;
+        let report = play(rec, vec![pa, pb], Speed::Times(1.0), 40.0, rx, Health::new(Vec::new())).await;
         assert!(!report.completed);
     }
 }

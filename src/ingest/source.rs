@@ -1,0 +1,106 @@
+//! The seam every source kind plugs into: what the daemon asks of a source, and what it gets back.
+
+use super::health::Health;
+use super::replay::{ReadError, ReplayConfig};
+use crate::diagnostic::Invalid;
+use crate::ring::ChannelProducer;
+use crate::signal::ChannelSpec;
+use serde::Deserialize;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use tokio::sync::watch;
+
+/// `[sensor.source]`: which transport feeds a sensor, chosen by `kind`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum SourceConfig {
+    /// Play a recording through the same path a live device uses.
+    Replay(ReplayConfig),
+}
+
+/// Everything a source needs to run: its rings, its health to keep, and the stop signal.
+pub struct SourceContext {
+    /// The sensor's id, for log lines.
+    pub sensor: String,
+    /// The folder relative paths in the source's config are resolved against.
+    pub base_dir: PathBuf,
+    /// One producer per channel, in the order [`SourceConfig::channels`] gave them.
+    pub producers: Vec<ChannelProducer>,
+    /// Kept current by the source; read by the daemon at any time.
+    pub health: Health,
+    /// Turns true when the daemon stops; the source then returns, dropping its producers.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// A built source: its task (not yet spawned) and what the daemon may read while it runs.
+pub struct RunningSource {
+    pub health: Health,
+    /// Runs until the stream ends or shutdown; the daemon spawns it.
+    pub task: Pin<Box<dyn Future<Output = SourceReport> + Send>>,
+    /// The source waits for ring space instead of dropping (a file at full speed is its own
+    /// clock), so nothing downstream needs to drop for it either.
+    pub waits_for_room: bool,
+}
+
+/// What a source did, for the run summary.
+#[derive(Debug, Clone, Default)]
+pub struct SourceReport {
+    pub chunks: u64,
+    pub samples: u64,
+    pub overrun_samples: u64,
+    /// Malformed records dropped on the way in (rows of a file under `on_bad_row = "skip"`,
+    /// frames of a stream that failed to decode); each left a gap.
+    pub skipped_records: u64,
+    /// False when shutdown stopped the source before its stream ended.
+    pub completed: bool,
+}
+
+/// Why a source could not be described or built.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// The data is not what the source announced before it was read.
+    #[error("{0}")]
+    Mismatch(String),
+}
+
+impl SourceConfig {
+    /// The kind's name, as `kind = "…"` spells it (the status payload reports it).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceConfig::Replay(_) => "replay",
+        }
+    }
+
+    /// Check the source's own fields; paths in the error are relative to `[sensor.source]`.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        match self {
+            SourceConfig::Replay(r) => r.validate(),
+        }
+    }
+
+    /// The channels this source will produce, known before any sample flows (from the config,
+    /// or a recording's header), so rings can be sized and models checked up front.
+    pub fn channels(&self, base_dir: &Path) -> Result<Vec<ChannelSpec>, SourceError> {
+        match self {
+            SourceConfig::Replay(r) => r.channels(base_dir),
+        }
+    }
+
+    /// The longest span of samples one chunk may carry, in seconds; rings hold several.
+    pub fn max_chunk_s(&self) -> f64 {
+        match self {
+            SourceConfig::Replay(r) => r.chunk_ms / 1000.0,
+        }
+    }
+
+    /// Build the source onto its rings. Reading a file or opening a port happens here; the
+    /// returned task does the streaming.
+    pub fn build(&self, ctx: SourceContext) -> Result<RunningSource, SourceError> {
+        match self {
+            SourceConfig::Replay(r) => r.build(ctx),
+        }
+    }
+}
