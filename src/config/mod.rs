@@ -11,6 +11,7 @@ mod locate;
 
 use crate::bridge::MqttConfig;
 use crate::features::baseline::FeaturesConfig;
+use crate::fusion::raw::RawSpec;
 use crate::fusion::FusionConfig;
 use crate::ingest::SourceConfig;
 use crate::window::WindowConfig;
@@ -132,6 +133,26 @@ impl Config {
             });
         }
         Ok(config)
+    }
+
+    /// Read a raw-window spec file (`biofeedd features --raw-spec`): a `[raw]` table shaped like
+    /// a model manifest's `[inputs.raw]`.
+    pub fn load_raw_spec(file: &Path) -> Result<RawSpec, ConfigError> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct SpecFile {
+            raw: RawSpec,
+        }
+        let error = |location, message: String| ConfigError { file: file.to_path_buf(), location, message, help: None };
+        let text = std::fs::read_to_string(file).map_err(|e| error(None, format!("cannot read: {e}")))?;
+        let spec: SpecFile = toml::from_str(&text).map_err(|e| {
+            let location = e.span().map(|s| Location::of_offset(&text, s.start));
+            error(location, format!("not a raw spec: {}", e.message().trim()))
+        })?;
+        match spec.raw.problem() {
+            Some(problem) => Err(error(None, problem)),
+            None => Ok(spec.raw),
+        }
     }
 
     /// Resolve a path from the config against the config file's folder.

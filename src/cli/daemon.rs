@@ -1,0 +1,147 @@
+//! Commands that run the pipeline: options from flags, the replay of one recording without a
+//! config, and the runtime that runs it.
+
+use super::{InputArgs, RunArgs};
+use anyhow::Context;
+use biofeedd::config::{Config, HubConfig, SensorConfig};
+use biofeedd::daemon::{self, RunOptions};
+use biofeedd::ingest::replay::{CsvChannel, ReplayConfig, ReplayFormat, Speed, StartTime};
+use biofeedd::ingest::SourceConfig;
+use biofeedd::signal::Modality;
+use biofeedd::sink::OutputFormat;
+use biofeedd::window::WindowConfig;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub fn run_options(run: &RunArgs) -> anyhow::Result<RunOptions> {
+    anyhow::ensure!(
+        run.output != OutputFormat::Csv,
+        "--output csv is for feature rows (`biofeedd features`); feedback is text, jsonl or quiet"
+    );
+    Ok(RunOptions {
+        output: run.output,
+        duration: run.duration.filter(|d| d.is_finite() && *d > 0.0).map(Duration::from_secs_f64),
+        features_only: false,
+        raw_dump: None,
+    })
+}
+
+/// `--speed` is the replay sources' own setting, given on the command line.
+pub fn set_speed(config: &mut Config, speed: Option<Speed>) {
+    let Some(speed) = speed else { return };
+    for sensor in &mut config.sensors {
+        let SourceConfig::Replay(replay) = &mut sensor.source;
+        replay.speed = speed;
+    }
+}
+
+pub fn execute(config: Config, options: RunOptions) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    let format = options.output;
+    let summary = runtime.block_on(daemon::run(config, options))?;
+    // Machine-readable stdout stays clean: the summary goes to stderr there.
+    if format == OutputFormat::Text {
+        print!("{summary}");
+    } else {
+        eprint!("{summary}");
+    }
+    Ok(())
+}
+
+/// The default pipeline over one recording: a one-sensor config, or `base`'s settings with it.
+pub fn replay_config(input: &InputArgs, base: Option<&Path>) -> anyhow::Result<Config> {
+    let subject = match &input.subject {
+        Some(s) => s.clone(),
+        None => subject_from_path(&input.input),
+    };
+    // The input path is relative to where the user typed it, not to a base config's folder.
+    let path = std::env::current_dir().context("current directory")?.join(&input.input);
+    let mut source = match input.format {
+        ReplayFormat::E4 | ReplayFormat::Wfdb => ReplayConfig::e4(path),
+        ReplayFormat::Csv => {
+            let rate = input.rate.context("a csv replay needs --rate HZ (the sampling rate of every column)")?;
+            let header = read_header(&input.input)?;
+            let channels = auto_channels(&header);
+            if channels.is_empty() {
+                anyhow::bail!(
+                    "{}: no column name says what it holds (expected names like ECG, PPG/BVP, EDA/GSR, RSP/RESP, ACC_X, TEMP); columns: {}\n  help: write a config with [[sensor]] channels for this file",
+                    input.input.display(),
+                    header.join(", ")
+                );
+            }
+            ReplayConfig { rate_hz: Some(rate), channels, ..ReplayConfig::e4(path) }
+        }
+    };
+    source.format = input.format;
+    source.start_time = StartTime::Zero;
+    let sensor = SensorConfig { id: format!("{}-replay", subject), subject, source: SourceConfig::Replay(source) };
+    let mut config = match base {
+        Some(path) => Config::load_settings(path)?,
+        None => Config {
+            hub: HubConfig { id: "replay".into() },
+            window: WindowConfig::default(),
+            features: Default::default(),
+            sensors: Vec::new(),
+            fusion: Default::default(),
+            mqtt: None,
+            base_dir: PathBuf::from("."),
+        },
+    };
+    config.sensors = vec![sensor];
+    Ok(config)
+}
+
+fn subject_from_path(path: &Path) -> String {
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("subject");
+    let cleaned: String = stem.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    if cleaned.is_empty() {
+        "subject".into()
+    } else {
+        cleaned
+    }
+}
+
+fn read_header(path: &Path) -> anyhow::Result<Vec<String>> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    let mut line = String::new();
+    std::io::BufReader::new(file).read_line(&mut line).with_context(|| format!("{}: cannot read", path.display()))?;
+    let sep = if line.contains('\t') {
+        '\t'
+    } else if line.contains(';') {
+        ';'
+    } else {
+        ','
+    };
+    Ok(line.trim().split(sep).map(|s| s.trim().trim_matches('"').to_string()).collect())
+}
+
+/// Map CSV column names to modalities by the words people use for them.
+fn auto_channels(header: &[String]) -> Vec<CsvChannel> {
+    header
+        .iter()
+        .filter_map(|col| {
+            let l = col.to_ascii_lowercase();
+            let (modality, unit) = if l.starts_with("ecg") {
+                (Modality::Ecg, "mV")
+            } else if l.starts_with("ppg") || l.starts_with("bvp") {
+                (Modality::Ppg, "a.u.")
+            } else if l.starts_with("eda") || l.starts_with("gsr") {
+                (Modality::Eda, "uS")
+            } else if l.starts_with("rsp") || l.starts_with("resp") {
+                (Modality::Resp, "a.u.")
+            } else if l.starts_with("acc") {
+                (Modality::Acc, "g")
+            } else if l.starts_with("temp") {
+                (Modality::Temp, "degC")
+            } else {
+                return None;
+            };
+            Some(CsvChannel { column: col.clone(), name: None, modality, unit: unit.into(), scale: 1.0 })
+        })
+        .collect()
+}
