@@ -31,6 +31,7 @@ pub struct ChunkMark {
     /// Host monotonic arrival of the bytes carrying the chunk.
     pub arrival: Instant,
     /// Samples were dropped just before this chunk (ring overrun); time continuity is broken.
+    /// The windower flags every window spanning the hole, however short it was.
     pub gap_before: bool,
 }
 

@@ -127,6 +127,9 @@ struct ChannelBuffer {
     finished: bool,
     /// The channel's ring holds data not yet pushed here; it is behind, not stalled.
     pending: bool,
+    /// Times of the first sample after each chunk the ring dropped (overrun), while a window can
+    /// still hold them.
+    overrun_gaps: VecDeque<f64>,
 }
 
 impl ChannelBuffer {
@@ -174,6 +177,7 @@ impl SubjectWindower {
                 first: None,
                 finished: false,
                 pending: false,
+                overrun_gaps: VecDeque::new(),
             })
             .collect();
         SubjectWindower { config, channels, next_start: None, window, stats: WindowerStats::default() }
@@ -217,6 +221,9 @@ impl SubjectWindower {
         }
         if let Some(first) = first_kept {
             buf.chunks.push_back((first, last_kept, mark.arrival));
+            if mark.gap_before {
+                buf.overrun_gaps.push_back(first);
+            }
         }
     }
 
@@ -307,6 +314,10 @@ impl SubjectWindower {
             // the nominal count; only a shortfall beyond that one sample is a gap.
             let expected = ((end - start) * buf.spec.rate_hz).round() as usize;
             out.missing = expected.saturating_sub(out.values.len() + 1);
+            // A chunk the ring dropped is a gap even when it was as short as the jitter forgiven.
+            if buf.overrun_gaps.iter().any(|&g| g > start + eps && g < end - eps) {
+                out.missing = out.missing.max(1);
+            }
             if let Some(t) = last_t {
                 if let Some(&(_, _, arrival)) = buf.chunks.iter().find(|(a, b, _)| *a <= t && t <= *b) {
                     last_arrival = Some(last_arrival.map_or(arrival, |l| l.max(arrival)));
@@ -325,6 +336,9 @@ impl SubjectWindower {
             }
             while buf.chunks.front().is_some_and(|&(_, last, _)| last < t) {
                 buf.chunks.pop_front();
+            }
+            while buf.overrun_gaps.front().is_some_and(|&g| g < t) {
+                buf.overrun_gaps.pop_front();
             }
         }
     }
@@ -364,6 +378,21 @@ mod tests {
     fn feed(w: &mut SubjectWindower, t0: f64, secs: usize) {
         w.push(0, &mark(t0, secs * 10), &vec![1.0; secs * 10]);
         w.push(1, &mark(t0, secs * 2), &vec![2.0; secs * 2]);
+    }
+
+    #[test]
+    fn a_chunk_the_ring_dropped_is_a_gap_even_when_within_the_jitter_forgiven() {
+        let mut w = SubjectWindower::new("s", vec![ChannelSpec::new("a", Modality::Ecg, "mV", 10.0)], cfg(2.0, 1.0));
+        // 0.0–0.9 s, then one sample dropped (1.0 s), then 1.1–4.0 s flagged as after a drop.
+        w.push(0, &mark(0.0, 10), &[1.0; 10]);
+        let after = ChunkMark { gap_before: true, ..mark(1.1, 30) };
+        w.push(0, &after, &[1.0; 30]);
+        let first = w.next_window().expect("window [0, 2)").channels[0].clone();
+        assert_eq!(first.values.len(), 19, "one sample short: within the jitter forgiven by count");
+        assert_eq!(first.missing, 1, "but the ring said a chunk was dropped there");
+        assert_eq!(w.next_window().expect("window [1, 3)").channels[0].missing, 1, "it holds 1.0 s too");
+        let third = w.next_window().expect("window [2, 4)").channels[0].clone();
+        assert_eq!((third.values.len(), third.missing), (20, 0), "the drop is before this window");
     }
 
     #[test]
