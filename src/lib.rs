@@ -4,12 +4,13 @@
 //! Data flows one way (see ARCHITECTURE.md):
 //!
 //! ```text
-//! ingest ──► ring ──► window ──► features ──► fusion ──► bridge
-//! (sources)  (SPSC)   (per subject) (pure)    (tract)    (stdout, MQTT)
+//! ingest ──► ring ──► window ──► features ──► fusion ──► sink (stdout, tensors) / bridge (MQTT)
+//! (sources)  (SPSC)   (per subject) (pure)    (tract)
 //! ```
 //!
-//! `signal` holds the vocabulary every stage shares; `config` parses and validates once;
-//! `daemon` wires the stages from config; `metrics` measures them.
+//! `signal` holds the vocabulary every stage shares; `diagnostic` the words for config problems;
+//! `config` parses and validates once; `daemon` wires the stages from config; `control` reaches
+//! into the running pipeline; `metrics` measures it all.
 
 pub mod bridge;
 pub mod config;
