@@ -21,8 +21,8 @@ pub fn check(path: &Path) -> anyhow::Result<()> {
             }
         })
         .collect();
-    println!(
-        "{}: OK — hub `{}`, {} sensor(s), subjects {}, {} {} (last stage: {} features{}, classes {})",
+    super::out::print(&format!(
+        "{}: OK — hub `{}`, {} sensor(s), subjects {}, {} {} (last stage: {} features{}, classes {})\n",
         path.display(),
         config.hub.id,
         config.sensors.len(),
@@ -32,6 +32,5 @@ pub fn check(path: &Path) -> anyhow::Result<()> {
         m.inputs.features.len(),
         m.inputs.raw.as_ref().map_or(String::new(), |r| format!(" + raw {}×{}", r.channels.len(), r.length)),
         m.outputs.classes.join("/"),
-    );
-    Ok(())
+    ))
 }

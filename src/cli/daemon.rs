@@ -45,11 +45,11 @@ pub fn execute(config: Config, options: RunOptions) -> anyhow::Result<()> {
     let summary = runtime.block_on(daemon::run(config, options))?;
     // Machine-readable stdout stays clean: the summary goes to stderr there.
     if format == OutputFormat::Text {
-        print!("{summary}");
+        super::out::print_summary(&summary.to_string())
     } else {
         eprint!("{summary}");
+        Ok(())
     }
-    Ok(())
 }
 
 /// The default pipeline over one recording: a one-sensor config, or `base`'s settings with it.

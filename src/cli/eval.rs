@@ -65,30 +65,31 @@ pub fn eval(input: &Path, labels: &Path, base: Option<&Path>, exclude: &[String]
             .collect();
         let out =
             serde_json::json!({ "labelled_windows": report.labelled, "cascade_exits": report.exits, "models": models });
-        println!("{out}");
-        return Ok(());
+        return super::out::print(&format!("{out}\n"));
     }
-    println!("{} labelled windows; cascade exits per stage: {:?}", report.labelled, report.exits);
-    println!("{:<20} {:>8} {:>9} {:>7} {:>7}", "model", "windows", "bal.acc", "F1", "AUROC");
+    use std::fmt::Write;
+    let mut text = String::new();
+    writeln!(text, "{} labelled windows; cascade exits per stage: {:?}", report.labelled, report.exits)?;
+    writeln!(text, "{:<20} {:>8} {:>9} {:>7} {:>7}", "model", "windows", "bal.acc", "F1", "AUROC")?;
     for (name, m) in &pooled {
-        println!("{name:<20} {:>8} {:>9.4} {:>7.4} {:>7.4}", m.windows, m.balanced_accuracy, m.f1, m.auroc);
+        writeln!(text, "{name:<20} {:>8} {:>9.4} {:>7.4} {:>7.4}", m.windows, m.balanced_accuracy, m.f1, m.auroc)?;
     }
     // Per subject: balanced accuracy of each model (blank where a subject has one class only).
-    println!("\nbalanced accuracy per subject");
-    print!("{:<10}", "subject");
+    writeln!(text, "\nbalanced accuracy per subject")?;
+    write!(text, "{:<10}", "subject")?;
     for name in report.models.keys() {
-        print!(" {name:>16}");
+        write!(text, " {name:>16}")?;
     }
-    println!();
+    writeln!(text)?;
     for subject in labels.keys().filter(|s| report.models.values().any(|m| m.by_subject.contains_key(*s))) {
-        print!("{subject:<10}");
+        write!(text, "{subject:<10}")?;
         for scores in report.models.values() {
             match scores.by_subject.get(subject).map(|p| Metrics::of(p).balanced_accuracy) {
-                Some(ba) if ba.is_finite() => print!(" {ba:>16.3}"),
-                _ => print!(" {:>16}", ""),
+                Some(ba) if ba.is_finite() => write!(text, " {ba:>16.3}")?,
+                _ => write!(text, " {:>16}", "")?,
             }
         }
-        println!();
+        writeln!(text)?;
     }
-    Ok(())
+    super::out::print(&text)
 }

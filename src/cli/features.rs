@@ -18,10 +18,7 @@ pub fn features(
     raw: Option<(PathBuf, PathBuf)>,
 ) -> anyhow::Result<()> {
     if list {
-        for name in FEATURE_NAMES {
-            println!("{name}");
-        }
-        return Ok(());
+        return super::out::print(&FEATURE_NAMES.map(|n| format!("{n}\n")).concat());
     }
     let mut config = match (input.format, input.input) {
         (Some(format), Some(path)) => {

@@ -6,6 +6,7 @@ mod check;
 mod daemon;
 mod eval;
 mod features;
+mod out;
 mod research;
 
 use biofeedd::config::Config;

@@ -128,6 +128,5 @@ pub fn hrv(peaks: &Path, rate: f64, no_correction: bool) -> anyhow::Result<()> {
     }
     let options = features::hrv::HrvOptions { correct: !no_correction };
     let result = features::hrv::from_peaks(&indices, rate, options, &mut Default::default());
-    println!("{}", serde_json::to_string(&result)?);
-    Ok(())
+    super::out::print(&format!("{}\n", serde_json::to_string(&result)?))
 }

@@ -9,6 +9,7 @@
 
 pub mod output;
 pub mod pipeline;
+mod stop;
 
 use crate::bridge::payload::{ChannelStatus, SensorStatus, Status, STATUS_SCHEMA};
 use crate::bridge::{mqtt, Publisher, Topics};
@@ -32,6 +33,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use stop::StopSignals;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
@@ -104,7 +106,8 @@ pub struct Daemon {
     health: Vec<(String, Health)>,
     sources: JoinSet<SourceReport>,
     shutdown: watch::Sender<bool>,
-    duration: Option<Duration>,
+    stop: StopSignals,
+    stop_request: watch::Sender<bool>,
     pipeline: std::thread::JoinHandle<Vec<WindowerStats>>,
     output: JoinHandle<anyhow::Result<()>>,
     rings: Vec<Arc<RingStats>>,
@@ -118,6 +121,8 @@ pub async fn run(config: Config, options: RunOptions) -> anyhow::Result<Summary>
 
 /// Wire sources → rings → pipeline → sinks from `config` and start them.
 pub async fn start(config: Config, options: RunOptions) -> anyhow::Result<Daemon> {
+    let (stop_request, requested) = watch::channel(false);
+    let stop = StopSignals::install(options.duration, requested);
     let channels = sensor_channels(&config)?;
     let fusion = if options.features_only { None } else { Some(load_fusion(&config, &channels)?) };
     let metrics: SharedMetrics = Metrics::shared();
@@ -222,7 +227,7 @@ pub async fn start(config: Config, options: RunOptions) -> anyhow::Result<Daemon
     for source in built {
         sources.spawn(source.task);
     }
-    Ok(Daemon { control, health, sources, shutdown, duration: options.duration, pipeline, output, rings, metrics })
+    Ok(Daemon { control, health, sources, shutdown, stop, stop_request, pipeline, output, rings, metrics })
 }
 
 impl Daemon {
@@ -236,11 +241,16 @@ impl Daemon {
         self.health.iter().map(|(id, h)| (id.clone(), h.snapshot())).collect()
     }
 
-    /// Wait for the end (every source ended, a signal, or the duration), shut down in order and
-    /// return the run's summary.
+    /// Stop the sources now, as a signal would; [`Daemon::wait`] then drains and returns.
+    pub fn stop(&self) {
+        let _ = self.stop_request.send(true);
+    }
+
+    /// Wait for the end (every source ended, a signal, the duration, or [`Daemon::stop`]), shut
+    /// down in order and return the run's summary.
     pub async fn wait(mut self) -> anyhow::Result<Summary> {
         let mut reports = Vec::new();
-        if let Some(reason) = wait_for_stop(&mut self.sources, &mut reports, self.duration).await {
+        if let Some(reason) = wait_for_stop(&mut self.sources, &mut reports, &mut self.stop).await {
             tracing::info!("{reason}: stopping sources");
             let _ = self.shutdown.send(true);
             while let Some(done) = self.sources.join_next().await {
@@ -266,30 +276,13 @@ impl Daemon {
     }
 }
 
-/// Wait until every source ends (returns `None`) or a signal or the duration says stop. The
-/// reports of sources that ended go to `reports`.
+/// Wait until every source ends (returns `None`) or a stop signal says stop. The reports of
+/// sources that ended go to `reports`.
 async fn wait_for_stop(
     sources: &mut JoinSet<SourceReport>,
     reports: &mut Vec<SourceReport>,
-    duration: Option<Duration>,
+    stop: &mut StopSignals,
 ) -> Option<&'static str> {
-    let deadline = async {
-        match duration {
-            Some(d) => tokio::time::sleep(d).await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::pin!(deadline);
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let term = async move {
-        match &mut sigterm {
-            Some(s) => {
-                s.recv().await;
-            }
-            None => std::future::pending().await,
-        }
-    };
-    tokio::pin!(term);
     loop {
         tokio::select! {
             done = sources.join_next() => match done {
@@ -297,9 +290,7 @@ async fn wait_for_stop(
                 Some(Ok(report)) => reports.push(report),
                 Some(Err(e)) => tracing::error!("a source task failed: {e}"),
             },
-            _ = &mut deadline => return Some("--duration reached"),
-            _ = tokio::signal::ctrl_c() => return Some("SIGINT"),
-            _ = &mut term => return Some("SIGTERM"),
+            reason = stop.next() => return Some(reason),
         }
     }
 }
