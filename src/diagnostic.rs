@@ -4,8 +4,10 @@
 //! config without importing `config`, which imports every component. A component knows only its
 //! own table: it reports key paths relative to it (`key_path!["chunk_ms"]`), and whoever placed the
 //! table in the file adds the prefix (`.under(key_path!["sensor", 0, "source"])`). `config` then
-//! turns the full path into a file:line:column.
+//! turns the full path into a file:line:column. Numbers are checked against the shared rules in
+//! `bounds` (a leaf too), so a config key says what a flag or a header line would say.
 
+use crate::bounds::Bound;
 use std::fmt;
 
 /// A semantic problem found after parsing, addressed by its TOML key path so it can be located.
@@ -31,6 +33,11 @@ impl Invalid {
     pub fn help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
         self
+    }
+
+    /// `value` at `path` if `bound` allows it; else a problem naming the key and the range.
+    pub fn bounded(path: Vec<PathPart>, bound: Bound, value: f64) -> Result<f64, Invalid> {
+        bound.check(value).map_err(|why| Invalid::new(path, why))
     }
 
     /// The same problem seen from the table that holds this one: `prefix` goes in front.

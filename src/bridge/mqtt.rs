@@ -1,5 +1,6 @@
 //! The MQTT connection: rumqttc v5 client, its event loop in its own task, and PUBACK tracking.
 
+use crate::bounds;
 use crate::diagnostic::Invalid;
 use crate::key_path;
 use rumqttc::v5::mqttbytes::v5::{LastWill, Packet};
@@ -79,12 +80,8 @@ impl MqttConfig {
     pub(crate) fn validate(&self) -> Result<(), Invalid> {
         self.options("check")
             .map_err(|e| Invalid::new(key_path!["url"], e).help("e.g. url = \"mqtt://127.0.0.1:1883\""))?;
-        if !(self.connect_timeout_s.is_finite() && self.connect_timeout_s > 0.0 && self.connect_timeout_s <= 600.0) {
-            return Err(Invalid::new(key_path!["connect_timeout_s"], "must be between 0 and 600 seconds"));
-        }
-        if !(1..=3600).contains(&self.keep_alive_s) {
-            return Err(Invalid::new(key_path!["keep_alive_s"], "must be between 1 and 3600 seconds"));
-        }
+        Invalid::bounded(key_path!["connect_timeout_s"], bounds::CONNECT_TIMEOUT_S, self.connect_timeout_s)?;
+        Invalid::bounded(key_path!["keep_alive_s"], bounds::KEEP_ALIVE_S, self.keep_alive_s as f64)?;
         Ok(())
     }
 }

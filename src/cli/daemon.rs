@@ -20,7 +20,7 @@ pub fn run_options(run: &RunArgs) -> anyhow::Result<RunOptions> {
     );
     Ok(RunOptions {
         output: run.output,
-        duration: run.duration.filter(|d| d.is_finite() && *d > 0.0).map(Duration::from_secs_f64),
+        duration: run.duration.map(Duration::from_secs_f64),
         features_only: false,
         raw_dump: None,
     })

@@ -9,6 +9,7 @@ mod features;
 mod out;
 mod research;
 
+use biofeedd::bounds;
 use biofeedd::config::Config;
 use biofeedd::ingest::replay::{ReplayFormat, Speed};
 use biofeedd::sink::OutputFormat;
@@ -78,7 +79,7 @@ enum Command {
         #[arg(long)]
         peaks: PathBuf,
         /// Sampling rate of the indices, Hz.
-        #[arg(long)]
+        #[arg(long, value_parser = sample_rate)]
         rate: f64,
         /// Keep every interval (no ectopic/artefact correction), to compare with tools that keep them.
         #[arg(long)]
@@ -140,7 +141,7 @@ pub struct RunArgs {
     #[arg(long, default_value = "text")]
     pub output: OutputFormat,
     /// Stop after this many seconds.
-    #[arg(long)]
+    #[arg(long, value_parser = run_duration)]
     pub duration: Option<f64>,
 }
 
@@ -153,7 +154,7 @@ pub struct InputArgs {
     #[arg(long)]
     pub input: PathBuf,
     /// csv only: sampling rate in Hz of every column.
-    #[arg(long)]
+    #[arg(long, value_parser = sample_rate)]
     pub rate: Option<f64>,
     /// Subject id; default: derived from the input's name.
     #[arg(long)]
@@ -166,10 +167,20 @@ pub struct OptionalInputArgs {
     pub format: Option<ReplayFormat>,
     #[arg(long, requires = "format")]
     pub input: Option<PathBuf>,
-    #[arg(long)]
+    #[arg(long, value_parser = sample_rate)]
     pub rate: Option<f64>,
     #[arg(long)]
     pub subject: Option<String>,
+}
+
+/// `--rate`: checked as every sampling rate is (see `bounds`).
+fn sample_rate(text: &str) -> Result<f64, String> {
+    bounds::SAMPLE_RATE_HZ.parse(text)
+}
+
+/// `--duration`.
+fn run_duration(text: &str) -> Result<f64, String> {
+    bounds::RUN_DURATION_S.parse(text)
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {

@@ -105,7 +105,6 @@ pub fn events(kind: EventKind, input: &InputArgs, channel: Option<&str>) -> anyh
 
 pub fn hrv(peaks: &Path, rate: f64, no_correction: bool) -> anyhow::Result<()> {
     use std::io::Read;
-    anyhow::ensure!(rate.is_finite() && rate > 0.0, "--rate must be a positive number of Hz");
     let mut text = String::new();
     if peaks == Path::new("-") {
         std::io::stdin().read_to_string(&mut text).context("reading peaks from stdin")?;

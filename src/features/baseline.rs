@@ -14,6 +14,7 @@
 
 use serde::Deserialize;
 
+use crate::bounds;
 use crate::diagnostic::Invalid;
 use crate::key_path;
 
@@ -42,10 +43,8 @@ impl Default for FeaturesConfig {
 
 impl FeaturesConfig {
     pub(crate) fn validate(&self) -> Result<(), Invalid> {
-        if !(self.baseline_s.is_finite() && (0.0..=86_400.0).contains(&self.baseline_s)) {
-            return Err(Invalid::new(key_path!["baseline_s"], "must be between 0 and 86400 seconds")
-                .help("0 turns the baseline-relative z_ features off"));
-        }
+        Invalid::bounded(key_path!["baseline_s"], bounds::BASELINE_S, self.baseline_s)
+            .map_err(|e| e.help("0 turns the baseline-relative z_ features off"))?;
         Ok(())
     }
 }

@@ -9,6 +9,7 @@
 //! Architecture invariant: memory is bounded by `length + stall_timeout` of samples per channel;
 //! samples older than the next window's start are released as soon as a window closes.
 
+use crate::bounds;
 use crate::diagnostic::Invalid;
 use crate::key_path;
 use crate::ring::ChunkMark;
@@ -50,15 +51,18 @@ impl Default for WindowConfig {
 
 impl WindowConfig {
     pub(crate) fn validate(&self) -> Result<(), Invalid> {
-        let ok = |v: f64, max: f64| v.is_finite() && v > 0.0 && v <= max;
-        if !ok(self.length_s, 3600.0) {
-            return Err(Invalid::new(key_path!["length_s"], "must be between 0 and 3600 seconds"));
-        }
-        if !ok(self.hop_s, 3600.0) {
-            return Err(Invalid::new(key_path!["hop_s"], "must be between 0 and 3600 seconds"));
-        }
-        if !ok(self.stall_timeout_s, 3600.0) {
-            return Err(Invalid::new(key_path!["stall_timeout_s"], "must be between 0 and 3600 seconds"));
+        Invalid::bounded(key_path!["length_s"], bounds::WINDOW_S, self.length_s)?;
+        Invalid::bounded(key_path!["hop_s"], bounds::WINDOW_S, self.hop_s)?;
+        Invalid::bounded(key_path!["stall_timeout_s"], bounds::WINDOW_S, self.stall_timeout_s)?;
+        if self.hop_s > self.length_s {
+            return Err(Invalid::new(
+                key_path!["hop_s"],
+                format!(
+                    "a {} s hop is longer than the {} s window: the samples between windows would be dropped",
+                    self.hop_s, self.length_s
+                ),
+            )
+            .help("make hop_s at most length_s (windows may overlap, never leave holes)"));
         }
         Ok(())
     }

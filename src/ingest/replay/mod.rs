@@ -9,6 +9,7 @@ pub mod recording;
 mod source;
 pub mod wfdb;
 
+use crate::bounds;
 use crate::diagnostic::Invalid;
 use crate::key_path;
 use crate::signal::Modality;
@@ -166,11 +167,7 @@ impl FromStr for Speed {
         }
         let x: f64 =
             s.trim_end_matches('x').parse().map_err(|_| format!("speed `{s}` is neither a number nor `max`"))?;
-        if x.is_finite() && x > 0.0 {
-            Ok(Speed::Times(x))
-        } else {
-            Err(format!("speed must be a positive number or `max`, not `{s}`"))
-        }
+        bounds::REPLAY_SPEED.check(x).map(Speed::Times).map_err(|why| format!("speed {why}, or `max`"))
     }
 }
 
@@ -202,9 +199,15 @@ impl ReplayConfig {
 
     pub(crate) fn validate(&self) -> Result<(), Invalid> {
         let at = |key: &'static str| key_path![key];
-        if !(self.chunk_ms.is_finite() && self.chunk_ms > 0.0 && self.chunk_ms <= 10_000.0) {
-            return Err(Invalid::new(at("chunk_ms"), "must be between 0 and 10000 ms")
-                .help("40 ms is typical of BLE and USB devices"));
+        Invalid::bounded(at("chunk_ms"), bounds::CHUNK_MS, self.chunk_ms)
+            .map_err(|e| e.help("40 ms is typical of BLE and USB devices"))?;
+        if let Speed::Times(x) = self.speed {
+            Invalid::bounded(at("speed"), bounds::REPLAY_SPEED, x)
+                .map_err(|e| e.help("or \"max\": as fast as the pipeline drains"))?;
+        }
+        if let StartTime::Unix(t) = self.start_time {
+            Invalid::bounded(at("start_time"), bounds::UNIX_TIME_S, t)
+                .map_err(|e| e.help("unix seconds, or \"now\""))?;
         }
         match self.format {
             ReplayFormat::Csv => {
@@ -217,9 +220,9 @@ impl ReplayConfig {
                         return Err(Invalid::new(at("format"), "a csv replay needs `rate_hz` or `time_column`")
                             .help("add rate_hz = 100.0 (the rate every column was sampled at)"))
                     }
-                    (Some(r), _) if !(r.is_finite() && r > 0.0 && r <= 100_000.0) => {
-                        return Err(Invalid::new(at("rate_hz"), format!("{r} Hz is not a sampling rate"))
-                            .help("give the rate in Hz, between 0 and 100000"))
+                    (Some(r), _) => {
+                        Invalid::bounded(at("rate_hz"), bounds::SAMPLE_RATE_HZ, r)
+                            .map_err(|e| e.help("the rate every column was sampled at"))?;
                     }
                     _ => {}
                 }
@@ -235,9 +238,8 @@ impl ReplayConfig {
             }
         }
         for (i, ch) in self.channels.iter().enumerate() {
-            if !(ch.scale.is_finite() && ch.scale != 0.0) {
-                return Err(Invalid::new(key_path!["channels", i, "scale"], "scale must be a finite, non-zero number"));
-            }
+            Invalid::bounded(key_path!["channels", i, "scale"], bounds::SCALE, ch.scale.abs())
+                .map_err(|e| e.help("a factor such as 0.001 (µV → mV); negative flips the sign"))?;
             let name = ch.channel_name();
             if self.channels[..i].iter().any(|c| c.channel_name() == name) {
                 return Err(Invalid::new(key_path!["channels", i], format!("channel name `{name}` is used twice"))

@@ -1,0 +1,130 @@
+//! The allowed range of every number that enters from outside — a command-line flag, a
+//! recording's header line, a config key, a model manifest — in one place, so a new input
+//! reuses a rule instead of skipping one.
+//!
+//! A [`Bound`] checks finiteness, sign and range and says what was wrong in words a user can act
+//! on ("must be more than 0 and at most 100000 Hz, not -5"); the caller adds where the number
+//! came from (the flag, the file and line, the key path). A leaf module: it imports nothing.
+
+use std::fmt;
+
+/// A closed or half-open interval of acceptable values, with the unit they are in.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bound {
+    pub min: f64,
+    pub max: f64,
+    /// `min` itself is refused (e.g. a rate of 0 Hz).
+    pub min_excluded: bool,
+    /// Unit for messages, e.g. `Hz`, `s`; empty for plain numbers.
+    pub unit: &'static str,
+}
+
+impl Bound {
+    /// `(min, max]`: more than `min`, at most `max`.
+    pub const fn above(min: f64, max: f64, unit: &'static str) -> Bound {
+        Bound { min, max, min_excluded: true, unit }
+    }
+
+    /// `[min, max]`.
+    pub const fn within(min: f64, max: f64, unit: &'static str) -> Bound {
+        Bound { min, max, min_excluded: false, unit }
+    }
+
+    pub fn contains(&self, v: f64) -> bool {
+        v.is_finite() && v <= self.max && (v > self.min || (!self.min_excluded && v == self.min))
+    }
+
+    /// `v` if it is allowed; else what is wrong with it and what is allowed.
+    pub fn check(&self, v: f64) -> Result<f64, String> {
+        if self.contains(v) {
+            Ok(v)
+        } else if v.is_nan() {
+            Err(format!("must be a number {self}, not NaN"))
+        } else {
+            Err(format!("must be {self}, not {}", Shown(v, self.unit)))
+        }
+    }
+
+    /// Parse text (a flag's value, a header field) and check it.
+    pub fn parse(&self, text: &str) -> Result<f64, String> {
+        let v: f64 =
+            text.trim().parse().map_err(|_| format!("`{}` is not a number; it must be {self}", text.trim()))?;
+        self.check(v)
+    }
+}
+
+/// The range in words: "more than 0 and at most 3600 s", "between 0 and 86400 s".
+impl fmt::Display for Bound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (lo, hi) = (Shown(self.min, ""), Shown(self.max, self.unit));
+        if self.min_excluded {
+            write!(f, "more than {lo} and at most {hi}")
+        } else {
+            write!(f, "between {lo} and {hi}")
+        }
+    }
+}
+
+/// A number with its unit, without a trailing `.0` for whole numbers.
+struct Shown(f64, &'static str);
+
+impl fmt::Display for Shown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.1 {
+            "" => write!(f, "{}", self.0),
+            unit => write!(f, "{} {unit}", self.0),
+        }
+    }
+}
+
+/// A sampling rate: no wearable streams faster than 100 kHz, and below one sample per 100 s a
+/// series is not a physiological stream (and a window would hold no sample).
+pub const SAMPLE_RATE_HZ: Bound = Bound::within(0.01, 100_000.0, "Hz");
+/// Replay speed as a multiple of real time.
+pub const REPLAY_SPEED: Bound = Bound::above(0.0, 1_000_000.0, "× real time");
+/// `--duration`: up to a year of host time.
+pub const RUN_DURATION_S: Bound = Bound::above(0.0, 31_536_000.0, "s");
+/// How much recording time one chunk spans.
+pub const CHUNK_MS: Bound = Bound::above(0.0, 10_000.0, "ms");
+/// Window length, hop and stall timeout.
+pub const WINDOW_S: Bound = Bound::above(0.0, 3600.0, "s");
+/// The per-subject baseline phase; 0 turns the `z_` features off.
+pub const BASELINE_S: Bound = Bound::within(0.0, 86_400.0, "s");
+/// A channel's scale factor's magnitude (the sign may flip an inverted lead).
+pub const SCALE: Bound = Bound::above(0.0, 1e9, "");
+/// Recording-clock times (unix seconds): 1970 up to the year 2200.
+pub const UNIX_TIME_S: Bound = Bound::within(0.0, 7_258_118_400.0, "s");
+/// Fusion's per-window time budget.
+pub const DEADLINE_MS: Bound = Bound::above(0.0, 60_000.0, "ms");
+/// The prediction cache's quantisation step, in training spreads.
+pub const CACHE_QUANTUM: Bound = Bound::above(0.0, 10.0, "spreads");
+/// MQTT connect timeout.
+pub const CONNECT_TIMEOUT_S: Bound = Bound::above(0.0, 600.0, "s");
+/// MQTT keep-alive (whole seconds).
+pub const KEEP_ALIVE_S: Bound = Bound::within(1.0, 3600.0, "s");
+/// A probability threshold such as a cascade stage's exit confidence.
+pub const PROBABILITY: Bound = Bound::above(0.0, 1.0, "");
+/// A softmax temperature.
+pub const TEMPERATURE: Bound = Bound::above(0.0, 1000.0, "");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_say_what_is_allowed_and_what_was_given() {
+        assert_eq!(SAMPLE_RATE_HZ.check(64.0), Ok(64.0));
+        assert_eq!(SAMPLE_RATE_HZ.check(-5.0).unwrap_err(), "must be between 0.01 and 100000 Hz, not -5 Hz");
+        assert_eq!(SAMPLE_RATE_HZ.check(1e-9).unwrap_err(), "must be between 0.01 and 100000 Hz, not 0.000000001 Hz");
+        assert!(SAMPLE_RATE_HZ.check(f64::INFINITY).unwrap_err().contains("not inf Hz"));
+        assert!(SAMPLE_RATE_HZ.check(f64::NAN).unwrap_err().contains("not NaN"));
+        assert_eq!(WINDOW_S.check(0.0).unwrap_err(), "must be more than 0 and at most 3600 s, not 0 s");
+        assert_eq!(BASELINE_S.check(0.0), Ok(0.0), "0 is inside a closed bound");
+        assert_eq!(BASELINE_S.to_string(), "between 0 and 86400 s");
+        assert_eq!(
+            SAMPLE_RATE_HZ.parse(" 1e12 ").unwrap_err(),
+            "must be between 0.01 and 100000 Hz, not 1000000000000 Hz"
+        );
+        assert!(SAMPLE_RATE_HZ.parse("fast").unwrap_err().starts_with("`fast` is not a number"));
+    }
+}
