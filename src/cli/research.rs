@@ -105,12 +105,23 @@ pub fn events(kind: EventKind, input: &InputArgs, channel: Option<&str>) -> anyh
 
 pub fn hrv(peaks: &Path, rate: f64, no_correction: bool) -> anyhow::Result<()> {
     use std::io::Read;
-    let mut text = String::new();
-    if peaks == Path::new("-") {
-        std::io::stdin().read_to_string(&mut text).context("reading peaks from stdin")?;
+    // A day of beats at 300 bpm is under 4 MB of indices; anything far larger is not a peak list.
+    const MAX_BYTES: u64 = 64 << 20;
+    let input: Box<dyn Read> = if peaks == Path::new("-") {
+        Box::new(std::io::stdin())
     } else {
-        text = std::fs::read_to_string(peaks).with_context(|| format!("{}: cannot read", peaks.display()))?;
-    }
+        Box::new(std::fs::File::open(peaks).with_context(|| format!("{}: cannot read", peaks.display()))?)
+    };
+    let mut bytes = Vec::new();
+    input.take(MAX_BYTES + 1).read_to_end(&mut bytes).with_context(|| format!("{}: cannot read", peaks.display()))?;
+    anyhow::ensure!(
+        bytes.len() as u64 <= MAX_BYTES,
+        "{}: more than {MAX_BYTES} bytes; not a list of peaks",
+        peaks.display()
+    );
+    let text = String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!("{}: not UTF-8 text (invalid byte at offset {})", peaks.display(), e.utf8_error().valid_up_to())
+    })?;
     let mut indices = Vec::new();
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let v: usize = line
@@ -125,6 +136,12 @@ pub fn hrv(peaks: &Path, rate: f64, no_correction: bool) -> anyhow::Result<()> {
         );
         indices.push(v);
     }
+    anyhow::ensure!(
+        indices.len() >= 2,
+        "{}: {} peak(s); HRV needs at least two beats (one interval)",
+        peaks.display(),
+        indices.len()
+    );
     let options = features::hrv::HrvOptions { correct: !no_correction };
     let result = features::hrv::from_peaks(&indices, rate, options, &mut Default::default());
     super::out::print(&format!("{}\n", serde_json::to_string(&result)?))

@@ -87,15 +87,31 @@ pub fn load_fusion(config: &Config, channels: &[Vec<ChannelSpec>]) -> anyhow::Re
             }
         }
     }
-    if let Some(hint) = &fusion.stage().manifest.window {
-        if (hint.length_s - config.window.length_s).abs() > 1e-9 {
-            tracing::warn!(
-                "model `{}` was trained on {} s windows; this config uses {} s, so its probabilities may be off",
-                fusion.stage().manifest.name,
-                hint.length_s,
-                config.window.length_s
-            );
+    for stage in fusion.stages() {
+        let m = &stage.manifest;
+        if let Some(hint) = &m.window {
+            if (hint.length_s - config.window.length_s).abs() > 1e-9 {
+                tracing::warn!(
+                    "model `{}` was trained on {} s windows; this config uses {} s, so its probabilities may be off",
+                    m.name,
+                    hint.length_s,
+                    config.window.length_s
+                );
+            }
         }
+    }
+    // Baseline-relative inputs need a baseline phase; without one the first stage never answers.
+    let first = &fusion.slots()[0].active().manifest;
+    let required = |f: &String| match (&first.inputs.fill, &first.inputs.required) {
+        (Some(_), Some(listed)) => listed.contains(f),
+        _ => true,
+    };
+    let needs_baseline = first.inputs.features.iter().any(|f| f.starts_with("z_") && required(f));
+    if needs_baseline && config.features.baseline_s == 0.0 {
+        bail!(
+            "model `{}` needs baseline-relative (z_) features, but [features] baseline_s = 0 turns them off, so every window would be `unknown`\n  help: set baseline_s to the resting phase at the start of each session (300 s as trained), or choose a model without z_ inputs",
+            first.name
+        );
     }
     Ok(fusion)
 }
@@ -265,12 +281,18 @@ impl Daemon {
         self.output.await.context("output task")??;
 
         let mut m = self.metrics.lock().expect("metrics lock");
+        if m.counters.windows == 0 {
+            tracing::warn!(
+                "no window closed: the streams ended (or were stopped) before one [window] length of data from every subject"
+            );
+        }
         m.counters.overrun_samples = self.rings.iter().map(|s| s.overrun_samples.load(Ordering::Relaxed)).sum();
         m.counters.replay_skipped_rows = reports.iter().map(|r| r.skipped_records).sum();
         for s in windower_stats {
             m.counters.out_of_order_samples += s.out_of_order_samples;
             m.counters.late_samples += s.late_samples;
             m.counters.partial_windows_dropped += s.partial_windows_dropped;
+            m.counters.empty_windows_skipped += s.empty_windows_skipped;
         }
         Ok(m.summary())
     }

@@ -63,6 +63,8 @@ pub struct Counters {
     /// Windows looked up in the prediction cache, and those answered from it.
     pub cache_lookups: u64,
     pub cache_hits: u64,
+    /// Windows skipped because no channel had a sample in them (recording gaps).
+    pub empty_windows_skipped: u64,
     /// Records the output queue had no room for (live sources only; see `sink::queue`).
     pub records_dropped: u64,
 }
@@ -199,6 +201,9 @@ impl fmt::Display for Summary {
             let exits: Vec<String> =
                 c.exits_per_stage.iter().enumerate().map(|(k, n)| format!("stage {k}: {n}")).collect();
             writeln!(f, "cascade exits: {}; {} deadline fallbacks", exits.join(", "), c.fallbacks)?;
+        }
+        if c.empty_windows_skipped > 0 {
+            writeln!(f, "gaps: {} windows without any sample skipped", c.empty_windows_skipped)?;
         }
         if c.records_dropped > 0 {
             writeln!(f, "output: {} records dropped (the output queue was full)", c.records_dropped)?;

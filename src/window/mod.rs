@@ -117,6 +117,8 @@ pub struct WindowerStats {
     pub late_samples: u64,
     /// Windows left incomplete when every stream ended.
     pub partial_windows_dropped: u64,
+    /// Windows in which no channel had a single sample (recording gaps), skipped.
+    pub empty_windows_skipped: u64,
 }
 
 struct ChannelBuffer {
@@ -282,11 +284,40 @@ impl SubjectWindower {
             }
             return None;
         }
+        if let Some(skip) = self.empty_windows_before_data(start, end) {
+            // No channel has a sample in this window or the next `skip - 1`: a recording gap
+            // (a device off for hours, channels days apart) gives no windows, not a flood of
+            // empty ones, and the windows after it stay on the hop grid.
+            self.stats.empty_windows_skipped += skip;
+            self.next_start = Some(start + skip as f64 * self.config.hop_s);
+            self.release_before(start + skip as f64 * self.config.hop_s);
+            return self.next_window();
+        }
         self.fill(start, end);
         self.next_start = Some(start + self.config.hop_s);
         self.release_before(start + self.config.hop_s);
         self.stats.windows += 1;
         Some(&self.window)
+    }
+
+    /// When no channel holds a sample in `[start, end)` but some hold later ones, how many
+    /// windows to skip so the next one holds the earliest of them.
+    fn empty_windows_before_data(&self, start: f64, end: f64) -> Option<u64> {
+        let mut earliest = f64::INFINITY;
+        for buf in &self.channels {
+            let eps = boundary_eps(&buf.spec);
+            match buf.times.iter().find(|&&t| t >= start - eps) {
+                Some(&t) if t < end - eps => return None,
+                Some(&t) => earliest = earliest.min(t),
+                None => {}
+            }
+        }
+        if !earliest.is_finite() {
+            return None;
+        }
+        // The first window on the hop grid whose end lies past `earliest`.
+        let k = ((earliest - end) / self.config.hop_s).floor() + 1.0;
+        Some(k.max(1.0) as u64)
     }
 
     fn fill(&mut self, start: f64, end: f64) {
@@ -382,6 +413,22 @@ mod tests {
     fn feed(w: &mut SubjectWindower, t0: f64, secs: usize) {
         w.push(0, &mark(t0, secs * 10), &vec![1.0; secs * 10]);
         w.push(1, &mark(t0, secs * 2), &vec![2.0; secs * 2]);
+    }
+
+    #[test]
+    fn a_recording_gap_gives_no_flood_of_empty_windows_and_keeps_the_hop_grid() {
+        let mut w = two_rate();
+        feed(&mut w, 0.0, 3);
+        // Both channels resume a day later.
+        feed(&mut w, 86_400.0, 3);
+        let mut starts = Vec::new();
+        while let Some(win) = w.next_window() {
+            starts.push(win.start);
+        }
+        assert!(starts.len() < 10, "{starts:?}");
+        let after: Vec<f64> = starts.iter().copied().filter(|s| *s > 100.0).collect();
+        assert_eq!(after[0], 86_399.0, "the first window on the 1 s grid holding the day-later data");
+        assert!(w.stats().empty_windows_skipped > 86_000);
     }
 
     #[test]

@@ -107,6 +107,21 @@ async fn play_into(
             report.completed = true;
             return;
         }
+        if speed == Speed::Max {
+            // Flat out, a recording gap (a channel starting days after the others) is crossed in
+            // one step instead of millions of empty ones.
+            let next = recording
+                .channels
+                .iter()
+                .zip(&cursors)
+                .filter_map(|(c, cur)| {
+                    c.segments.get(cur.segment).map(|s| s.start_time + cur.index as f64 * c.spec.period_s())
+                })
+                .min_by(f64::total_cmp);
+            if let Some(next) = next.filter(|&n| n >= t_end + chunk_s) {
+                step = ((next - t0) / chunk_s).floor() as u64;
+            }
+        }
         step += 1;
         if speed == Speed::Max && step.is_multiple_of(64) {
             // Let the other tasks on this worker run during a flat-out replay.
@@ -167,6 +182,24 @@ mod tests {
             n += out.len();
         }
         assert_eq!(n, 6);
+    }
+
+    #[tokio::test]
+    async fn max_speed_crosses_a_long_gap_in_one_step() {
+        let mut rec = rec();
+        // The second channel starts a year later.
+        rec.channels[1].segments[0].start_time += 365.0 * 86_400.0;
+        let (pa, _ca) = channel(1000, 100, Waker::default());
+        let (pb, mut cb) = channel(1000, 100, Waker::default());
+        let (_tx, rx) = watch::channel(false);
+        // 40 ms steps across a year would be 788 million loop turns: minutes, not milliseconds.
+        let played = play(rec, vec![pa, pb], Speed::Max, 40.0, rx, Health::new(Vec::new()));
+        let report = tokio::time::timeout(Duration::from_secs(5), played).await.expect("no step-by-step spin");
+        assert!(report.completed);
+        assert_eq!(report.samples, 106);
+        let mut out = Vec::new();
+        let m = cb.pop_chunk(&mut out).unwrap();
+        assert_eq!(m.source_time, 10.0 + 365.0 * 86_400.0);
     }
 
     #[tokio::test(start_paused = true)]
