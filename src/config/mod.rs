@@ -100,11 +100,42 @@ impl Config {
     }
 
     fn load_with(file: &Path, require_sensors: bool) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(file).map_err(|e| ConfigError {
+        // A config is a few kilobytes; refuse anything that could not be one before reading it all.
+        const MAX_BYTES: u64 = 1 << 20;
+        let error = |location, message: String, help: &str| ConfigError {
             file: file.to_path_buf(),
-            location: None,
-            message: format!("cannot read config file: {e}"),
-            help: Some("pass an existing file with --config, e.g. config/demo.toml".into()),
+            location,
+            message,
+            help: Some(help.into()),
+        };
+        let read = || -> std::io::Result<Vec<u8>> {
+            use std::io::Read;
+            let mut bytes = Vec::new();
+            std::fs::File::open(file)?.take(MAX_BYTES + 1).read_to_end(&mut bytes)?;
+            Ok(bytes)
+        };
+        let bytes = read().map_err(|e| {
+            error(
+                None,
+                format!("cannot read config file: {e}"),
+                "pass an existing file with --config, e.g. config/demo.toml",
+            )
+        })?;
+        if bytes.len() as u64 > MAX_BYTES {
+            return Err(error(
+                None,
+                format!("more than {MAX_BYTES} bytes; a config file is a few kilobytes"),
+                "is this the right file?",
+            ));
+        }
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let valid = e.utf8_error().valid_up_to();
+            let text = String::from_utf8_lossy(&e.as_bytes()[..valid]).into_owned();
+            error(
+                Some(Location::of_offset(&text, valid)),
+                format!("not UTF-8 text: invalid byte 0x{:02x} at byte offset {valid}", e.as_bytes()[valid]),
+                "save the file as UTF-8",
+            )
         })?;
         let base_dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
         Config::parse_with(&text, file, &base_dir, require_sensors)
