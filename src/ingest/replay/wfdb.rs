@@ -3,10 +3,14 @@
 //!
 //! Format references: the WFDB Programmer's Guide, "header(5)", "signal(5)" and "annot(5)".
 
+use crate::bounds;
 use crate::signal::{ChannelSpec, Modality};
 use std::path::{Path, PathBuf};
 
 use super::recording::{ReadError, RecordedChannel, Recording, Segment};
+
+/// More signals than any physiological record holds (EEG caps have 256 electrodes at most).
+const MAX_SIGNALS: usize = 256;
 
 /// One signal line of a header.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,20 +51,24 @@ pub fn parse_header(text: &str, path: &Path) -> Result<Header, ReadError> {
     if f[0].contains('/') {
         return Err(parse_err(path, n + 1, "multi-segment records are not supported"));
     }
-    let nsig: usize = f[1].parse().map_err(|_| parse_err(path, n + 1, format!("`{}` is not a signal count", f[1])))?;
-    // "360" or "360/…" (counter frequency) or "360(…)" (base counter value).
-    let fs_text = f[2].split(['/', '(']).next().unwrap_or("");
-    let fs: f64 = fs_text
+    let nsig: usize = f[1]
         .parse()
         .ok()
-        .filter(|v: &f64| v.is_finite() && *v > 0.0)
-        .ok_or_else(|| parse_err(path, n + 1, format!("`{}` is not a sampling frequency", f[2])))?;
+        .filter(|k| (1..=MAX_SIGNALS).contains(k))
+        .ok_or_else(|| parse_err(path, n + 1, format!("`{}` is not a signal count (1 to {MAX_SIGNALS})", f[1])))?;
+    // "360" or "360/…" (counter frequency) or "360(…)" (base counter value).
+    let fs_text = f[2].split(['/', '(']).next().unwrap_or("");
+    let fs: f64 = bounds::SAMPLE_RATE_HZ
+        .parse(fs_text)
+        .map_err(|why| parse_err(path, n + 1, format!("sampling frequency `{}`: {why}", f[2])))?;
     let samples = f.get(3).and_then(|s| s.parse().ok());
     let mut signals = Vec::with_capacity(nsig);
-    for _ in 0..nsig {
-        let (n, line) = lines
-            .next()
-            .ok_or_else(|| parse_err(path, 0, format!("header declares {nsig} signals but lists fewer")))?;
+    let mut last_line = n + 1;
+    for k in 0..nsig {
+        let (n, line) = lines.next().ok_or_else(|| {
+            parse_err(path, last_line, format!("the record line declares {nsig} signals but {k} are listed"))
+        })?;
+        last_line = n + 1;
         let f: Vec<&str> = line.split_whitespace().collect();
         if f.len() < 2 {
             return Err(parse_err(path, n + 1, "signal line needs at least a file name and a format"));
@@ -98,6 +106,9 @@ pub fn parse_header(text: &str, path: &Path) -> Result<Header, ReadError> {
             None => adc_zero,
         };
         let description = if f.len() > 8 { f[8..].join(" ") } else { String::new() };
+        bounds::SAMPLE_RATE_HZ.check(fs * samples_per_frame as f64).map_err(|why| {
+            parse_err(path, n + 1, format!("{samples_per_frame} samples per frame at {fs} Hz: the rate {why}"))
+        })?;
         signals.push(SignalInfo {
             file: f[0].to_string(),
             format,
@@ -235,7 +246,27 @@ pub fn load(record: &Path) -> Result<Recording, ReadError> {
         let path: PathBuf = dir.join(&file);
         let bytes = std::fs::read(&path).map_err(|source| ReadError::Io { path: path.clone(), source })?;
         let spf: Vec<usize> = idx.iter().map(|&i| header.signals[i].samples_per_frame).collect();
-        for (k, sig) in decode_signals(&bytes, format, &spf, &path)?.into_iter().enumerate() {
+        let signals = decode_signals(&bytes, format, &spf, &path)?;
+        let frames = signals[0].len() / spf[0];
+        let invalid = |message: String| ReadError::Invalid { path: path.clone(), message };
+        if frames == 0 {
+            return Err(invalid(format!("holds no complete frame ({} bytes)", bytes.len())));
+        }
+        // A header that names the length lets a short, long or mis-declared file be caught: a
+        // file holding two signals read as one has twice the frames.
+        if let Some(expected) = header.samples.filter(|&n| n != frames) {
+            return Err(invalid(format!(
+                "holds {frames} frames of {} signal(s) in format {format}, but {} says {expected}: {}",
+                spf.len(),
+                hea.display(),
+                if frames < expected {
+                    "the file is truncated"
+                } else {
+                    "the header lists fewer signals than the file holds, or the file is longer"
+                }
+            )));
+        }
+        for (k, sig) in signals.into_iter().enumerate() {
             decoded[idx[k]] = Some(sig);
         }
     }

@@ -1,0 +1,326 @@
+//! Hostile but realistic input, table-driven: every case runs the real binary on a bad flag,
+//! file or number and checks that the process ends in time, did not panic or abort, and — for
+//! input that cannot be used — exits non-zero with a message naming what and where.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// What a case expects.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Expect {
+    /// Refused: non-zero exit, stderr names each of these.
+    Error(&'static [&'static str]),
+    /// Accepted (perhaps with a warning naming each of these on stderr), exit 0.
+    Ok(&'static [&'static str]),
+}
+
+struct Case {
+    name: &'static str,
+    /// Arguments; `{dir}` is the case's scratch folder, `{repo}` the repository.
+    args: &'static [&'static str],
+    /// Files to write into `{dir}` first: (name, contents).
+    files: fn(&Path),
+    expect: Expect,
+}
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn no_files(_: &Path) {}
+
+fn repo(rel: &str) -> PathBuf {
+    common::repo_path(rel)
+}
+
+/// An E4 export folder: the excerpt's files with `edit` applied to one of them.
+fn e4_with(dir: &Path, file: &str, edit: impl Fn(&str) -> String) {
+    let target = dir.join("e4");
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::copy(repo("tests/data/e4-S05-excerpt/BVP.csv.gz"), target.join("BVP.csv.gz")).unwrap();
+    for f in ["ACC.csv", "EDA.csv", "TEMP.csv"] {
+        let text = std::fs::read_to_string(repo("tests/data/e4-S05-excerpt").join(f)).unwrap();
+        let text = if f == file { edit(&text) } else { text };
+        std::fs::write(target.join(f), text).unwrap();
+    }
+}
+
+/// Replace the first line (start times) of an E4 file by `start` for every column.
+fn shift_start(text: &str, by_s: f64) -> String {
+    let mut lines = text.lines();
+    let first = lines.next().unwrap();
+    let shifted: Vec<String> =
+        first.split(',').map(|v| format!("{:.6}", v.trim().parse::<f64>().unwrap() + by_s)).collect();
+    std::iter::once(shifted.join(", ")).chain(lines.map(str::to_string)).collect::<Vec<_>>().join("\n") + "\n"
+}
+
+fn wfdb_with(dir: &Path, header: impl Fn(&str) -> String, dat: impl Fn(Vec<u8>) -> Vec<u8>) {
+    let src = repo("tests/data/mitdb-100-5min");
+    let hea = std::fs::read_to_string(src.join("100.hea")).unwrap();
+    std::fs::write(dir.join("100.hea"), header(&hea)).unwrap();
+    std::fs::write(dir.join("100.dat"), dat(std::fs::read(src.join("100.dat")).unwrap())).unwrap();
+}
+
+const CASES: &[Case] = &[
+    // Numbers from flags meet the same rules as the config's.
+    Case {
+        name: "replay --rate inf",
+        args: &["replay", "--format", "csv", "--input", "{repo}/data/demo/bio_eventrelated_100hz.csv", "--rate=inf"],
+        files: no_files,
+        expect: Expect::Error(&["--rate", "between 0.01 and 100000 Hz"]),
+    },
+    Case {
+        name: "replay --rate 1e-9",
+        args: &["replay", "--format", "csv", "--input", "{repo}/data/demo/bio_eventrelated_100hz.csv", "--rate=1e-9"],
+        files: no_files,
+        expect: Expect::Error(&["--rate", "between 0.01 and 100000 Hz"]),
+    },
+    Case {
+        name: "replay --rate 0",
+        args: &["replay", "--format", "csv", "--input", "{repo}/data/demo/bio_eventrelated_100hz.csv", "--rate=0"],
+        files: no_files,
+        expect: Expect::Error(&["--rate", "not 0 Hz"]),
+    },
+    Case {
+        name: "replay --rate nan",
+        args: &["replay", "--format", "csv", "--input", "{repo}/data/demo/bio_eventrelated_100hz.csv", "--rate=nan"],
+        files: no_files,
+        expect: Expect::Error(&["--rate", "NaN"]),
+    },
+    Case {
+        name: "replay --rate -5",
+        args: &["replay", "--format", "csv", "--input", "{repo}/data/demo/bio_eventrelated_100hz.csv", "--rate=-5"],
+        files: no_files,
+        expect: Expect::Error(&["--rate", "not -5 Hz"]),
+    },
+    Case {
+        name: "run --duration 1e300",
+        args: &["run", "--config", "{repo}/config/demo.toml", "--duration=1e300"],
+        files: no_files,
+        expect: Expect::Error(&["--duration", "at most 31536000 s"]),
+    },
+    Case {
+        name: "run --duration -1",
+        args: &["run", "--config", "{repo}/config/demo.toml", "--duration=-1"],
+        files: no_files,
+        expect: Expect::Error(&["--duration"]),
+    },
+    Case {
+        name: "run --speed inf",
+        args: &["run", "--config", "{repo}/config/demo.toml", "--speed=inf"],
+        files: no_files,
+        expect: Expect::Error(&["--speed", "speed must be"]),
+    },
+    Case {
+        name: "hrv --rate 0",
+        args: &["hrv", "--peaks", "{dir}/peaks", "--rate=0"],
+        files: |d| std::fs::write(d.join("peaks"), "1\n300\n").unwrap(),
+        expect: Expect::Error(&["--rate"]),
+    },
+    // Recordings whose channels disagree in time never spin or flood.
+    Case {
+        name: "E4 channel a year away",
+        args: &["replay", "--format", "e4", "--input", "{dir}/e4", "--output", "jsonl"],
+        files: |d| e4_with(d, "EDA.csv", |t| shift_start(t, 365.0 * 86_400.0)),
+        expect: Expect::Ok(&[]),
+    },
+    Case {
+        name: "E4 channel ten days away",
+        args: &["replay", "--format", "e4", "--input", "{dir}/e4", "--output", "jsonl"],
+        files: |d| e4_with(d, "TEMP.csv", |t| shift_start(t, 10.0 * 86_400.0)),
+        expect: Expect::Ok(&["windows without any sample skipped"]),
+    },
+    // WFDB records that do not match their header.
+    Case {
+        name: "WFDB absurd signal count",
+        args: &["beats", "--wfdb", "{dir}/100"],
+        files: |d| wfdb_with(d, |h| h.replacen("100 2 360", "100 99999999999999 360", 1), |b| b),
+        expect: Expect::Error(&["100.hea:1:", "signal count"]),
+    },
+    Case {
+        name: "WFDB absurd sampling rate",
+        args: &["beats", "--wfdb", "{dir}/100"],
+        files: |d| wfdb_with(d, |h| h.replacen("100 2 360", "100 2 1e12", 1), |b| b),
+        expect: Expect::Error(&["100.hea:1:", "sampling frequency"]),
+    },
+    Case {
+        name: "WFDB .dat shorter than the header says",
+        args: &["beats", "--wfdb", "{dir}/100"],
+        files: |d| wfdb_with(d, |h| h.to_string(), |b| b[..b.len() / 3].to_vec()),
+        expect: Expect::Error(&["100.dat", "truncated"]),
+    },
+    Case {
+        name: "WFDB empty .dat",
+        args: &["beats", "--wfdb", "{dir}/100"],
+        files: |d| wfdb_with(d, |h| h.to_string(), |_| Vec::new()),
+        expect: Expect::Error(&["100.dat", "no complete frame"]),
+    },
+    Case {
+        name: "WFDB header declaring one signal of a two-signal file",
+        args: &["beats", "--wfdb", "{dir}/100"],
+        files: |d| {
+            wfdb_with(
+                d,
+                |h| {
+                    let mut lines: Vec<&str> = h.lines().collect();
+                    lines[0] = "100 1 360 108000";
+                    lines.remove(2);
+                    lines.join("\n") + "\n"
+                },
+                |b| b,
+            )
+        },
+        expect: Expect::Error(&["100.dat", "fewer signals"]),
+    },
+    // Inputs that cannot be what they claim.
+    Case {
+        name: "hrv on empty input",
+        args: &["hrv", "--peaks", "{dir}/peaks", "--rate", "360"],
+        files: |d| std::fs::write(d.join("peaks"), "").unwrap(),
+        expect: Expect::Error(&["peaks", "at least two beats"]),
+    },
+    Case {
+        name: "config from /dev/zero",
+        args: &["check", "--config", "/dev/zero"],
+        files: no_files,
+        expect: Expect::Error(&["/dev/zero", "bytes"]),
+    },
+    Case {
+        name: "config with an invalid UTF-8 byte",
+        args: &["check", "--config", "{dir}/c.toml"],
+        files: |d| std::fs::write(d.join("c.toml"), b"[hub]\nid = \"h\xff\"\n").unwrap(),
+        expect: Expect::Error(&["c.toml:2:8", "byte offset 13"]),
+    },
+    // Settings that silently gave wrong or empty answers.
+    Case {
+        name: "hop longer than the window",
+        args: &["check", "--config", "{dir}/c.toml"],
+        files: |d| demo_config_with(d, "[window]\nlength_s = 60.0\nhop_s = 90.0\n"),
+        expect: Expect::Error(&["c.toml:", "window.hop_s", "longer than the 60 s window"]),
+    },
+    Case {
+        name: "baseline_s = 0 under a model that needs z_ features",
+        args: &["check", "--config", "{dir}/c.toml"],
+        files: |d| demo_config_with(d, "[features]\nbaseline_s = 0.0\n"),
+        expect: Expect::Error(&["baseline_s = 0", "stress-s0"]),
+    },
+    Case {
+        name: "window length zero",
+        args: &["check", "--config", "{dir}/c.toml"],
+        files: |d| demo_config_with(d, "[window]\nlength_s = 0.0\n"),
+        expect: Expect::Error(&["c.toml:", "window.length_s", "more than 0"]),
+    },
+];
+
+/// The demo config with its `[window]`/`[features]` tables replaced by `tables`.
+fn demo_config_with(dir: &Path, tables: &str) {
+    let demo = std::fs::read_to_string(repo("config/demo.toml")).unwrap();
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in demo.lines() {
+        if line.starts_with('[') {
+            skipping = line == "[window]" || line == "[features]";
+        }
+        if !skipping {
+            out.push_str(&line.replace("../data/demo", repo("data/demo").to_str().unwrap()));
+            out.push('\n');
+        }
+    }
+    std::fs::write(dir.join("c.toml"), format!("{tables}\n{out}")).unwrap();
+}
+
+/// Run one case; returns (exit code or signal, stderr).
+fn run(case: &Case) -> (std::process::ExitStatus, String) {
+    let dir = tempfile::tempdir().unwrap();
+    (case.files)(dir.path());
+    let args: Vec<String> = case
+        .args
+        .iter()
+        .map(|a| a.replace("{dir}", dir.path().to_str().unwrap()).replace("{repo}", repo("").to_str().unwrap()))
+        .collect();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_biofeedd"))
+        .args(&args)
+        .env("BIOFEEDD_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > LIMIT {
+            let _ = child.kill();
+            panic!("{}: still running after {LIMIT:?} (a hang)", case.name);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (status, reader.join().unwrap())
+}
+
+#[test]
+fn every_hostile_input_ends_in_time_without_a_panic_and_bad_input_is_named() {
+    let mut failures = Vec::new();
+    for case in CASES {
+        let (status, stderr) = run(case);
+        let problem = if let Some(signal) = status.signal() {
+            Some(format!("killed by signal {signal}"))
+        } else if stderr.contains("panicked") || status.code() == Some(101) {
+            Some("panicked".to_string())
+        } else {
+            match case.expect {
+                Expect::Error(words) if status.success() => Some(format!("exit 0; expected an error naming {words:?}")),
+                Expect::Ok(_) if !status.success() => Some(format!("exit {status}; expected success")),
+                Expect::Error(words) | Expect::Ok(words) => {
+                    words.iter().find(|w| !stderr.contains(*w)).map(|w| format!("stderr does not name `{w}`"))
+                }
+            }
+        };
+        if let Some(problem) = problem {
+            failures.push(format!("{}: {problem}\n  stderr: {}", case.name, stderr.trim()));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), CASES.len(), failures.join("\n"));
+}
+
+/// `| head -1`: the reader goes away after one line; the process ends quietly, the summary is
+/// not lost (it goes to stderr).
+#[test]
+fn a_closed_stdout_ends_the_output_quietly() {
+    let commands: [&[&str]; 3] = [
+        &["run", "--config", "config/demo.toml", "--speed", "max"],
+        &["replay", "--format", "e4", "--input", "tests/data/e4-S05-excerpt"],
+        &["eval", "--input", "tests/data/stress-eval", "--labels", "tests/data/stress-eval/labels.csv"],
+    ];
+    for args in commands {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_biofeedd"))
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("BIOFEEDD_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+        // The reader is dropped here: stdout is now a closed pipe.
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!first.is_empty(), "{args:?}: a first line");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(out.status.success(), "{args:?}: {} {stderr}", out.status);
+        if args[0] == "run" {
+            assert!(stderr.contains("summary:"), "{args:?}: the summary went to stderr: {stderr}");
+        }
+    }
+}
