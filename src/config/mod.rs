@@ -148,11 +148,19 @@ impl Config {
     }
 
     fn parse_with(text: &str, file: &Path, base_dir: &Path, require_sensors: bool) -> Result<Config, ConfigError> {
-        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError {
-            file: file.to_path_buf(),
-            location: e.span().map(|s| Location::of_offset(text, unknown_key_offset(text, s.start, e.message()))),
-            message: e.message().trim().to_string(),
-            help: help_for_serde_message(e.message()),
+        let mut config: Config = toml::from_str(text).map_err(|e| {
+            // Inside a `kind`-tagged table serde reports at the table; read it again as its kind's
+            // own struct to point at the key itself.
+            let (offset, message) = match e.span().and_then(|s| source_table_error(text, s.start)) {
+                Some((offset, message)) => (Some(offset), message),
+                None => (e.span().map(|s| unknown_key_offset(text, s.start, e.message())), e.message().to_string()),
+            };
+            ConfigError {
+                file: file.to_path_buf(),
+                location: offset.map(|o| Location::of_offset(text, o)),
+                help: help_for_serde_message(&message),
+                message: message.trim().to_string(),
+            }
         })?;
         config.base_dir = base_dir.to_path_buf();
         if let Err(invalid) = config.validate(require_sensors) {
@@ -269,6 +277,41 @@ pub fn is_topic_level(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
+/// When `offset` is the header of a `[sensor.source]` table, parse that table alone as the
+/// struct of its `kind` (serde's tagged-enum path loses the keys' places) and return the offset
+/// and message of its first error.
+fn source_table_error(text: &str, offset: usize) -> Option<(usize, String)> {
+    let line_start = text[..offset.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+    let header_end = line_start + text[line_start..].find('\n')?;
+    if text[line_start..header_end].trim() != "[sensor.source]" {
+        return None;
+    }
+    let body_start = header_end + 1;
+    let body_len = text[body_start..]
+        .split_inclusive('\n')
+        .take_while(|l| !l.trim_start().starts_with('['))
+        .map(str::len)
+        .sum::<usize>();
+    let body = &text[body_start..body_start + body_len];
+    // The tag is not a field of the kind's struct: blank it out, keeping every offset.
+    let mut kind = None;
+    let untagged: String = body
+        .split_inclusive('\n')
+        .map(|l| match l.trim_start().strip_prefix("kind") {
+            Some(rest) if rest.trim_start().starts_with('=') => {
+                kind = Some(rest.trim_start()[1..].trim().trim_matches('"').to_string());
+                l.chars().map(|c| if c == '\n' { c } else { ' ' }).collect()
+            }
+            _ => l.to_string(),
+        })
+        .collect();
+    let table = toml::de::Deserializer::parse(&untagged).ok()?;
+    let error = SourceConfig::deserialize_kind(&kind?, table).err()?;
+    let at = error.span().map_or(0, |s| s.start);
+    let at = unknown_key_offset(&untagged, at, error.message());
+    Some((body_start + at, error.message().to_string()))
+}
+
 /// serde reports an unknown key inside a tagged table (`[sensor.source]`) at the table, not the
 /// key; point at the key itself, the first line after the table that assigns it.
 fn unknown_key_offset(text: &str, table_offset: usize, message: &str) -> usize {
@@ -350,6 +393,15 @@ channels = [{ column = "ECG", modality = "ecg", unit = "mV" }]
         let e = parse(&text).unwrap_err();
         assert!(e.message.contains("sensor[0].source.rate_hz"), "{e}");
         assert_eq!(e.location.expect("location").line, 12, "{e}");
+    }
+
+    #[test]
+    fn a_bad_value_inside_the_source_table_points_at_its_key() {
+        let e = parse(&MINIMAL.replace("rate_hz = 100.0", "rate_hz = \"fast\"")).unwrap_err();
+        assert_eq!(e.location.expect("location"), Location { line: 12, column: 11 }, "{e}");
+        assert!(e.message.contains("invalid type: string \"fast\""), "{e}");
+        let e = parse(&MINIMAL.replace("rate_hz = 100.0", "rate_hz = 100.0\nspeeed = 2")).unwrap_err();
+        assert_eq!(e.location.expect("location").line, 13, "{e}");
     }
 
     #[test]

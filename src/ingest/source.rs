@@ -5,7 +5,7 @@ use super::replay::{ReadError, ReplayConfig};
 use crate::diagnostic::Invalid;
 use crate::ring::ChannelProducer;
 use crate::signal::ChannelSpec;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -67,6 +67,15 @@ pub enum SourceError {
 }
 
 impl SourceConfig {
+    /// Read the struct of `kind` from its table without the tag. `config` uses it to point at
+    /// the very key of a bad value: serde's tagged-enum path reports only the table.
+    pub fn deserialize_kind<'de, D: Deserializer<'de>>(kind: &str, table: D) -> Result<SourceConfig, D::Error> {
+        match kind {
+            "replay" => ReplayConfig::deserialize(table).map(SourceConfig::Replay),
+            other => Err(serde::de::Error::unknown_variant(other, &["replay"])),
+        }
+    }
+
     /// The kind's name, as `kind = "…"` spells it (the status payload reports it).
     pub fn kind(&self) -> &'static str {
         match self {
