@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Run every fuzz target for a bounded time, seeded from the repository's real files.
+#   fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]      (default: 60 s, every target)
+# Needs the nightly toolchain and cargo-fuzz (installed here if missing). Prints each target's
+# executions and exits non-zero on the first crash, leak, timeout or out-of-memory (libFuzzer
+# keeps the input under fuzz/artifacts/TARGET/).
+set -euo pipefail
+cd "$(dirname "$0")"
+seconds=${1:-60}
+shift || true
+command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+  mapfile -t targets < <(sed -n 's/^name = "\(.*\)"$/\1/p' Cargo.toml | grep -v '^biofeedd-fuzz$')
+fi
+
+# Seeds: real inputs of each kind, copied (corpora are working state, not committed).
+seed() {
+  local target=$1; shift
+  mkdir -p "corpus/$target"
+  for f in "$@"; do [ -f "$f" ] && cp "$f" "corpus/$target/seed-$(basename "$f")"; done
+  return 0
+}
+repo=..
+seed config_toml "$repo"/config/*.toml "$repo"/models/train/features.toml
+seed manifest_toml "$repo"/models/*.toml
+seed wfdb_header "$repo"/tests/data/mitdb-100-5min/*.hea
+seed wfdb_annotations "$repo"/tests/data/mitdb-100-5min/*.atr
+seed wfdb_signals
+if [ ! -f corpus/wfdb_signals/seed-100 ]; then
+  # A frame layout prefix (format, three layout bytes) before the first kilobyte of a real record.
+  { printf '\x00\x01\x00\x00'; head -c 1024 "$repo"/tests/data/mitdb-100-5min/100.dat; } > corpus/wfdb_signals/seed-100
+fi
+seed csv_recording "$repo"/data/demo/bio_eventrelated_100hz.csv
+seed e4_file "$repo"/tests/data/e4-S05-excerpt/EDA.csv "$repo"/tests/data/e4-S05-excerpt/ACC.csv "$repo"/tests/data/e4-S05-excerpt/TEMP.csv
+seed labels_csv "$repo"/tests/data/stress-eval/labels.csv
+seed hrv_peaks
+
+for t in "${targets[@]}"; do
+  # Big real files make slow seeds: libFuzzer's -max_len keeps inputs to 64 KiB.
+  log=$(mktemp)
+  if ! cargo +nightly fuzz run "$t" "corpus/$t" -- -max_total_time="$seconds" -max_len=65536 \
+      -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 >"$log" 2>&1; then
+    tail -40 "$log"
+    echo "fuzz target $t FAILED (input kept under fuzz/artifacts/$t/)"
+    exit 1
+  fi
+  runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+  echo "$t: ${runs:-?} executions in ${seconds} s, no crash"
+  rm -f "$log"
+done
