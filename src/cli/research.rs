@@ -122,20 +122,7 @@ pub fn hrv(peaks: &Path, rate: f64, no_correction: bool) -> anyhow::Result<()> {
     let text = String::from_utf8(bytes).map_err(|e| {
         anyhow::anyhow!("{}: not UTF-8 text (invalid byte at offset {})", peaks.display(), e.utf8_error().valid_up_to())
     })?;
-    let mut indices = Vec::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let v: usize = line
-            .trim()
-            .parse()
-            .with_context(|| format!("{}:{}: `{}` is not a sample index", peaks.display(), i + 1, line.trim()))?;
-        anyhow::ensure!(
-            indices.last().is_none_or(|&p| v > p),
-            "{}:{}: peaks must be strictly increasing",
-            peaks.display(),
-            i + 1
-        );
-        indices.push(v);
-    }
+    let indices = biofeedd::ingest::replay::peaks::parse_peaks(&text, peaks)?;
     anyhow::ensure!(
         indices.len() >= 2,
         "{}: {} peak(s); HRV needs at least two beats (one interval)",

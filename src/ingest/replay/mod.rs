@@ -4,6 +4,7 @@
 //! [`Recording`]; [`player`] paces its chunks onto the rings at real time, N× or as fast as the
 //! pipeline drains them.
 
+pub mod peaks;
 pub mod player;
 pub mod recording;
 mod source;
