@@ -139,12 +139,7 @@ impl ModelError {
 }
 
 impl Manifest {
-    pub fn load(path: &Path) -> Result<Manifest, ModelError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| ModelError::at(path, format!("cannot read manifest: {e}")))?;
-        Manifest::parse(&text, path)
-    }
-
+    /// Parse and check a manifest's text; `origin` names it in errors (with line:column).
     pub fn parse(text: &str, origin: &Path) -> Result<Manifest, ModelError> {
         let mut m: Manifest = toml::from_str(text).map_err(|e| {
             let loc = e.span().map(|s| crate::diagnostic::Location::of_offset(text, s.start));
@@ -214,9 +209,29 @@ impl Manifest {
         }
         Ok(())
     }
+}
 
-    /// A metric by name, as f64, if the manifest records it.
-    pub fn metric(&self, name: &str) -> Option<f64> {
-        self.metrics.get(name).and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)))
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fusion::fixtures::{bundled, with_line};
+
+    #[test]
+    fn manifest_fill_required_exit_and_variants_are_checked() {
+        let s0 = bundled("stress-s0.toml");
+        let parse = |text: String| Manifest::parse(&text, Path::new("m.toml"));
+        let err = parse(with_line(&s0, "fill", "fill = [1.0, 2.0]")).unwrap_err().to_string();
+        assert!(err.contains("one finite value per input feature (10), it has 2"), "{err}");
+        let err = parse(with_line(&s0, "required", "required = [\"eda_tonic_us\"]")).unwrap_err().to_string();
+        assert!(err.contains("`eda_tonic_us`, which is not an input feature"), "{err}");
+        let err = parse(with_line(&s0, "confidence", "confidence = 1.5")).unwrap_err().to_string();
+        assert!(err.contains("exit.confidence 1.5 is outside (0, 1]"), "{err}");
+        let err = parse(s0.clone() + "\n[variants]\nfp32 = \"x.toml\"\n").unwrap_err().to_string();
+        assert!(err.contains("variants lists `fp32`, the variant this manifest describes itself"), "{err}");
+        let err = parse(with_line(&s0, "features", "features = []")).unwrap_err().to_string();
+        assert!(err.contains("the model takes no input"), "{err}");
+        let s2 = bundled("stress-s2.toml");
+        let err = parse(with_line(&s2, "length", "length = 0")).unwrap_err().to_string();
+        assert!(err.contains("inputs.raw.length 0"), "{err}");
     }
 }
