@@ -98,6 +98,8 @@ pub const UNIX_TIME_S: Bound = Bound::within(0.0, 7_258_118_400.0, "s");
 pub const DEADLINE_MS: Bound = Bound::above(0.0, 60_000.0, "ms");
 /// The prediction cache's quantisation step, in training spreads.
 pub const CACHE_QUANTUM: Bound = Bound::above(0.0, 10.0, "spreads");
+/// Entries of the prediction cache.
+pub const CACHE_ENTRIES: Bound = Bound::within(1.0, 1_000_000.0, "entries");
 /// MQTT connect timeout.
 pub const CONNECT_TIMEOUT_S: Bound = Bound::above(0.0, 600.0, "s");
 /// MQTT keep-alive (whole seconds).

@@ -213,7 +213,40 @@ const CASES: &[Case] = &[
         files: |d| demo_config_with(d, "[window]\nlength_s = 0.0\n"),
         expect: Expect::Error(&["c.toml:", "window.length_s", "more than 0"]),
     },
+    Case {
+        name: "[fusion] cache = 0",
+        args: &["check", "--config", "{dir}/c.toml"],
+        files: |d| demo_config_with(d, "[fusion]\ncache = 0\n"),
+        expect: Expect::Error(&["c.toml:", "fusion.cache", "between 1 and 1000000"]),
+    },
+    Case {
+        name: "manifest calibration temperature 0",
+        args: &["check", "--config", "{dir}/c.toml"],
+        files: |d| manifest_with(d, "temperature = 1.5757", "temperature = 0.0"),
+        expect: Expect::Error(&["stress-s0.toml", "calibration.temperature"]),
+    },
+    Case {
+        name: "manifest calibration temperature NaN",
+        args: &["check", "--config", "{dir}/c.toml"],
+        files: |d| manifest_with(d, "temperature = 1.5757", "temperature = nan"),
+        expect: Expect::Error(&["stress-s0.toml", "calibration.temperature", "NaN"]),
+    },
+    Case {
+        name: "manifest calibration temperature -1",
+        args: &["check", "--config", "{dir}/c.toml"],
+        files: |d| manifest_with(d, "temperature = 1.5757", "temperature = -1.0"),
+        expect: Expect::Error(&["stress-s0.toml", "calibration.temperature", "not -1"]),
+    },
 ];
+
+/// The demo config running only stage 0, whose manifest has `from` replaced by `to`.
+fn manifest_with(dir: &Path, from: &str, to: &str) {
+    let manifest = std::fs::read_to_string(repo("models/stress-s0.toml")).unwrap();
+    assert!(manifest.contains(from));
+    std::fs::write(dir.join("stress-s0.toml"), manifest.replace(from, to)).unwrap();
+    std::fs::copy(repo("models/stress-s0.onnx"), dir.join("stress-s0.onnx")).unwrap();
+    demo_config_with(dir, "[fusion]\nmodel = \"stress-s0.toml\"\n");
+}
 
 /// The demo config with its `[window]`/`[features]` tables replaced by `tables`.
 fn demo_config_with(dir: &Path, tables: &str) {
@@ -222,7 +255,7 @@ fn demo_config_with(dir: &Path, tables: &str) {
     let mut skipping = false;
     for line in demo.lines() {
         if line.starts_with('[') {
-            skipping = line == "[window]" || line == "[features]";
+            skipping = line == "[window]" || line == "[features]" || line == "[fusion]";
         }
         if !skipping {
             out.push_str(&line.replace("../data/demo", repo("data/demo").to_str().unwrap()));

@@ -1,6 +1,7 @@
 //! `[fusion]` of the config file: which models to run, and how (deadline, cache, variant).
 
 use super::Variant;
+use crate::bounds;
 use crate::diagnostic::Invalid;
 use crate::key_path;
 use serde::Deserialize;
@@ -64,16 +65,13 @@ impl FusionConfig {
                 return Err(Invalid::new(key_path!["stages", k], "expects a stage's manifest (.toml), not the .onnx"));
             }
         }
-        if !(self.cache_quantum.is_finite() && self.cache_quantum > 0.0 && self.cache_quantum <= 10.0) {
-            return Err(Invalid::new(key_path!["cache_quantum"], "must be between 0 and 10 (spreads)"));
-        }
-        if self.cache.is_some_and(|c| c > 1_000_000) {
-            return Err(Invalid::new(key_path!["cache"], "at most 1000000 entries"));
+        Invalid::bounded(key_path!["cache_quantum"], bounds::CACHE_QUANTUM, self.cache_quantum)?;
+        if let Some(entries) = self.cache {
+            Invalid::bounded(key_path!["cache"], bounds::CACHE_ENTRIES, entries as f64)
+                .map_err(|e| e.help("leave `cache` out to turn the cache off"))?;
         }
         if let Some(d) = self.deadline_ms {
-            if !(d.is_finite() && d > 0.0 && d <= 60_000.0) {
-                return Err(Invalid::new(key_path!["deadline_ms"], "must be between 0 and 60000 ms"));
-            }
+            Invalid::bounded(key_path!["deadline_ms"], bounds::DEADLINE_MS, d)?;
         }
         if let Some(m) = &self.model {
             if m.extension().is_none_or(|e| e != "toml") {

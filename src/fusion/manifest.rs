@@ -1,5 +1,6 @@
 //! Model manifests: what a model takes, what it says, where it came from and how good it is.
 
+use crate::bounds;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -189,6 +190,34 @@ impl Manifest {
             if !(e.confidence > 0.0 && e.confidence <= 1.0) {
                 return Err(ModelError::at(origin, format!("exit.confidence {} is outside (0, 1]", e.confidence)));
             }
+        }
+        // The calibration is applied inside the graph; the manifest records it, so what it records
+        // must be a calibration that exists.
+        if let Some(c) = &m.calibration {
+            match (c.method.as_str(), c.temperature) {
+                ("temperature", Some(t)) => {
+                    bounds::TEMPERATURE
+                        .check(t)
+                        .map_err(|why| ModelError::at(origin, format!("calibration.temperature {why}")))?;
+                }
+                ("temperature", None) => {
+                    return Err(ModelError::at(
+                        origin,
+                        "calibration.method = \"temperature\" needs calibration.temperature",
+                    ))
+                }
+                (other, _) => return Err(ModelError::at(
+                    origin,
+                    format!(
+                        "calibration.method `{other}` is not known (temperature scaling is: method = \"temperature\")"
+                    ),
+                )),
+            }
+        }
+        if let Some(w) = &m.window {
+            bounds::WINDOW_S
+                .check(w.length_s)
+                .map_err(|why| ModelError::at(origin, format!("window.length_s {why}")))?;
         }
         Ok(m)
     }
