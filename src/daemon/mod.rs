@@ -85,7 +85,7 @@ pub fn load_recordings(config: &Config) -> anyhow::Result<Vec<Recording>> {
         .iter()
         .map(|sensor| match &sensor.source {
             SourceConfig::Replay(r) => {
-                let rec = replay::recording::load(r, &config.resolve(&r.path), now)
+                let rec = replay::load(r, &config.resolve(&r.path), now)
                     .with_context(|| format!("sensor `{}`: cannot load its recording", sensor.id))?;
                 for note in &rec.notes {
                     tracing::warn!("sensor `{}`: {note}", sensor.id);
