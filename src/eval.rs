@@ -35,8 +35,10 @@ pub struct Segment {
 /// (others are ignored; Stress-Predict's `labels_segments.csv` is one). Errors name the file,
 /// the line and the column: `labels.csv: line 2: end_unix `x` is not a number (column 17)`.
 pub fn load_labels(path: &Path) -> anyhow::Result<BTreeMap<String, Vec<Segment>>> {
-    let mut table = CsvTable::open(path, Separator::Comma).with_context(|| format!("cannot read labels {}", path.display()))?;
-    let at = |line: usize, column: usize, what: &str| anyhow!("{}: line {line}: {what} (column {column})", path.display());
+    let mut table =
+        CsvTable::open(path, Separator::Comma).with_context(|| format!("cannot read labels {}", path.display()))?;
+    let at =
+        |line: usize, column: usize, what: &str| anyhow!("{}: line {line}: {what} (column {column})", path.display());
     let header: Vec<String> =
         if table.next_record()? { table.record().iter().map(String::from).collect() } else { Vec::new() };
     let header_line = table.line().max(1);

@@ -89,11 +89,10 @@ fn any_csv() -> impl Strategy<Value = Csv> {
                 ["t", "a", "x", "b"].iter().map(|n| if quoted { format!("\"{n}\"") } else { n.to_string() }).collect();
             text.push_str(&names.join(&sep.to_string()));
             let header_line = leading_blank + 1;
-            let mut line = header_line;
             let mut out = Vec::new();
             for (i, (mut fields, good_time, kind)) in rows.into_iter().enumerate() {
                 text.push_str(nl);
-                line += 1;
+                let line = header_line + 1 + i;
                 if kind == 0 {
                     // A blank line: nothing, or whitespace.
                     let blank = if i % 2 == 0 { String::new() } else { " \t ".to_string() };

@@ -226,18 +226,12 @@ impl ReplayConfig {
         }
         for (i, ch) in self.channels.iter().enumerate() {
             if !(ch.scale.is_finite() && ch.scale != 0.0) {
-                return Err(Invalid::new(
-                    key_path!["channels", i, "scale"],
-                    "scale must be a finite, non-zero number",
-                ));
+                return Err(Invalid::new(key_path!["channels", i, "scale"], "scale must be a finite, non-zero number"));
             }
             let name = ch.channel_name();
             if self.channels[..i].iter().any(|c| c.channel_name() == name) {
-                return Err(Invalid::new(
-                    key_path!["channels", i],
-                    format!("channel name `{name}` is used twice"),
-                )
-                .help("give one of them a distinct `name`"));
+                return Err(Invalid::new(key_path!["channels", i], format!("channel name `{name}` is used twice"))
+                    .help("give one of them a distinct `name`"));
             }
         }
         Ok(())

@@ -155,8 +155,9 @@ impl Columns {
         match self.parse_row(table, values) {
             Ok(t) => Ok(Some(Some(t.unwrap_or(f64::NAN)))),
             Err((column, message)) => match on_bad_row {
-                OnBadRow::Error => Err(table
-                    .error(column, format!("{message} (set on_bad_row = \"skip\" to drop such rows as gaps)"))),
+                OnBadRow::Error => {
+                    Err(table.error(column, format!("{message} (set on_bad_row = \"skip\" to drop such rows as gaps)")))
+                }
                 OnBadRow::Skip => Ok(Some(None)),
             },
         }
@@ -344,6 +345,9 @@ mod tests {
         assert_eq!(header, ["ECG_Raw", "Time", "GSR", "acc_x;y"]);
         let chans = auto_channels(&header);
         let got: Vec<_> = chans.iter().map(|c| (c.column.as_str(), c.modality, c.unit.as_str())).collect();
-        assert_eq!(got, [("ECG_Raw", Modality::Ecg, "mV"), ("GSR", Modality::Eda, "uS"), ("acc_x;y", Modality::Acc, "g")]);
+        assert_eq!(
+            got,
+            [("ECG_Raw", Modality::Ecg, "mV"), ("GSR", Modality::Eda, "uS"), ("acc_x;y", Modality::Acc, "g")]
+        );
     }
 }

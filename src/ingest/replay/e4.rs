@@ -177,7 +177,12 @@ fn parse_file(
 mod tests {
     use super::*;
 
-    fn parse(text: &str, name: &str, file: usize, on_bad_row: OnBadRow) -> Result<(Vec<RecordedChannel>, u64), ReadError> {
+    fn parse(
+        text: &str,
+        name: &str,
+        file: usize,
+        on_bad_row: OnBadRow,
+    ) -> Result<(Vec<RecordedChannel>, u64), ReadError> {
         parse_file(text.as_bytes(), Path::new(name), &E4_FILES[file], on_bad_row)
     }
 
@@ -210,7 +215,10 @@ mod tests {
         let e = parse("abc\n4\n1\n", "EDA.csv", 2, OnBadRow::Error).unwrap_err();
         assert!(e.to_string().starts_with("EDA.csv:1:1: expected the start time"), "{e}");
         let e = parse("100\n\n4\n1\n", "EDA.csv", 2, OnBadRow::Error).unwrap_err();
-        assert!(e.to_string().starts_with("EDA.csv:2:1: expected the sample rate (Hz) as a positive number, found ``"), "{e}");
+        assert!(
+            e.to_string().starts_with("EDA.csv:2:1: expected the sample rate (Hz) as a positive number, found ``"),
+            "{e}"
+        );
         let e = parse("100\n4\n1,2\n", "EDA.csv", 2, OnBadRow::Error).unwrap_err();
         assert!(e.to_string().starts_with("EDA.csv:3:3: more than 1 values"), "{e}");
     }

@@ -68,7 +68,8 @@ mod tests {
     #[test]
     fn probe_gives_the_specs_load_gives_on_the_fixtures() {
         assert_probe_matches_load(&ReplayConfig::e4(repo("tests/data/e4-S05-excerpt")));
-        let wfdb = ReplayConfig { format: ReplayFormat::Wfdb, ..ReplayConfig::e4(repo("tests/data/mitdb-100-5min/100")) };
+        let wfdb =
+            ReplayConfig { format: ReplayFormat::Wfdb, ..ReplayConfig::e4(repo("tests/data/mitdb-100-5min/100")) };
         assert_probe_matches_load(&wfdb);
         let demo = repo("data/demo/bio_eventrelated_100hz.csv");
         let channels = csv::auto_channels(&csv::read_header(&demo).unwrap());
