@@ -3,7 +3,7 @@
 
 mod common;
 
-use biofeedd::ingest::replay::recording::parse_csv;
+use biofeedd::ingest::replay::csv::parse_csv;
 use biofeedd::ring::{channel, Waker};
 use biofeedd::signal::ChunkStamp;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};

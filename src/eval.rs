@@ -12,10 +12,11 @@
 
 use crate::features::FeatureExtractor;
 use crate::fusion::{Fusion, Source};
-use crate::ingest::replay::recording::Recording;
+use crate::ingest::replay::csv_table::{CsvTable, Separator};
+use crate::ingest::replay::Recording;
 use crate::ring::ChunkMark;
 use crate::window::{SubjectWindower, Window, WindowConfig};
-use anyhow::{bail, Context};
+use anyhow::{anyhow, bail, Context};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
@@ -31,38 +32,41 @@ pub struct Segment {
 }
 
 /// Labels per subject, from a CSV with the columns `subject,label,task,start_unix,end_unix`
-/// (others are ignored; Stress-Predict's `labels_segments.csv` is one).
+/// (others are ignored; Stress-Predict's `labels_segments.csv` is one). Errors name the file,
+/// the line and the column: `labels.csv: line 2: end_unix `x` is not a number (column 17)`.
 pub fn load_labels(path: &Path) -> anyhow::Result<BTreeMap<String, Vec<Segment>>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read labels {}", path.display()))?;
-    let mut lines = text.lines().enumerate();
-    let header: Vec<&str> = lines.next().map(|(_, h)| h.split(',').map(str::trim).collect()).unwrap_or_default();
+    let mut table =
+        CsvTable::open(path, Separator::Comma).with_context(|| format!("cannot read labels {}", path.display()))?;
+    let at =
+        |line: usize, column: usize, what: &str| anyhow!("{}: line {line}: {what} (column {column})", path.display());
+    let header: Vec<String> =
+        if table.next_record()? { table.record().iter().map(String::from).collect() } else { Vec::new() };
+    let header_line = table.line().max(1);
     let col = |name: &str| {
-        header.iter().position(|h| *h == name).with_context(|| {
-            format!("{}: line 1: no `{name}` column (needs subject,label,task,start_unix,end_unix)", path.display())
+        header.iter().position(|h| h == name).ok_or_else(|| {
+            at(header_line, 1, &format!("no `{name}` column (needs subject,label,task,start_unix,end_unix)"))
         })
     };
     let (cs, cl, ct, ca, cb) = (col("subject")?, col("label")?, col("task")?, col("start_unix")?, col("end_unix")?);
     let mut out: BTreeMap<String, Vec<Segment>> = BTreeMap::new();
-    for (i, line) in lines {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let f: Vec<&str> = line.split(',').map(str::trim).collect();
-        let at = |c: usize| f.get(c).copied().unwrap_or("");
-        let bad = |what: &str| anyhow::anyhow!("{}: line {}: {what}", path.display(), i + 1);
+    while table.next_record()? {
+        let field = |c: usize| table.record().get(c).unwrap_or("");
+        let bad = |c: usize, what: &str| at(table.line(), table.column(c), what);
         let num = |c: usize, what: &str| {
-            at(c).parse::<f64>().map_err(|_| bad(&format!("{what} `{}` is not a number", at(c))))
+            field(c).parse::<f64>().map_err(|_| bad(c, &format!("{what} `{}` is not a number", field(c))))
         };
         let segment = Segment {
             start: num(ca, "start_unix")?,
             end: num(cb, "end_unix")?,
-            label: at(cl).parse().map_err(|_| bad(&format!("label `{}` is not a class index (0, 1, ...)", at(cl))))?,
-            task: at(ct).to_string(),
+            label: field(cl)
+                .parse()
+                .map_err(|_| bad(cl, &format!("label `{}` is not a class index (0, 1, ...)", field(cl))))?,
+            task: field(ct).to_string(),
         };
         if segment.end.partial_cmp(&segment.start) != Some(std::cmp::Ordering::Greater) {
-            return Err(bad("end_unix is not after start_unix"));
+            return Err(bad(cb, "end_unix is not after start_unix"));
         }
-        out.entry(at(cs).to_string()).or_default().push(segment);
+        out.entry(field(cs).to_string()).or_default().push(segment);
     }
     Ok(out)
 }
@@ -234,4 +238,37 @@ pub fn score_subject(
         }
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(text: &str) -> anyhow::Result<BTreeMap<String, Vec<Segment>>> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("labels.csv");
+        std::fs::write(&path, text).unwrap();
+        load_labels(&path).map_err(|e| anyhow!("{}", e.to_string().replace(&path.display().to_string(), "labels.csv")))
+    }
+
+    #[test]
+    fn labels_with_quotes_bom_and_blank_lines() {
+        let got = labels("\u{feff}subject,label,task,start_unix,end_unix,note\nS1,1,\"stroop, hard\",10,20,\"a,b\"\n\nS1,0,rest,20,30\n").unwrap();
+        let s1 = &got["S1"];
+        assert_eq!(s1.len(), 2);
+        assert_eq!(s1[0], Segment { start: 10.0, end: 20.0, label: 1, task: "stroop, hard".into() });
+        assert_eq!((s1[1].label, s1[1].task.as_str()), (0, "rest"));
+    }
+
+    #[test]
+    fn label_errors_name_line_and_column() {
+        let e = labels("subject,label,task,start_unix,end_unix\nS1,1,t,10,20\n\nS1,1,t,10,later\n").unwrap_err();
+        assert_eq!(e.to_string(), "labels.csv: line 4: end_unix `later` is not a number (column 11)");
+        let e = labels("subject,label,task,start_unix,end_unix\nS1,x,t,10,20\n").unwrap_err();
+        assert!(e.to_string().starts_with("labels.csv: line 2: label `x` is not a class index"), "{e}");
+        let e = labels("subject,label,task,start_unix,end_unix\nS1,1,t,20,10\n").unwrap_err();
+        assert_eq!(e.to_string(), "labels.csv: line 2: end_unix is not after start_unix (column 11)");
+        let e = labels("subject,label,task,start_unix\n").unwrap_err();
+        assert!(e.to_string().starts_with("labels.csv: line 1: no `end_unix` column"), "{e}");
+    }
 }

@@ -3,8 +3,8 @@
 use biofeedd::features::beats::{detect_ecg, detect_ppg};
 use biofeedd::features::hrv::{from_peaks, HrvOptions, HrvScratch};
 use biofeedd::features::FeatureExtractor;
-use biofeedd::ingest::replay::recording::{parse_csv, CsvOptions};
-use biofeedd::ingest::replay::{CsvChannel, OnBadRow};
+use biofeedd::ingest::replay::csv::{parse_csv, CsvOptions};
+use biofeedd::ingest::replay::{CsvChannel, OnBadRow, ReadError};
 use biofeedd::ring::ChunkMark;
 use biofeedd::signal::{ChannelSpec, Modality};
 use biofeedd::window::{ChannelWindow, SubjectWindower, Window, WindowConfig};
@@ -23,21 +23,163 @@ fn any_sample() -> impl Strategy<Value = f32> {
     ]
 }
 
+/// A generated CSV: its text and, per data line, what a reader must make of it.
+#[derive(Debug, Clone)]
+struct Csv {
+    text: String,
+    /// Lines up to and including the header.
+    header_line: usize,
+    rows: Vec<Row>,
+}
+
+#[derive(Debug, Clone)]
+struct Row {
+    /// 1-based line in the text.
+    line: usize,
+    /// Only whitespace: no record at all.
+    blank: bool,
+    fields: Vec<String>,
+}
+
+impl Row {
+    /// Whether a reader accepts the row (meaningful for rows without quotes): four fields, `a`
+    /// and `b` numbers, `t` a finite number when it times the rows.
+    fn valid(&self, timed: bool) -> bool {
+        let f = |i: usize| self.fields.get(i).map(|s| s.trim()).unwrap_or("");
+        self.fields.len() >= 4
+            && f(1).parse::<f32>().is_ok()
+            && f(3).parse::<f32>().is_ok()
+            && (!timed || f(0).parse::<f64>().is_ok_and(f64::is_finite))
+    }
+}
+
+/// Numbers, garbage, empty and blank fields, quotes (balanced and not).
+fn any_field() -> impl Strategy<Value = String> {
+    prop_oneof![
+        6 => (-1e6f32..1e6).prop_map(|v| format!("{v}")),
+        1 => any::<i32>().prop_map(|v| v.to_string()),
+        1 => Just(String::new()),
+        1 => Just("  ".to_string()),
+        1 => "[a-zé]{1,3}",
+        1 => prop_oneof![Just("NaN"), Just("inf"), Just("1e40"), Just("-0"), Just(" 2.5 ")].prop_map(String::from),
+        1 => (-10f32..10.0).prop_map(|v| format!("\"{v}\"")),
+        1 => Just("\"".to_string()),
+    ]
+}
+
+/// A header naming t, a, x, b (maybe quoted, maybe after a BOM and blank lines) on one of the
+/// three separators, then rows of any field count with increasing times, and blank lines.
+fn any_csv() -> impl Strategy<Value = Csv> {
+    let row = (proptest::collection::vec(any_field(), 0..7), any::<bool>(), 0u8..8);
+    (
+        prop_oneof![Just(','), Just('\t'), Just(';')],
+        any::<bool>(),
+        0usize..3,
+        any::<bool>(),
+        any::<bool>(),
+        proptest::collection::vec(row, 0..40),
+    )
+        .prop_map(|(sep, bom, leading_blank, quoted, crlf, rows)| {
+            let nl = if crlf { "\r\n" } else { "\n" };
+            let mut text = String::from(if bom { "\u{feff}" } else { "" });
+            for _ in 0..leading_blank {
+                text.push_str(nl);
+            }
+            let names: Vec<String> =
+                ["t", "a", "x", "b"].iter().map(|n| if quoted { format!("\"{n}\"") } else { n.to_string() }).collect();
+            text.push_str(&names.join(&sep.to_string()));
+            let header_line = leading_blank + 1;
+            let mut out = Vec::new();
+            for (i, (mut fields, good_time, kind)) in rows.into_iter().enumerate() {
+                text.push_str(nl);
+                let line = header_line + 1 + i;
+                if kind == 0 {
+                    // A blank line: nothing, or whitespace.
+                    let blank = if i % 2 == 0 { String::new() } else { " \t ".to_string() };
+                    text.push_str(&blank);
+                    out.push(Row { line, blank: true, fields: Vec::new() });
+                    continue;
+                }
+                // Times that parse always increase; the others are no number, or quoted.
+                if let Some(t) = fields.first_mut() {
+                    *t = if good_time {
+                        format!("{:.2}", i as f64 * 0.01)
+                    } else {
+                        ["", "late", "NaN", "inf", "\"0.5\""][kind as usize % 5].to_string()
+                    };
+                }
+                let joined = fields.join(&sep.to_string());
+                text.push_str(&joined);
+                let blank = joined.trim().is_empty();
+                out.push(Row { line, blank, fields });
+            }
+            Csv { text, header_line, rows: out }
+        })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     #[test]
-    fn csv_parser_never_panics(text in "(?s).{0,400}", skip in any::<bool>()) {
-        let chans = [CsvChannel { column: "a".into(), name: None, modality: Modality::Ecg, unit: "u".into(), scale: 1.0 }];
+    fn csv_parser_never_panics(csv in any_csv(), skip in any::<bool>(), time_mode in 0u8..3) {
+        // Columns t, a, x, b; channels a and b; timed by rate_hz, by t, or by both.
+        let chans: Vec<CsvChannel> = ["a", "b"]
+            .iter()
+            .map(|c| CsvChannel { column: c.to_string(), name: None, modality: Modality::Ecg, unit: "u".into(), scale: 1.0 })
+            .collect();
         let opts = CsvOptions {
             channels: &chans,
-            rate_hz: Some(100.0),
-            time_column: None,
+            rate_hz: (time_mode != 1).then_some(100.0),
+            time_column: (time_mode != 0).then_some("t"),
             start_time: 0.0,
             on_bad_row: if skip { OnBadRow::Skip } else { OnBadRow::Error },
         };
-        let _ = parse_csv(&text, Path::new("fuzz.csv"), &opts);
-        let _ = parse_csv(&format!("a,b\n{text}"), Path::new("fuzz.csv"), &opts);
+        let result = parse_csv(&csv.text, Path::new("fuzz.csv"), &opts);
+        let lines = csv.text.lines().count();
+        match &result {
+            Ok(rec) => {
+                prop_assert_eq!(rec.channels.len(), 2);
+                let samples: Vec<usize> =
+                    rec.channels.iter().map(|c| c.segments.iter().map(|s| s.samples.len()).sum()).collect();
+                prop_assert_eq!(samples[0], samples[1]);
+                prop_assert!(samples[0] > 0);
+                prop_assert!(rec.channels.iter().flat_map(|c| &c.segments).all(|s| !s.samples.is_empty()));
+                prop_assert!(samples[0] + rec.skipped_rows as usize <= csv.rows.iter().filter(|r| !r.blank).count());
+                if !skip {
+                    prop_assert_eq!(rec.skipped_rows, 0);
+                }
+            }
+            Err(e) => {
+                prop_assert!(e.to_string().starts_with("fuzz.csv"), "{e}");
+                if let ReadError::Parse { line, column, .. } = e {
+                    prop_assert!(*line >= 1 && *line <= lines + 1 && *column >= 1, "{e}");
+                }
+            }
+        }
+        // Without quotes in the rows, every line is one record: the outcome is known exactly.
+        if !csv.text.lines().skip(csv.header_line).any(|l| l.contains('"')) {
+            let timed = opts.time_column.is_some();
+            let data: Vec<&Row> = csv.rows.iter().filter(|r| !r.blank).collect();
+            let accepted = data.iter().filter(|r| r.valid(timed)).count();
+            let first_bad = data.iter().find(|r| !r.valid(timed));
+            match (skip, first_bad) {
+                (false, Some(bad)) => {
+                    let e = result.as_ref().unwrap_err().to_string();
+                    prop_assert!(e.starts_with(&format!("fuzz.csv:{}:", bad.line)), "{e}");
+                }
+                _ if accepted == 0 || (opts.rate_hz.is_none() && accepted < 2) => prop_assert!(result.is_err()),
+                _ => match &result {
+                    Ok(rec) => {
+                        prop_assert_eq!(rec.skipped_rows as usize, data.len() - accepted);
+                        for c in &rec.channels {
+                            prop_assert_eq!(c.segments.iter().map(|s| s.samples.len()).sum::<usize>(), accepted);
+                        }
+                    }
+                    // An estimated rate can be slower than a step between two rows.
+                    Err(e) => prop_assert!(opts.rate_hz.is_none() && e.to_string().contains("backwards"), "{e}"),
+                },
+            }
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! from them; for the benches and the allocation test.
 #![allow(dead_code)] // each bench uses a part of it
 
-use biofeedd::ingest::replay::recording::{parse_csv, CsvOptions};
+use biofeedd::ingest::replay::csv::{parse_csv, CsvOptions};
 use biofeedd::ingest::replay::{CsvChannel, OnBadRow, Recording};
 use biofeedd::signal::Modality;
 use biofeedd::window::{ChannelWindow, Window};
@@ -33,7 +33,7 @@ pub fn demo_recording() -> Recording {
 /// The committed 150 s Empatica E4 excerpt (BVP 64 Hz, EDA and TEMP 4 Hz, ACC 32 Hz).
 pub fn e4_recording() -> Recording {
     let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/e4-S05-excerpt"));
-    biofeedd::ingest::replay::recording::load_e4(dir, OnBadRow::Error).unwrap()
+    biofeedd::ingest::replay::e4::load(dir, OnBadRow::Error).unwrap()
 }
 
 pub const LENGTH_S: f64 = 60.0;
@@ -102,7 +102,7 @@ pub fn hops_of(rec: &Recording, length_s: f64) -> Vec<Window> {
 /// The committed 22-minute evaluation excerpt of subject S05 (tests/data/stress-eval).
 pub fn eval_recording() -> Recording {
     let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/stress-eval/S05"));
-    biofeedd::ingest::replay::recording::load_e4(dir, OnBadRow::Error).unwrap()
+    biofeedd::ingest::replay::e4::load(dir, OnBadRow::Error).unwrap()
 }
 
 /// Every window of the evaluation excerpt past its 300 s baseline, with its features, through

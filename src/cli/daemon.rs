@@ -5,9 +5,8 @@ use super::{InputArgs, RunArgs};
 use anyhow::Context;
 use biofeedd::config::{Config, HubConfig, SensorConfig};
 use biofeedd::daemon::{self, RunOptions};
-use biofeedd::ingest::replay::{CsvChannel, ReplayConfig, ReplayFormat, Speed, StartTime};
+use biofeedd::ingest::replay::{csv, ReplayConfig, ReplayFormat, Speed, StartTime};
 use biofeedd::ingest::SourceConfig;
-use biofeedd::signal::Modality;
 use biofeedd::sink::OutputFormat;
 use biofeedd::window::WindowConfig;
 use std::path::{Path, PathBuf};
@@ -64,8 +63,8 @@ pub fn replay_config(input: &InputArgs, base: Option<&Path>) -> anyhow::Result<C
         ReplayFormat::E4 | ReplayFormat::Wfdb => ReplayConfig::e4(path),
         ReplayFormat::Csv => {
             let rate = input.rate.context("a csv replay needs --rate HZ (the sampling rate of every column)")?;
-            let header = read_header(&input.input)?;
-            let channels = auto_channels(&header);
+            let header = csv::read_header(&input.input)?;
+            let channels = csv::auto_channels(&header);
             if channels.is_empty() {
                 anyhow::bail!(
                     "{}: no column name says what it holds (expected names like ECG, PPG/BVP, EDA/GSR, RSP/RESP, ACC_X, TEMP); columns: {}\n  help: write a config with [[sensor]] channels for this file",
@@ -103,45 +102,4 @@ fn subject_from_path(path: &Path) -> String {
     } else {
         cleaned
     }
-}
-
-fn read_header(path: &Path) -> anyhow::Result<Vec<String>> {
-    use std::io::BufRead;
-    let file = std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
-    let mut line = String::new();
-    std::io::BufReader::new(file).read_line(&mut line).with_context(|| format!("{}: cannot read", path.display()))?;
-    let sep = if line.contains('\t') {
-        '\t'
-    } else if line.contains(';') {
-        ';'
-    } else {
-        ','
-    };
-    Ok(line.trim().split(sep).map(|s| s.trim().trim_matches('"').to_string()).collect())
-}
-
-/// Map CSV column names to modalities by the words people use for them.
-fn auto_channels(header: &[String]) -> Vec<CsvChannel> {
-    header
-        .iter()
-        .filter_map(|col| {
-            let l = col.to_ascii_lowercase();
-            let (modality, unit) = if l.starts_with("ecg") {
-                (Modality::Ecg, "mV")
-            } else if l.starts_with("ppg") || l.starts_with("bvp") {
-                (Modality::Ppg, "a.u.")
-            } else if l.starts_with("eda") || l.starts_with("gsr") {
-                (Modality::Eda, "uS")
-            } else if l.starts_with("rsp") || l.starts_with("resp") {
-                (Modality::Resp, "a.u.")
-            } else if l.starts_with("acc") {
-                (Modality::Acc, "g")
-            } else if l.starts_with("temp") {
-                (Modality::Temp, "degC")
-            } else {
-                return None;
-            };
-            Some(CsvChannel { column: col.clone(), name: None, modality, unit: unit.into(), scale: 1.0 })
-        })
-        .collect()
 }

@@ -29,7 +29,7 @@ pub fn eval(input: &Path, labels: &Path, base: Option<&Path>, exclude: &[String]
         };
         let config = replay_config(&args, base)?;
         let SourceConfig::Replay(source) = &config.sensors[0].source;
-        let recording = biofeedd::ingest::replay::recording::load(source, &source.path, 0.0)?;
+        let recording = biofeedd::ingest::replay::load(source, &source.path, 0.0)?;
         let specs: Vec<_> = recording.channels.iter().map(|c| c.spec.clone()).collect();
         let mut fusion = daemon::load_fusion(&config, &[specs])?;
         let mut extractor =

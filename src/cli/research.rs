@@ -53,7 +53,7 @@ fn print_lines(lines: impl IntoIterator<Item = impl std::fmt::Display>) {
 pub fn events(kind: EventKind, input: &InputArgs, channel: Option<&str>) -> anyhow::Result<()> {
     let config = replay_config(input, None)?;
     let SourceConfig::Replay(source) = &config.sensors[0].source;
-    let rec = biofeedd::ingest::replay::recording::load(source, &source.path, 0.0)?;
+    let rec = biofeedd::ingest::replay::load(source, &source.path, 0.0)?;
     let names = || rec.channels.iter().map(|c| c.spec.name.as_str()).collect::<Vec<_>>().join(", ");
     let ch = match channel {
         Some(name) => rec.channels.iter().find(|c| c.spec.name == name),

@@ -206,12 +206,14 @@ impl Manifest {
                         "calibration.method = \"temperature\" needs calibration.temperature",
                     ))
                 }
-                (other, _) => return Err(ModelError::at(
-                    origin,
-                    format!(
+                (other, _) => {
+                    return Err(ModelError::at(
+                        origin,
+                        format!(
                         "calibration.method `{other}` is not known (temperature scaling is: method = \"temperature\")"
                     ),
-                )),
+                    ))
+                }
             }
         }
         if let Some(w) = &m.window {

@@ -5,7 +5,8 @@
 //! At `Speed::Times(x)` the chunk ending at recording time `t` is pushed at host time
 //! `start + (t - t0) / x`, so latency figures mean what they would with a live device.
 
-use super::{Recording, Speed};
+use super::config::Speed;
+use super::recording::Recording;
 use crate::ingest::{Health, LinkState, SourceReport};
 use crate::ring::ChannelProducer;
 use crate::signal::ChunkStamp;

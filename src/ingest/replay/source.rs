@@ -1,29 +1,28 @@
 //! The replay source as a component: its channels from the recording, its task the player.
 
-use super::{player, recording, ReplayConfig, Speed};
+use super::{load, player, probe_channels, ReplayConfig, Speed};
 use crate::ingest::{RunningSource, SourceContext, SourceError};
 use crate::signal::ChannelSpec;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 impl ReplayConfig {
-    /// The recording's channels, as the replay will produce them.
+    /// The recording's channels, as the replay will produce them, from its headers alone.
     pub fn channels(&self, base_dir: &Path) -> Result<Vec<ChannelSpec>, SourceError> {
-        let rec = recording::load(self, &self.resolved_path(base_dir), 0.0)?;
-        Ok(rec.channels.into_iter().map(|c| c.spec).collect())
+        Ok(probe_channels(self, &self.resolved_path(base_dir))?)
     }
 
     /// Read the recording and return the task that plays it onto `ctx`'s rings.
     pub fn build(&self, ctx: SourceContext) -> Result<RunningSource, SourceError> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-        let rec = recording::load(self, &self.resolved_path(&ctx.base_dir), now)?;
+        let rec = load(self, &self.resolved_path(&ctx.base_dir), now)?;
         for note in &rec.notes {
             tracing::warn!("sensor `{}`: {note}", ctx.sensor);
         }
         let produced: Vec<&ChannelSpec> = rec.channels.iter().map(|c| &c.spec).collect();
         if produced.len() != ctx.producers.len() {
             return Err(SourceError::Mismatch(format!(
-                "sensor `{}`: the recording has {} channels, {} were announced (did it change on disk?)",
+                "sensor `{}`: the recording has {} channels, its header announced {} (did it change on disk?)",
                 ctx.sensor,
                 produced.len(),
                 ctx.producers.len()

@@ -270,18 +270,34 @@ pub fn load(record: &Path) -> Result<Recording, ReadError> {
             decoded[idx[k]] = Some(sig);
         }
     }
-    for (info, adc) in header.signals.iter().zip(decoded) {
+    for ((info, adc), spec) in header.signals.iter().zip(decoded).zip(channel_specs(&header)) {
         let adc = adc.unwrap_or_default();
-        let modality = modality_of(&info.description);
         let samples = adc.iter().map(|&v| ((v as i32 - info.baseline) as f64 / info.gain) as f32).collect();
-        let name =
-            if info.description.is_empty() { format!("sig{}", channels.len()) } else { info.description.clone() };
-        channels.push(RecordedChannel {
-            spec: ChannelSpec::new(name, modality, info.units.clone(), header.fs * info.samples_per_frame as f64),
-            segments: vec![Segment { start_time: 0.0, samples }],
-        });
+        channels.push(RecordedChannel { spec, segments: vec![Segment { start_time: 0.0, samples }] });
     }
     Ok(Recording { channels, skipped_rows: 0, notes: Vec::new() })
+}
+
+/// The channel specs [`load`] gives a record, from its `.hea` alone.
+pub fn probe(record: &Path) -> Result<Vec<ChannelSpec>, ReadError> {
+    let hea = record.with_extension("hea");
+    let text = std::fs::read_to_string(&hea).map_err(|source| ReadError::Io { path: hea.clone(), source })?;
+    Ok(channel_specs(&parse_header(&text, &hea)?))
+}
+
+/// One spec per signal: named by its description (`sig<N>` without one), the modality the
+/// description names, the signal's own rate.
+fn channel_specs(header: &Header) -> Vec<ChannelSpec> {
+    header
+        .signals
+        .iter()
+        .enumerate()
+        .map(|(i, info)| {
+            let name = if info.description.is_empty() { format!("sig{i}") } else { info.description.clone() };
+            let rate = header.fs * info.samples_per_frame as f64;
+            ChannelSpec::new(name, modality_of(&info.description), info.units.clone(), rate)
+        })
+        .collect()
 }
 
 /// The modality a signal description names (PhysioNet's usual words), `Other` when none.
