@@ -20,6 +20,7 @@ pub mod dsp;
 pub mod eda;
 pub mod hrv;
 pub mod resp;
+pub mod rr;
 pub mod spectrum;
 pub mod stats;
 
@@ -29,7 +30,7 @@ use beats::{Beat, EcgDetector, PpgDetector, MIN_BEAT_INTERVAL_S};
 use eda::{EdaStream, Scr};
 use resp::RespStream;
 use serde::Serialize;
-use spectrum::BeatSpectra;
+use rr::BeatSpectra;
 use stats::{RunningStats, Summary};
 use std::collections::VecDeque;
 
