@@ -91,24 +91,22 @@ impl FeatureExtractor {
         // ECG is preferred over PPG for the heart when both are worn: sharper beats, less motion
         // artefact. PPG still gives its pulse-shape features.
         let find = |m: Modality| window.channels.iter().position(|c| c.spec.modality == m && !c.values.is_empty());
-        let state = |k: usize| self.channels[k].as_ref().expect("state per channel");
         let (ecg, ppg) = (find(Modality::Ecg), find(Modality::Ppg));
         if let Some(k) = ppg {
-            self.beats.pulse_shape(state(k), &window.channels[k], &mut fv);
+            self.beats.pulse_shape(state(&self.channels, k), &window.channels[k], &mut fv);
         }
         if let Some(k) = ecg.or(ppg) {
             let st = self.channels[k].as_mut().expect("state per channel");
             self.beats.heart(st, &window.channels[k], motion, &mut fv);
         }
-        let state = |k: usize| self.channels[k].as_ref().expect("state per channel");
         if let Some(k) = find(Modality::Eda) {
-            electrodermal::read(state(k), &window.channels[k], &mut fv);
+            electrodermal::read(state(&self.channels, k), &window.channels[k], &mut fv);
         }
         if let Some(k) = find(Modality::Resp) {
-            respiration::read(state(k), &window.channels[k], &mut fv);
+            respiration::read(state(&self.channels, k), &window.channels[k], &mut fv);
         }
         if let Some(k) = find(Modality::Temp) {
-            temperature::read(state(k), &window.channels[k], &mut fv);
+            temperature::read(state(&self.channels, k), &window.channels[k], &mut fv);
         }
         if let Some(b) = &mut self.baseline {
             let raw = self.baseline_index.map(|i| fv.values[i]);
@@ -118,6 +116,11 @@ impl FeatureExtractor {
         self.out = Some(fv);
         self.out.as_ref().expect("just stored")
     }
+}
+
+/// The state of window channel `k`, which `extract` has just fed.
+fn state(channels: &[Option<ChannelState>], k: usize) -> &ChannelState {
+    channels[k].as_ref().expect("state per channel")
 }
 
 #[cfg(test)]
