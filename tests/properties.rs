@@ -215,18 +215,33 @@ proptest! {
     fn windower_survives_any_chunk_order_and_stays_bounded(
         chunks in proptest::collection::vec((0usize..2, -5.0f64..200.0, 0usize..50), 0..200),
     ) {
-        let specs = vec![ChannelSpec::new("a", Modality::Ecg, "u", 10.0), ChannelSpec::new("b", Modality::Eda, "u", 4.0)];
-        let mut w = SubjectWindower::new("p", specs, WindowConfig { length_s: 10.0, hop_s: 2.0, stall_timeout_s: 3.0 });
+        let rates = [10.0, 4.0];
+        let specs = vec![ChannelSpec::new("a", Modality::Ecg, "u", rates[0]), ChannelSpec::new("b", Modality::Eda, "u", rates[1])];
+        let config = WindowConfig { length_s: 10.0, hop_s: 2.0, stall_timeout_s: 3.0 };
+        // The module's memory bound: `length + stall_timeout` of samples per channel (one more for
+        // boundary rounding), plus the chunk just pushed and not yet cut into windows.
+        let bound = |ch: usize, chunk: usize| ((config.length_s + config.stall_timeout_s) * rates[ch]).ceil() as usize + 1 + chunk;
+        let mut w = SubjectWindower::new("p", specs, config.clone());
         let mut last_end = f64::NEG_INFINITY;
+        // The first window waits until every channel has delivered a sample, and until then
+        // nothing is released: the bound holds from that point on (a channel that never speaks
+        // lets the others grow).
+        let mut spoken = [false; 2];
         for (ch, t, n) in chunks {
             let mark = ChunkMark { len: n as u32, source_time: t, arrival: Instant::now(), gap_before: false };
             w.push(ch, &mark, &vec![1.0; n]);
+            spoken[ch] |= n > 0;
+            let started = spoken.iter().all(|&s| s);
+            prop_assert!(!started || w.buffered_samples(ch) <= bound(ch, n), "after a push: {} samples", w.buffered_samples(ch));
             while let Some(win) = w.next_window() {
                 prop_assert!(win.end > last_end, "windows advance");
                 last_end = win.end;
                 for c in &win.channels {
                     prop_assert!(c.values.len() <= (10.0 * c.spec.rate_hz) as usize + 1);
                 }
+            }
+            for c in 0..rates.len() {
+                prop_assert!(!started || w.buffered_samples(c) <= bound(c, 0), "channel {c}: {} samples", w.buffered_samples(c));
             }
         }
         w.finish_channel(0);

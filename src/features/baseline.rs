@@ -19,7 +19,7 @@ use crate::diagnostic::Invalid;
 use crate::key_path;
 
 /// How many features have a baseline-relative twin (the `z_` names in [`super::FEATURE_NAMES`]).
-pub const COUNT: usize = super::Z_COUNT;
+pub const COUNT: usize = super::names::Z_COUNT;
 
 /// `[features]`: settings of the feature stage.
 #[derive(Debug, Clone, Deserialize)]

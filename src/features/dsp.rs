@@ -1,6 +1,7 @@
-//! Small DSP building blocks shared by the feature extractors: biquad filters (RBJ cookbook,
-//! Butterworth Q), moving averages and least-squares slope. No allocation except where a caller
-//! passes an output buffer.
+//! Small DSP building blocks shared by the streaming detectors: biquad filters (RBJ cookbook,
+//! Butterworth Q), [`FiniteHold`] (filters never see NaN or infinity), [`History`] (a fixed ring
+//! addressed by absolute sample number) and [`mean_std`]. Nothing here allocates after
+//! construction.
 
 use std::f64::consts::PI;
 
@@ -57,54 +58,6 @@ impl Biquad {
     }
 }
 
-/// The samples as f64 with every non-finite value replaced by the previous finite one (the
-/// first finite value before any), so one NaN cannot poison a filter's state.
-pub fn finite_held(input: &[f32]) -> impl Iterator<Item = f64> + '_ {
-    let mut last = first_finite(input);
-    input.iter().map(move |&v| {
-        if v.is_finite() {
-            last = v as f64;
-        }
-        last
-    })
-}
-
-/// The first finite sample, or 0.
-pub fn first_finite(input: &[f32]) -> f64 {
-    input.iter().copied().find(|v| v.is_finite()).unwrap_or(0.0) as f64
-}
-
-/// Band-pass as a high-pass followed by a low-pass, applied to `input` into `out`.
-pub fn bandpass(input: &[f32], fs: f64, low_hz: f64, high_hz: f64, out: &mut Vec<f64>) {
-    out.clear();
-    let mut hp = Biquad::highpass(low_hz, fs);
-    let mut lp = Biquad::lowpass(high_hz, fs);
-    hp.settle(first_finite(input));
-    out.extend(finite_held(input).map(|x| lp.process(hp.process(x))));
-}
-
-/// Low-pass `input` into `out`, settled on the first value.
-pub fn lowpass(input: &[f32], fs: f64, cutoff_hz: f64, out: &mut Vec<f64>) {
-    out.clear();
-    let mut lp = Biquad::lowpass(cutoff_hz, fs);
-    lp.settle(first_finite(input));
-    out.extend(finite_held(input).map(|x| lp.process(x)));
-}
-
-/// Centered-ish moving average (trailing window of `n` samples) of `input` into `out`.
-pub fn moving_average(input: &[f64], n: usize, out: &mut Vec<f64>) {
-    out.clear();
-    let n = n.max(1);
-    let mut acc = 0.0;
-    for (i, &v) in input.iter().enumerate() {
-        acc += v;
-        if i >= n {
-            acc -= input[i - n];
-        }
-        out.push(acc / (i + 1).min(n) as f64);
-    }
-}
-
 /// Mean and population standard deviation of the finite values; `None` when there are none.
 pub fn mean_std(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     let (mut n, mut mean, mut m2) = (0u64, 0.0, 0.0);
@@ -115,25 +68,6 @@ pub fn mean_std(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
         m2 += d * (v - mean);
     }
     (n > 0).then(|| (mean, (m2 / n as f64).sqrt()))
-}
-
-/// Least-squares slope of the finite values against time in seconds (`i / fs`), in units per second.
-pub fn slope_per_s(values: &[f32], fs: f64) -> Option<f64> {
-    let (mut n, mut sx, mut sy, mut sxx, mut sxy) = (0.0, 0.0, 0.0, 0.0, 0.0);
-    for (i, &v) in values.iter().enumerate() {
-        if !v.is_finite() {
-            continue;
-        }
-        let x = i as f64 / fs;
-        let y = v as f64;
-        n += 1.0;
-        sx += x;
-        sy += y;
-        sxx += x * x;
-        sxy += x * y;
-    }
-    let den = n * sxx - sx * sx;
-    (n >= 2.0 && den > 0.0).then(|| (n * sxy - sx * sy) / den)
 }
 
 /// The newest values of a derived signal, addressed by absolute sample number: a fixed ring so
@@ -247,16 +181,25 @@ mod tests {
         (x.iter().map(|v| v * v).sum::<f64>() / x.len() as f64).sqrt()
     }
 
+    /// High-pass then low-pass, both settled on the first finite sample as the detectors do.
+    fn bandpass(input: &[f32], fs: f64, low_hz: f64, high_hz: f64) -> Vec<f64> {
+        let (mut hp, mut lp) = (Biquad::highpass(low_hz, fs), Biquad::lowpass(high_hz, fs));
+        let mut hold = FiniteHold::default();
+        let mut out = Vec::with_capacity(input.len());
+        for &x in input {
+            if let Some(v) = hold.next(x, &mut [&mut hp, &mut lp]) {
+                out.push(lp.process(hp.process(v)));
+            }
+        }
+        out
+    }
+
     #[test]
     fn bandpass_passes_the_band_and_stops_the_rest() {
         let fs = 360.0;
-        let mut out = Vec::new();
-        bandpass(&sine(10.0, fs, 3600), fs, 5.0, 15.0, &mut out);
-        let pass = rms(&out[1000..]);
-        bandpass(&sine(0.3, fs, 3600), fs, 5.0, 15.0, &mut out);
-        let low = rms(&out[1000..]);
-        bandpass(&sine(60.0, fs, 3600), fs, 5.0, 15.0, &mut out);
-        let high = rms(&out[1000..]);
+        let pass = rms(&bandpass(&sine(10.0, fs, 3600), fs, 5.0, 15.0)[1000..]);
+        let low = rms(&bandpass(&sine(0.3, fs, 3600), fs, 5.0, 15.0)[1000..]);
+        let high = rms(&bandpass(&sine(60.0, fs, 3600), fs, 5.0, 15.0)[1000..]);
         assert!(pass > 0.5, "{pass}");
         assert!(low < 0.01, "{low}");
         assert!(high < 0.1, "{high}");
@@ -264,18 +207,27 @@ mod tests {
 
     #[test]
     fn settled_lowpass_has_no_startup_transient() {
-        let mut out = Vec::new();
-        lowpass(&[5.0; 100], 4.0, 1.0, &mut out);
-        assert!(out.iter().all(|v| (v - 5.0).abs() < 1e-9));
+        let mut lp = Biquad::lowpass(1.0, 4.0);
+        let mut hold = FiniteHold::default();
+        for x in [5.0f32; 100] {
+            let v = hold.next(x, &mut [&mut lp]).expect("finite input");
+            assert!((lp.process(v) - 5.0).abs() < 1e-9);
+        }
     }
 
     #[test]
-    fn slope_and_stats() {
-        let v: Vec<f32> = (0..100).map(|i| 2.0 + 0.5 * i as f32 / 10.0).collect();
-        assert!((slope_per_s(&v, 10.0).unwrap() - 0.5).abs() < 1e-6);
+    fn finite_hold_carries_the_last_finite_sample() {
+        let mut hold = FiniteHold::default();
+        assert_eq!(hold.take(f32::NAN), None, "nothing finite yet");
+        assert_eq!(hold.take(2.0), Some((2.0, true)));
+        assert_eq!(hold.take(f32::INFINITY), Some((2.0, false)));
+        assert_eq!(hold.take(3.0), Some((3.0, false)));
+    }
+
+    #[test]
+    fn mean_std_skips_non_finite_values() {
         let (m, s) = mean_std([1.0, 3.0, f64::NAN].into_iter()).unwrap();
         assert_eq!((m, s), (2.0, 1.0));
         assert!(mean_std(std::iter::empty()).is_none());
-        assert!(slope_per_s(&[1.0], 1.0).is_none());
     }
 }

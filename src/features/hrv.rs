@@ -2,6 +2,7 @@
 //! frequency domain, with ectopic/artefact correction reported.
 
 use super::dsp;
+use super::rr::{rr_interval, rr_periodogram, PLAUSIBLE_RR_MS, RR_DF};
 use super::spectrum::{Centre, SlidingPeriodogram};
 
 /// How RR intervals are cleaned before HRV.
@@ -86,26 +87,9 @@ impl Default for HrvScratch {
 
 /// Minimum clean intervals for any HRV value.
 const MIN_INTERVALS: usize = 5;
-/// RR intervals outside this range (ms) are not heartbeats: 30–200 bpm.
-pub const PLAUSIBLE_RR_MS: std::ops::RangeInclusive<f64> = 300.0..=2000.0;
-
-/// The frequency grid every beat spectrum uses: 0.0425–0.5025 Hz in 0.005 Hz bins. HRV sums bins
-/// 0–21 (LF, 0.04–0.15 Hz) and 22–71 (HF, 0.15–0.40 Hz); derived respiration scans 11–92.
-pub fn rr_periodogram() -> SlidingPeriodogram {
-    SlidingPeriodogram::new(RR_F0, RR_DF, 93)
-}
-const RR_F0: f64 = 0.0425;
-const RR_DF: f64 = 0.005;
+/// HRV's bands on the RR grid ([`rr_periodogram`]): 0.04–0.15 Hz (LF) and 0.15–0.40 Hz (HF).
 const LF_BINS: std::ops::Range<usize> = 0..22;
 const HF_BINS: std::ops::Range<usize> = 22..72;
-
-/// The RR interval between beats at samples `a` < `b`: (time of `b` in s, interval in ms). Every
-/// RR series is built by this one function, so a spectrum can remove exactly what it added.
-pub fn rr_interval(a: u64, b: u64, fs: f64) -> (f64, f64) {
-    // Same operation order as NeuroKit2 (Δ / fs × 1000), so a successive difference of exactly
-    // 50 ms rounds the same way in both and pNN50 agrees.
-    (b as f64 / fs, (b as f64 - a as f64) / fs * 1000.0)
-}
 
 /// HRV from beat sample indices at `fs` Hz.
 pub fn from_peaks(peaks: &[usize], fs: f64, options: HrvOptions, s: &mut HrvScratch) -> Hrv {
@@ -200,27 +184,6 @@ pub fn from_intervals(beats: usize, options: HrvOptions, s: &mut Intervals, spec
         hrv.lf_hf = if hf > 0.0 { lf / hf } else { f64::NAN };
     }
     hrv
-}
-
-/// The classical Lomb–Scargle periodogram of zero-mean `x` at times `t` (s), at `f` Hz: the
-/// direct formula, which [`SlidingPeriodogram`] is tested against.
-#[cfg(test)]
-pub(crate) fn lomb_scargle(t: &[f64], x: &[f64], f: f64, trig: &mut Vec<(f64, f64)>) -> f64 {
-    let w = 2.0 * std::f64::consts::PI * f;
-    trig.clear();
-    trig.extend(t.iter().map(|&ti| (w * ti).sin_cos()));
-    let (s2, c2) = trig.iter().fold((0.0, 0.0), |(s, c), &(sn, cs)| (s + 2.0 * sn * cs, c + cs * cs - sn * sn));
-    let (sin_wt, cos_wt) = (0.5 * s2.atan2(c2)).sin_cos(); // ωτ
-    let (mut xc, mut xs, mut cc, mut ss) = (0.0, 0.0, 0.0, 0.0);
-    for (&(sn0, cs0), &xi) in trig.iter().zip(x) {
-        let sn = sn0 * cos_wt - cs0 * sin_wt;
-        let cs = cs0 * cos_wt + sn0 * sin_wt;
-        xc += xi * cs;
-        xs += xi * sn;
-        cc += cs * cs;
-        ss += sn * sn;
-    }
-    0.5 * (xc * xc / cc.max(1e-12) + xs * xs / ss.max(1e-12))
 }
 
 #[cfg(test)]

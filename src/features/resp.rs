@@ -16,7 +16,8 @@
 
 use super::beats::Beat;
 use super::dsp::{Biquad, FiniteHold};
-use super::spectrum::{BeatSpectra, Centre, SlidingPeriodogram};
+use super::rr::BeatSpectra;
+use super::spectrum::{Centre, SlidingPeriodogram};
 
 /// Streaming breath detector for one breathing waveform.
 #[derive(Debug)]
@@ -138,7 +139,7 @@ pub fn derived_rate_of(spectra: &BeatSpectra, beats: &[Beat], fs: f64) -> Option
     best.map(|(k, _)| series.freq(k) * 60.0)
 }
 
-/// Bins of [`super::hrv::rr_periodogram`] the derived rate scans: 0.1025–0.4975 Hz.
+/// Bins of [`super::rr::rr_periodogram`] the derived rate scans: 0.1025–0.4975 Hz.
 const DERIVED_BINS: std::ops::Range<usize> = 12..92;
 
 #[cfg(test)]

@@ -7,60 +7,14 @@
 //! over the points, though — Σcos ωt, Σsin ωt, Σx·cos ωt, Σx·sin ωt, Σcos 2ωt, Σsin 2ωt — and, for a
 //! series detrended by its least-squares line, Σt·cos ωt and Σt·sin ωt. Sums can be updated as
 //! points arrive and depart, so each hop costs (beats in the hop) × (frequencies) and reading the
-//! spectrum costs (frequencies), whatever the window length.
+//! spectrum costs (frequencies), whatever the window length. (`rr.rs` keeps a window's beat
+//! spectra in step with its beats.)
 //!
 //! The sines and cosines of a point at every frequency of the evenly spaced grid come from one
 //! `sin_cos` of the first frequency and one of the spacing, by the angle-addition recurrence.
 //!
 //! Add/remove in floating point leaves rounding residue in the sums; it is ~1e-16 relative per
 //! update, and the sums are zeroed exactly whenever the series empties (a gap, a reset).
-
-use super::beats::Beat;
-use super::hrv::{rr_interval, rr_periodogram, PLAUSIBLE_RR_MS};
-
-/// The spectra of a series of beats, kept in step with it: RR intervals (ms, at the later beat's
-/// time; plausible ones only) for HRV and derived respiration, and beat amplitudes for derived
-/// respiration. Times are the beats' sample numbers over `fs`.
-#[derive(Debug, Clone)]
-pub struct BeatSpectra {
-    pub rr: SlidingPeriodogram,
-    pub amp: SlidingPeriodogram,
-}
-
-impl Default for BeatSpectra {
-    fn default() -> Self {
-        BeatSpectra { rr: rr_periodogram(), amp: rr_periodogram() }
-    }
-}
-
-impl BeatSpectra {
-    /// Beat `b` joins the end of the series; `prev` is the beat before it, if still in the series.
-    pub fn push(&mut self, prev: Option<&Beat>, b: &Beat, fs: f64) {
-        if let Some(p) = prev {
-            let (t, rr) = rr_interval(p.index, b.index, fs);
-            if PLAUSIBLE_RR_MS.contains(&rr) {
-                self.rr.add(t, rr);
-            }
-        }
-        self.amp.add(b.index as f64 / fs, b.amplitude);
-    }
-
-    /// Beat `b`, the oldest, leaves; `next` is the beat after it, whose interval leaves with it.
-    pub fn pop(&mut self, b: &Beat, next: Option<&Beat>, fs: f64) {
-        if let Some(n) = next {
-            let (t, rr) = rr_interval(b.index, n.index, fs);
-            if PLAUSIBLE_RR_MS.contains(&rr) {
-                self.rr.remove(t, rr);
-            }
-        }
-        self.amp.remove(b.index as f64 / fs, b.amplitude);
-    }
-
-    pub fn clear(&mut self) {
-        self.rr.clear();
-        self.amp.clear();
-    }
-}
 
 /// Running sums for one frequency.
 #[derive(Debug, Clone, Copy, Default)]
@@ -217,8 +171,9 @@ impl SlidingPeriodogram {
         (self.n > 0).then(|| self.sx / self.n as f64)
     }
 
-    /// The classical Lomb–Scargle power of the centred series at bin `k` (same scale as
-    /// [`super::hrv::lomb_scargle`]: a sinusoid of amplitude A over n points gives about A²n/4).
+    /// The classical Lomb–Scargle power of the centred series at bin `k` (same scale as the
+    /// direct formula the tests hold it to: a sinusoid of amplitude A over n points gives about
+    /// A²n/4).
     pub fn power(&self, k: usize, centre: Centre) -> f64 {
         let Some(b) = self.bins.get(k) else { return 0.0 };
         if self.n == 0 {
@@ -243,7 +198,26 @@ impl SlidingPeriodogram {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::features::hrv::lomb_scargle;
+
+    /// The classical Lomb–Scargle periodogram of zero-mean `x` at times `t` (s), at `f` Hz: the
+    /// direct formula, which [`SlidingPeriodogram`] is tested against.
+    fn lomb_scargle(t: &[f64], x: &[f64], f: f64, trig: &mut Vec<(f64, f64)>) -> f64 {
+        let w = 2.0 * std::f64::consts::PI * f;
+        trig.clear();
+        trig.extend(t.iter().map(|&ti| (w * ti).sin_cos()));
+        let (s2, c2) = trig.iter().fold((0.0, 0.0), |(s, c), &(sn, cs)| (s + 2.0 * sn * cs, c + cs * cs - sn * sn));
+        let (sin_wt, cos_wt) = (0.5 * s2.atan2(c2)).sin_cos(); // ωτ
+        let (mut xc, mut xs, mut cc, mut ss) = (0.0, 0.0, 0.0, 0.0);
+        for (&(sn0, cs0), &xi) in trig.iter().zip(x) {
+            let sn = sn0 * cos_wt - cs0 * sin_wt;
+            let cs = cs0 * cos_wt + sn0 * sin_wt;
+            xc += xi * cs;
+            xs += xi * sn;
+            cc += cs * cs;
+            ss += sn * sn;
+        }
+        0.5 * (xc * xc / cc.max(1e-12) + xs * xs / ss.max(1e-12))
+    }
 
     /// Uneven times and a noisy sinusoid with a trend.
     fn series(n: usize, offset: f64) -> Vec<(f64, f64)> {

@@ -193,12 +193,10 @@ impl SubjectWindower {
         self.stats
     }
 
-    pub fn subject(&self) -> &str {
-        &self.window.subject
-    }
-
-    pub fn channel_specs(&self) -> impl Iterator<Item = &ChannelSpec> {
-        self.channels.iter().map(|c| &c.spec)
+    /// Samples of channel `channel` held for windows not yet closed (the memory bound in the
+    /// module doc is about this number).
+    pub fn buffered_samples(&self, channel: usize) -> usize {
+        self.channels[channel].values.len()
     }
 
     /// Add one chunk popped from channel `channel`'s ring.
