@@ -57,6 +57,13 @@ fn shift_start(text: &str, by_s: f64) -> String {
     std::iter::once(shifted.join(", ")).chain(lines.map(str::to_string)).collect::<Vec<_>>().join("\n") + "\n"
 }
 
+/// Replace line `index` (0-based) of a file by `value`.
+fn set_line(text: &str, index: usize, value: &str) -> String {
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines[index] = value;
+    lines.join("\n") + "\n"
+}
+
 fn wfdb_with(dir: &Path, header: impl Fn(&str) -> String, dat: impl Fn(Vec<u8>) -> Vec<u8>) {
     let src = repo("tests/data/mitdb-100-5min");
     let hea = std::fs::read_to_string(src.join("100.hea")).unwrap();
@@ -125,13 +132,44 @@ const CASES: &[Case] = &[
         name: "E4 channel a year away",
         args: &["replay", "--format", "e4", "--input", "{dir}/e4", "--output", "jsonl"],
         files: |d| e4_with(d, "EDA.csv", |t| shift_start(t, 365.0 * 86_400.0)),
-        expect: Expect::Ok(&[]),
+        expect: Expect::Ok(&["channel `eda` starts 31536000 s after"]),
     },
     Case {
         name: "E4 channel ten days away",
         args: &["replay", "--format", "e4", "--input", "{dir}/e4", "--output", "jsonl"],
         files: |d| e4_with(d, "TEMP.csv", |t| shift_start(t, 10.0 * 86_400.0)),
         expect: Expect::Ok(&["windows without any sample skipped"]),
+    },
+    Case {
+        name: "E4 rate line 1e12",
+        args: &["replay", "--format", "e4", "--input", "{dir}/e4"],
+        files: |d| e4_with(d, "EDA.csv", |t| set_line(t, 1, "1e12")),
+        expect: Expect::Error(&["EDA.csv:2:1", "sample rate", "between 0.01 and 100000 Hz"]),
+    },
+    Case {
+        name: "E4 rate line 1e-9",
+        args: &["replay", "--format", "e4", "--input", "{dir}/e4"],
+        files: |d| e4_with(d, "EDA.csv", |t| set_line(t, 1, "1e-9")),
+        expect: Expect::Error(&["EDA.csv:2:1", "sample rate"]),
+    },
+    Case {
+        name: "E4 start time in the year 33658",
+        args: &["replay", "--format", "e4", "--input", "{dir}/e4"],
+        files: |d| e4_with(d, "TEMP.csv", |t| set_line(t, 0, "1e12")),
+        expect: Expect::Error(&["TEMP.csv:1:1", "start time"]),
+    },
+    // Files that are not what they claim to be, read with bounded memory.
+    Case {
+        name: "CSV with a 100 MB header line",
+        args: &["replay", "--format", "csv", "--rate", "100", "--input", "{dir}/big.csv"],
+        files: |d| std::fs::write(d.join("big.csv"), "ECG".repeat(35_000_000)).unwrap(),
+        expect: Expect::Error(&["big.csv", "longer than"]),
+    },
+    Case {
+        name: "CSV from /dev/zero",
+        args: &["replay", "--format", "csv", "--rate", "100", "--input", "/dev/zero"],
+        files: no_files,
+        expect: Expect::Error(&["/dev/zero", "longer than"]),
     },
     // WFDB records that do not match their header.
     Case {

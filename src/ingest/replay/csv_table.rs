@@ -8,6 +8,15 @@ use super::recording::ReadError;
 use std::io::{BufRead, BufReader, Chain, Cursor, Read};
 use std::path::{Path, PathBuf};
 
+/// The longest line a table accepts. A physiological CSV row is a few hundred bytes and an E4
+/// header line a few dozen; a line past this is not such a file (or is corrupt), and reading on
+/// would only grow memory.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+fn line_too_long() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, format!("a line is longer than {MAX_LINE_BYTES} bytes"))
+}
+
 /// How the fields of a table are separated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Separator {
@@ -59,8 +68,12 @@ impl<R: Read> CsvTable<R> {
         let mut head = Vec::new();
         loop {
             let from = head.len();
-            if source.read_until(b'\n', &mut head).map_err(io)? == 0 {
+            let room = (MAX_LINE_BYTES + 1) as u64;
+            if (&mut source).take(room).read_until(b'\n', &mut head).map_err(io)? == 0 {
                 break;
+            }
+            if head.len() - from > MAX_LINE_BYTES {
+                return Err(io(line_too_long()));
             }
             if from == 0 && head.starts_with("\u{feff}".as_bytes()) {
                 head.drain(..3);
@@ -233,6 +246,11 @@ impl<R> Keep<R> {
 
 impl<R: Read> Read for Keep<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        // Kept bytes are the current record plus under 64 KiB before it (see `forget_before`)
+        // and one read ahead: past that, the current record is longer than any line may be.
+        if self.kept.len() > MAX_LINE_BYTES + (1 << 16) + buf.len() {
+            return Err(line_too_long());
+        }
         let n = self.inner.read(buf)?;
         self.kept.extend_from_slice(&buf[..n]);
         Ok(n)
@@ -283,6 +301,18 @@ mod tests {
             assert_eq!(t.column(1), format!("{}", n - 1).len() + 2);
         }
         assert_eq!(n, 20_000);
+    }
+
+    #[test]
+    fn a_line_longer_than_the_bound_is_an_error_not_a_memory_hog() {
+        let header = "a".repeat(MAX_LINE_BYTES + 10);
+        let e = CsvTable::new(header.as_bytes(), Path::new("t.csv"), Separator::Sniff).err().expect("refused");
+        assert!(e.to_string().contains("longer than"), "{e}");
+        let row = format!("a,b\n1,{}\n", "2".repeat(3 * MAX_LINE_BYTES));
+        let mut t = CsvTable::new(row.as_bytes(), Path::new("t.csv"), Separator::Comma).unwrap();
+        assert!(t.next_record().unwrap());
+        let e = t.next_record().unwrap_err().to_string();
+        assert!(e.starts_with("t.csv") && e.contains("longer than"), "{e}");
     }
 
     #[test]

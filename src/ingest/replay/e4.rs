@@ -5,6 +5,7 @@
 use super::config::OnBadRow;
 use super::csv_table::{CsvTable, Separator};
 use super::recording::{ReadError, RecordedChannel, Recording, Segment};
+use crate::bounds::{self, Bound};
 use crate::signal::{ChannelSpec, Modality};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -41,7 +42,36 @@ pub fn load(dir: &Path, on_bad_row: OnBadRow) -> Result<Recording, ReadError> {
         rec.skipped_rows += skipped;
         rec.channels.extend(channels);
     }
+    rec.notes.extend(misaligned(&rec));
     Ok(rec)
+}
+
+/// The files of one export start and end together (the wristband writes them all); say by how
+/// much they do not, so a folder assembled from different sessions is noticed.
+fn misaligned(rec: &Recording) -> Vec<String> {
+    fn span(c: &RecordedChannel) -> Option<(&str, f64, f64)> {
+        let first = c.segments.first()?;
+        let last = c.segments.last()?;
+        Some((c.spec.name.as_str(), first.start_time, last.start_time + last.samples.len() as f64 * c.spec.period_s()))
+    }
+    let spans: Vec<(&str, f64, f64)> = rec.channels.iter().filter_map(span).collect();
+    let mut notes = Vec::new();
+    let Some(&(first, start, _)) = spans.iter().min_by(|a, b| a.1.total_cmp(&b.1)) else { return notes };
+    for &(name, s, _) in &spans {
+        if s - start > 1.0 {
+            notes.push(format!(
+                "channel `{name}` starts {:.0} s after `{first}`: are these files from one session?",
+                s - start
+            ));
+        }
+    }
+    let Some(&(last, _, end)) = spans.iter().max_by(|a, b| a.2.total_cmp(&b.2)) else { return notes };
+    for &(name, _, e) in &spans {
+        if end - e > 60.0 {
+            notes.push(format!("channel `{name}` ends {:.0} s before `{last}`", end - e));
+        }
+    }
+    notes
 }
 
 /// The channel specs [`load`] would give, from the two header lines of each file.
@@ -85,7 +115,7 @@ fn files(dir: &Path, notes: &mut Vec<String>) -> Result<Vec<(&'static E4File, Pa
 
 /// Read the two header lines: (start time, rate), each the first value of its line.
 fn read_headers<R: Read>(table: &mut CsvTable<R>) -> Result<(f64, f64), ReadError> {
-    let mut header = |line: usize, what: &str| -> Result<f64, ReadError> {
+    let mut header = |line: usize, what: &str, bound: Bound| -> Result<f64, ReadError> {
         if !table.next_record()? {
             return Err(ReadError::Parse {
                 path: table.path().to_path_buf(),
@@ -96,15 +126,13 @@ fn read_headers<R: Read>(table: &mut CsvTable<R>) -> Result<(f64, f64), ReadErro
         }
         // A blank header line is a header line without a value.
         let (column, first) = if table.line() == line { (table.column(0), &table.record()[0]) } else { (1, "") };
-        first.parse::<f64>().ok().filter(|v| v.is_finite() && *v > 0.0).ok_or_else(|| ReadError::Parse {
-            path: table.path().to_path_buf(),
-            line,
-            column,
-            message: format!("expected the {what} as a positive number, found `{first}`"),
-        })
+        let at = |message: String| ReadError::Parse { path: table.path().to_path_buf(), line, column, message };
+        let value = first.parse::<f64>().ok().filter(|v| v.is_finite() && *v > 0.0);
+        let value = value.ok_or_else(|| at(format!("expected the {what} as a positive number, found `{first}`")))?;
+        bound.check(value).map_err(|why| at(format!("the {what} {why}")))
     };
-    let start = header(1, "start time (unix seconds)")?;
-    let rate = header(2, "sample rate (Hz)")?;
+    let start = header(1, "start time (unix seconds)", bounds::UNIX_TIME_S)?;
+    let rate = header(2, "sample rate (Hz)", bounds::SAMPLE_RATE_HZ)?;
     Ok((start, rate))
 }
 
