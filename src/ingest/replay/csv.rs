@@ -11,6 +11,9 @@ use crate::signal::{ChannelSpec, Modality};
 use std::io::Read;
 use std::path::Path;
 
+/// Times from this on (September 2001) in a time column are unix times, not offsets.
+const ABSOLUTE_TIME_S: f64 = 1e9;
+
 /// How to read a CSV recording.
 pub struct CsvOptions<'a> {
     pub channels: &'a [CsvChannel],
@@ -54,6 +57,17 @@ pub fn read_csv(source: impl Read, path: &Path, opts: &CsvOptions) -> Result<Rec
     }
     let rate = columns.rate(opts, &rows_time, path)?;
     let period = 1.0 / rate;
+    // A time column of unix times is absolute already; a start time on top would move the whole
+    // recording decades ahead.
+    if let (Some(_), Some(first)) = (columns.time, rows_time.iter().flatten().next()) {
+        if opts.start_time != 0.0 && *first >= ABSOLUTE_TIME_S {
+            return Err(invalid(&format!(
+                "the time column holds unix times (the first is {first}), so start_time = {} would shift them to {:.0}; remove start_time",
+                opts.start_time,
+                opts.start_time + first
+            )));
+        }
+    }
 
     // Cut rows into gap-free segments. Row times come from the time column when there is one,
     // else from the row index; a skipped row always breaks the segment.
@@ -172,6 +186,14 @@ impl Columns {
                 format!("row has {} fields, the header has {} (truncated row?)", record.len(), self.count),
             ));
         }
+        // Values past the header's columns belong to no column: a shifted or merged row. Empty
+        // ones (a trailing separator) carry nothing and pass.
+        if let Some(extra) = (self.count..record.len()).find(|&i| !record[i].is_empty()) {
+            return Err((
+                table.column(extra),
+                format!("row has {} fields, the header has {} (a value in no column)", record.len(), self.count),
+            ));
+        }
         for (slot, &i) in out.iter_mut().zip(&self.wanted) {
             let f = &record[i];
             *slot = f.parse::<f32>().map_err(|_| (table.column(i), format!("`{f}` is not a number")))?;
@@ -258,6 +280,27 @@ mod tests {
 
     fn opts<'a>(channels: &'a [CsvChannel], on_bad_row: OnBadRow) -> CsvOptions<'a> {
         CsvOptions { channels, rate_hz: Some(10.0), time_column: None, start_time: 100.0, on_bad_row }
+    }
+
+    #[test]
+    fn a_value_in_no_column_is_an_error_but_a_trailing_separator_is_not() {
+        let chans = [ch("ECG", Modality::Ecg)];
+        let o = opts(&chans, OnBadRow::Error);
+        let e = parse_csv("ECG,EDA\n1,2\n3,4,5\n", Path::new("r.csv"), &o).unwrap_err().to_string();
+        assert!(e.starts_with("r.csv:3:5: row has 3 fields, the header has 2"), "{e}");
+        let rec = parse_csv("ECG,EDA\n1,2,\n3,4,\n", Path::new("r.csv"), &o).unwrap();
+        assert_eq!(rec.channels[0].segments[0].samples, vec![1.0, 3.0]);
+    }
+
+    #[test]
+    fn unix_times_in_a_time_column_take_no_start_time() {
+        let chans = [ch("v", Modality::Eda)];
+        let o = CsvOptions { time_column: Some("t"), rate_hz: None, ..opts(&chans, OnBadRow::Error) };
+        let e = parse_csv("t,v\n1644227574.0,1\n1644227574.1,2\n", Path::new("r.csv"), &o).unwrap_err().to_string();
+        assert!(e.contains("holds unix times") && e.contains("remove start_time"), "{e}");
+        let o = CsvOptions { start_time: 0.0, ..o };
+        let rec = parse_csv("t,v\n1644227574.0,1\n1644227574.1,2\n", Path::new("r.csv"), &o).unwrap();
+        assert_eq!(rec.channels[0].segments[0].start_time, 1644227574.0);
     }
 
     #[test]
