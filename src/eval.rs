@@ -35,8 +35,15 @@ pub struct Segment {
 /// (others are ignored; Stress-Predict's `labels_segments.csv` is one). Errors name the file,
 /// the line and the column: `labels.csv: line 2: end_unix `x` is not a number (column 17)`.
 pub fn load_labels(path: &Path) -> anyhow::Result<BTreeMap<String, Vec<Segment>>> {
-    let mut table =
-        CsvTable::open(path, Separator::Comma).with_context(|| format!("cannot read labels {}", path.display()))?;
+    let source = crate::ingest::replay::csv_table::open(path)
+        .with_context(|| format!("cannot read labels {}", path.display()))?;
+    read_labels(source, path)
+}
+
+/// [`load_labels`] over any reader; `path` names it in errors.
+pub fn read_labels(source: impl std::io::Read, path: &Path) -> anyhow::Result<BTreeMap<String, Vec<Segment>>> {
+    let mut table = CsvTable::new(source, path, Separator::Comma)
+        .with_context(|| format!("cannot read labels {}", path.display()))?;
     let at =
         |line: usize, column: usize, what: &str| anyhow!("{}: line {line}: {what} (column {column})", path.display());
     let header: Vec<String> =

@@ -74,6 +74,18 @@ fn misaligned(rec: &Recording) -> Vec<String> {
     notes
 }
 
+/// Parse one E4 signal file named by its stem (`BVP`, `ACC`, `EDA`, `TEMP`) from `source`;
+/// `None` for another stem. For fuzzing and tools that hold the bytes already.
+pub fn parse_signal_file(
+    stem: &str,
+    source: impl Read,
+    path: &Path,
+    on_bad_row: OnBadRow,
+) -> Option<Result<(Vec<RecordedChannel>, u64), ReadError>> {
+    let file = E4_FILES.iter().find(|f| f.stem == stem)?;
+    Some(parse_file(source, path, file, on_bad_row))
+}
+
 /// The channel specs [`load`] would give, from the two header lines of each file.
 pub fn probe(dir: &Path) -> Result<Vec<ChannelSpec>, ReadError> {
     let mut specs = Vec::new();
