@@ -158,6 +158,24 @@ const CASES: &[Case] = &[
         files: |d| e4_with(d, "TEMP.csv", |t| set_line(t, 0, "1e12")),
         expect: Expect::Error(&["TEMP.csv:1:1", "start time"]),
     },
+    Case {
+        name: "E4 file with its header lines only",
+        args: &["replay", "--format", "e4", "--input", "{dir}/e4"],
+        files: |d| e4_with(d, "TEMP.csv", |t| t.lines().take(2).collect::<Vec<_>>().join("\n") + "\n"),
+        expect: Expect::Ok(&["TEMP.csv: the two header lines and no sample"]),
+    },
+    Case {
+        name: "CSV whose header starts with a UTF-8 BOM keeps its first column",
+        args: &["check", "--config", "{dir}/c.toml"],
+        files: |d| {
+            let demo = std::fs::read_to_string(repo("data/demo/bio_eventrelated_100hz.csv")).unwrap();
+            std::fs::write(d.join("bom.csv"), format!("\u{feff}{demo}")).unwrap();
+            let config = std::fs::read_to_string(repo("config/demo.toml")).unwrap();
+            let config = config.replace("../data/demo/bio_eventrelated_100hz.csv", "bom.csv");
+            std::fs::write(d.join("c.toml"), config).unwrap();
+        },
+        expect: Expect::Ok(&[]),
+    },
     // Files that are not what they claim to be, read with bounded memory.
     Case {
         name: "CSV with a 100 MB header line",

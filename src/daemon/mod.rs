@@ -59,7 +59,7 @@ pub fn sensor_channels(config: &Config) -> anyhow::Result<Vec<Vec<ChannelSpec>>>
             sensor
                 .source
                 .channels(&config.base_dir)
-                .with_context(|| format!("sensor `{}`: cannot load its recording", sensor.id))
+                .with_context(|| format!("sensor `{}`: cannot describe its channels", sensor.id))
         })
         .collect()
 }
@@ -173,10 +173,8 @@ pub async fn start(config: Config, options: RunOptions) -> anyhow::Result<Daemon
             health: Health::new(sensor_rings),
             shutdown: shutdown_rx.clone(),
         };
-        let source = sensor
-            .source
-            .build(context)
-            .with_context(|| format!("sensor `{}`: cannot load its recording", sensor.id))?;
+        let source =
+            sensor.source.build(context).with_context(|| format!("sensor `{}`: cannot start its source", sensor.id))?;
         health.push((sensor.id.clone(), source.health.clone()));
         built.push(source);
     }

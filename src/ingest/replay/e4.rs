@@ -39,6 +39,9 @@ pub fn load(dir: &Path, on_bad_row: OnBadRow) -> Result<Recording, ReadError> {
     let mut rec = Recording { channels: Vec::new(), skipped_rows: 0, notes: Vec::new() };
     for (file, path) in files(dir, &mut rec.notes)? {
         let (channels, skipped) = parse_file(super::csv_table::open(&path)?, &path, file, on_bad_row)?;
+        if channels.iter().all(|c| c.segments.is_empty()) {
+            rec.notes.push(format!("{}: the two header lines and no sample; that signal is empty", path.display()));
+        }
         rec.skipped_rows += skipped;
         rec.channels.extend(channels);
     }
