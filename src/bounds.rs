@@ -84,8 +84,9 @@ pub const SAMPLE_RATE_HZ: Bound = Bound::within(0.01, 100_000.0, "Hz");
 pub const REPLAY_SPEED: Bound = Bound::above(0.0, 1_000_000.0, "× real time");
 /// `--duration`: up to a year of host time.
 pub const RUN_DURATION_S: Bound = Bound::above(0.0, 31_536_000.0, "s");
-/// How much recording time one chunk spans.
-pub const CHUNK_MS: Bound = Bound::above(0.0, 10_000.0, "ms");
+/// How much recording time one chunk spans: a millisecond at least (finer steps than that are
+/// below the resolution of a unix time in f64 and no device sends them).
+pub const CHUNK_MS: Bound = Bound::within(1.0, 10_000.0, "ms");
 /// Window length, hop and stall timeout.
 pub const WINDOW_S: Bound = Bound::above(0.0, 3600.0, "s");
 /// The per-subject baseline phase; 0 turns the `z_` features off.

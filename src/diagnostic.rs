@@ -1,6 +1,7 @@
 //! Config diagnostics: what a component says is wrong with its table, and where.
 //!
-//! A leaf module (it imports nothing of ours), so every component can report problems with its own
+//! Nearly a leaf (it imports only the leaf `bounds`), so every component can report problems
+//! with its own
 //! config without importing `config`, which imports every component. A component knows only its
 //! own table: it reports key paths relative to it (`key_path!["chunk_ms"]`), and whoever placed the
 //! table in the file adds the prefix (`.under(key_path!["sensor", 0, "source"])`). `config` then

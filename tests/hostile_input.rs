@@ -72,6 +72,26 @@ fn wfdb_with(dir: &Path, header: impl Fn(&str) -> String, dat: impl Fn(Vec<u8>) 
 }
 
 const CASES: &[Case] = &[
+    Case {
+        name: "replay --subject that would break the topic tree",
+        args: &["replay", "--format", "e4", "--input", "{repo}/tests/data/e4-S05-excerpt", "--subject", "a/+/#"],
+        files: no_files,
+        expect: Expect::Error(&["--subject `a/+/#`", "MQTT topic level"]),
+    },
+    Case {
+        name: "CSV time column a nanosecond apart",
+        args: &["check", "--config", "{dir}/c.toml"],
+        files: |d| {
+            let rows: String = (0..50).map(|i| format!("{},{}\n", i as f64 * 1e-9, i)).collect();
+            std::fs::write(d.join("t.csv"), format!("t,ECG\n{rows}")).unwrap();
+            std::fs::write(
+                d.join("c.toml"),
+                "[hub]\nid = \"h\"\n[[sensor]]\nid = \"s\"\nsubject = \"p\"\n[sensor.source]\nkind = \"replay\"\nformat = \"csv\"\npath = \"t.csv\"\ntime_column = \"t\"\nchannels = [{ column = \"ECG\", modality = \"ecg\", unit = \"mV\" }]\n",
+            )
+            .unwrap();
+        },
+        expect: Expect::Error(&["t.csv", "sampling rate that must be between 0.01 and 100000 Hz"]),
+    },
     // Numbers from flags meet the same rules as the config's.
     Case {
         name: "replay --rate inf",

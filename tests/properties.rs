@@ -42,11 +42,12 @@ struct Row {
 }
 
 impl Row {
-    /// Whether a reader accepts the row (meaningful for rows without quotes): four fields, `a`
-    /// and `b` numbers, `t` a finite number when it times the rows.
+    /// Whether a reader accepts the row (meaningful for rows without quotes): four fields (more
+    /// only if empty), `a` and `b` numbers, `t` a finite number when it times the rows.
     fn valid(&self, timed: bool) -> bool {
         let f = |i: usize| self.fields.get(i).map(|s| s.trim()).unwrap_or("");
         self.fields.len() >= 4
+            && self.fields[4..].iter().all(|x| x.trim().is_empty())
             && f(1).parse::<f32>().is_ok()
             && f(3).parse::<f32>().is_ok()
             && (!timed || f(0).parse::<f64>().is_ok_and(f64::is_finite))

@@ -97,7 +97,11 @@ pub enum LinkEvent {
     /// A publish left with this packet id (QoS 1), in the order they were requested.
     Sent(u16),
     Acked(u16),
-    Error(String),
+    /// The connection failed; `unsent` publishes were requested but never given a packet id.
+    Error {
+        message: String,
+        unsent: usize,
+    },
 }
 
 /// A connected client and the task polling its event loop.
@@ -147,8 +151,9 @@ pub async fn connect(
     Ok(Some(MqttLink { client, events, task }))
 }
 
-/// Poll the event loop until the client disconnects; rumqttc reconnects on the next poll after
-/// an error and resends unacknowledged QoS 1 publishes.
+/// Poll the event loop until the client disconnects. rumqttc reconnects on the next poll after
+/// an error; with a session present it resends unacknowledged QoS 1 publishes, without one (a
+/// clean start, our default) it drops them — the publisher counts those as lost.
 async fn poll_loop(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<LinkEvent>) {
     let mut last_error: Option<String> = None;
     loop {
@@ -171,8 +176,15 @@ async fn poll_loop(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<LinkEvent
                 let msg = e.to_string();
                 if last_error.as_deref() != Some(&msg) {
                     tracing::warn!("MQTT connection: {msg}; retrying");
-                    let _ = tx.send(LinkEvent::Error(msg.clone()));
                 }
+                // Publishes requested but never sent now wait in `pending` with packet id 0; a
+                // reconnect without a session drops them, and the publisher must know how many.
+                let unsent = eventloop
+                    .pending
+                    .iter()
+                    .filter(|r| matches!(r, rumqttc::v5::Request::Publish(p) if p.pkid == 0))
+                    .count();
+                let _ = tx.send(LinkEvent::Error { message: msg.clone(), unsent });
                 last_error = Some(msg);
                 if matches!(e, rumqttc::v5::ConnectionError::RequestsDone) {
                     return;

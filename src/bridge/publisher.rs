@@ -15,15 +15,18 @@ use rumqttc::v5::mqttbytes::QoS;
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
+/// How long a publish may wait for room in rumqttc's request queue.
+const PUBLISH_PATIENCE: Duration = Duration::from_secs(1);
+
 /// Publishes and their delivery state on one MQTT link.
 pub struct Publisher<T> {
     link: MqttLink,
     deliveries: Deliveries<T>,
 }
 
-/// A publish could not be handed to the client (it has shut down).
+/// A publish could not be handed to the client (it has shut down, or its queue stayed full).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the MQTT client is closed: {0}")]
+#[error("MQTT publish not accepted: {0}")]
 pub struct PublishError(String);
 
 impl<T> Publisher<T> {
@@ -40,11 +43,15 @@ impl<T> Publisher<T> {
         retain: bool,
         tag: Option<T>,
     ) -> Result<(), PublishError> {
-        self.link
-            .client
-            .publish(topic, QoS::AtLeastOnce, retain, payload)
-            .await
-            .map_err(|e| PublishError(e.to_string()))?;
+        // While the broker is unreachable rumqttc takes no requests; once its queue is full a
+        // publish would wait forever, and shutdown with it.
+        let request = self.link.client.publish(topic, QoS::AtLeastOnce, retain, payload);
+        match tokio::time::timeout(PUBLISH_PATIENCE, request).await {
+            Ok(result) => result.map_err(|e| PublishError(e.to_string()))?,
+            Err(_) => {
+                return Err(PublishError("its request queue stayed full: the broker is not taking messages".into()))
+            }
+        }
         self.deliveries.requested.push_back(tag);
         Ok(())
     }
@@ -91,12 +98,14 @@ struct Deliveries<T> {
     requested: VecDeque<Option<T>>,
     /// Publishes sent under an id and not yet acknowledged.
     in_flight: HashMap<u16, Option<T>>,
+    /// Requested publishes rumqttc held unsent when the connection last failed (the oldest ones).
+    unsent: usize,
     lost: u64,
 }
 
 impl<T> Default for Deliveries<T> {
     fn default() -> Self {
-        Deliveries { requested: VecDeque::new(), in_flight: HashMap::new(), lost: 0 }
+        Deliveries { requested: VecDeque::new(), in_flight: HashMap::new(), unsent: 0, lost: 0 }
     }
 }
 
@@ -111,16 +120,26 @@ impl<T> Deliveries<T> {
                 None
             }
             LinkEvent::Acked(pkid) => self.in_flight.remove(&pkid).flatten(),
-            LinkEvent::Connected { session_present: false } if !self.in_flight.is_empty() => {
-                tracing::warn!(
-                    "MQTT session not resumed: {} unacknowledged publishes were dropped by the client",
-                    self.in_flight.len()
-                );
-                self.lost += self.in_flight.len() as u64;
-                self.in_flight.clear();
+            LinkEvent::Error { unsent, .. } => {
+                self.unsent = unsent.min(self.requested.len());
                 None
             }
-            LinkEvent::Sent(_) | LinkEvent::Connected { .. } | LinkEvent::Error(_) => None,
+            LinkEvent::Connected { session_present: false } => {
+                // Without a session the broker and rumqttc forget what was in flight, and rumqttc
+                // drops what it had not sent yet: none of it will ever be acknowledged.
+                let dropped = self.in_flight.len() + self.unsent;
+                if dropped > 0 {
+                    tracing::warn!(
+                        "MQTT session not resumed: {dropped} unacknowledged publishes were dropped by the client"
+                    );
+                }
+                self.lost += dropped as u64;
+                self.in_flight.clear();
+                self.requested.drain(..self.unsent);
+                self.unsent = 0;
+                None
+            }
+            LinkEvent::Sent(_) | LinkEvent::Connected { .. } => None,
         }
     }
 }
@@ -151,7 +170,7 @@ mod tests {
         let mut d = deliveries(&[1, 2, 3]);
         d.apply(LinkEvent::Sent(1));
         d.apply(LinkEvent::Sent(2));
-        d.apply(LinkEvent::Error("broken pipe".into()));
+        d.apply(LinkEvent::Error { message: "broken pipe".into(), unsent: 0 });
         d.apply(LinkEvent::Connected { session_present: true });
         d.apply(LinkEvent::Sent(1));
         assert_eq!(d.requested.len(), 1, "the resend of id 1 did not take message 3");
@@ -160,5 +179,17 @@ mod tests {
         assert_eq!((d.lost, d.in_flight.len()), (1, 0), "message 2 will never be acknowledged");
         d.apply(LinkEvent::Sent(1));
         assert_eq!(d.apply(LinkEvent::Acked(1)), Some(3));
+    }
+
+    #[test]
+    fn publishes_never_sent_before_a_sessionless_reconnect_are_lost_not_misattributed() {
+        let mut d = deliveries(&[1, 2, 3, 4]);
+        d.apply(LinkEvent::Sent(7));
+        // Messages 2 and 3 were queued in rumqttc, unsent, when the link broke; 4 came after.
+        d.apply(LinkEvent::Error { message: "reset".into(), unsent: 2 });
+        d.apply(LinkEvent::Connected { session_present: false });
+        assert_eq!(d.lost, 3, "1 in flight and 2 unsent");
+        d.apply(LinkEvent::Sent(1));
+        assert_eq!(d.apply(LinkEvent::Acked(1)), Some(4), "the next id belongs to message 4");
     }
 }

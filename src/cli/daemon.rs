@@ -57,6 +57,10 @@ pub fn replay_config(input: &InputArgs, base: Option<&Path>) -> anyhow::Result<C
         Some(s) => s.clone(),
         None => subject_from_path(&input.input),
     };
+    anyhow::ensure!(
+        biofeedd::config::is_topic_level(&subject),
+        "--subject `{subject}`: use 1 to 64 letters, digits, `-` and `_` (it becomes an MQTT topic level and a CSV field)"
+    );
     // The input path is relative to where the user typed it, not to a base config's folder.
     let path = std::env::current_dir().context("current directory")?.join(&input.input);
     let mut source = match input.format {
@@ -96,7 +100,8 @@ pub fn replay_config(input: &InputArgs, base: Option<&Path>) -> anyhow::Result<C
 
 fn subject_from_path(path: &Path) -> String {
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("subject");
-    let cleaned: String = stem.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    let cleaned: String =
+        stem.chars().take(64).map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
     if cleaned.is_empty() {
         "subject".into()
     } else {

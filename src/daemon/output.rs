@@ -74,8 +74,11 @@ async fn deliver(record: Record, sinks: &mut Sinks, metrics: &SharedMetrics) -> 
             match &mut sinks.mqtt {
                 Some((publisher, topics, _)) => {
                     let topic = topics.feedback(&feedback.subject);
-                    if publisher.publish(topic, feedback.to_json(), false, Some(delivery)).await.is_ok() {
-                        metrics.lock().expect("metrics lock").counters.published += 1;
+                    match publisher.publish(topic, feedback.to_json(), false, Some(delivery)).await {
+                        Ok(()) => metrics.lock().expect("metrics lock").counters.published += 1,
+                        Err(e) => {
+                            tracing::warn!("feedback #{} for `{}` not published: {e}", feedback.seq, feedback.subject)
+                        }
                     }
                 }
                 // No broker: delivery is the stdout write.

@@ -7,6 +7,7 @@
 use super::config::{CsvChannel, OnBadRow};
 use super::csv_table::{CsvTable, Separator};
 use super::recording::{ReadError, RecordedChannel, Recording, Segment};
+use crate::bounds;
 use crate::signal::{ChannelSpec, Modality};
 use std::io::Read;
 use std::path::Path;
@@ -214,8 +215,14 @@ impl Columns {
         let invalid = |message: &str| ReadError::Invalid { path: path.to_path_buf(), message: message.into() };
         match (opts.rate_hz, self.time) {
             (Some(r), _) => Ok(r),
-            (None, Some(_)) => estimate_rate(rows_time)
-                .ok_or_else(|| invalid("cannot infer the sampling rate from the time column; set rate_hz")),
+            (None, Some(_)) => {
+                let rate = estimate_rate(rows_time)
+                    .ok_or_else(|| invalid("cannot infer the sampling rate from the time column; set rate_hz"))?;
+                // The estimate is a number from the file: it meets the rule a configured rate meets.
+                bounds::SAMPLE_RATE_HZ.check(rate).map_err(|why| {
+                    invalid(&format!("the time column's spacing gives a sampling rate that {why}; set rate_hz"))
+                })
+            }
             (None, None) => Err(invalid("neither rate_hz nor time_column is set")),
         }
     }

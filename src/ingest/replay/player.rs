@@ -69,7 +69,6 @@ async fn play_into(
             return;
         }
         let arrival = Instant::now();
-        health.arrived(arrival);
         for ((channel, producer), cursor) in recording.channels.iter().zip(&mut producers).zip(&mut cursors) {
             let period = channel.spec.period_s();
             while let Some(segment) = channel.segments.get(cursor.segment) {
@@ -92,6 +91,7 @@ async fn play_into(
                         Ok(()) => {
                             report.chunks += 1;
                             report.samples += chunk.len() as u64;
+                            health.arrived(arrival);
                         }
                         Err(overrun) => report.overrun_samples += overrun.dropped as u64,
                     }
@@ -120,7 +120,7 @@ async fn play_into(
                 })
                 .min_by(f64::total_cmp);
             if let Some(next) = next.filter(|&n| n >= t_end + chunk_s) {
-                step = ((next - t0) / chunk_s).floor() as u64;
+                step = step.max(((next - t0) / chunk_s).floor() as u64);
             }
         }
         step += 1;
