@@ -100,42 +100,15 @@ impl Config {
     }
 
     fn load_with(file: &Path, require_sensors: bool) -> Result<Config, ConfigError> {
-        // A config is a few kilobytes; refuse anything that could not be one before reading it all.
-        const MAX_BYTES: u64 = 1 << 20;
-        let error = |location, message: String, help: &str| ConfigError {
-            file: file.to_path_buf(),
-            location,
-            message,
-            help: Some(help.into()),
-        };
-        let read = || -> std::io::Result<Vec<u8>> {
-            use std::io::Read;
-            let mut bytes = Vec::new();
-            std::fs::File::open(file)?.take(MAX_BYTES + 1).read_to_end(&mut bytes)?;
-            Ok(bytes)
-        };
-        let bytes = read().map_err(|e| {
-            error(
-                None,
-                format!("cannot read config file: {e}"),
-                "pass an existing file with --config, e.g. config/demo.toml",
-            )
-        })?;
-        if bytes.len() as u64 > MAX_BYTES {
-            return Err(error(
-                None,
-                format!("more than {MAX_BYTES} bytes; a config file is a few kilobytes"),
-                "is this the right file?",
-            ));
-        }
-        let text = String::from_utf8(bytes).map_err(|e| {
-            let valid = e.utf8_error().valid_up_to();
-            let text = String::from_utf8_lossy(&e.as_bytes()[..valid]).into_owned();
-            error(
-                Some(Location::of_offset(&text, valid)),
-                format!("not UTF-8 text: invalid byte 0x{:02x} at byte offset {valid}", e.as_bytes()[valid]),
-                "save the file as UTF-8",
-            )
+        let text = read_small_text(file).map_err(|e| ConfigError {
+            help: Some(match e.location {
+                Some(_) => "save the file as UTF-8".into(),
+                None if e.message.starts_with("cannot read") => {
+                    "pass an existing file with --config, e.g. config/demo.toml".into()
+                }
+                None => "is this the right file?".into(),
+            }),
+            ..e
         })?;
         let base_dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
         Config::parse_with(&text, file, &base_dir, require_sensors)
@@ -183,7 +156,7 @@ impl Config {
             raw: RawSpec,
         }
         let error = |location, message: String| ConfigError { file: file.to_path_buf(), location, message, help: None };
-        let text = std::fs::read_to_string(file).map_err(|e| error(None, format!("cannot read: {e}")))?;
+        let text = read_small_text(file)?;
         let spec: SpecFile = toml::from_str(&text).map_err(|e| {
             let location = e.span().map(|s| Location::of_offset(&text, s.start));
             error(location, format!("not a raw spec: {}", e.message().trim()))
@@ -270,6 +243,29 @@ impl Config {
         }
         subjects
     }
+}
+
+/// Read a small TOML file (a config, a raw spec): at most 1 MiB, UTF-8, a bad byte located.
+fn read_small_text(file: &Path) -> Result<String, ConfigError> {
+    use std::io::Read;
+    // Such a file is a few kilobytes; refuse anything that could not be one before reading it all.
+    const MAX_BYTES: u64 = 1 << 20;
+    let error = |location, message: String| ConfigError { file: file.to_path_buf(), location, message, help: None };
+    let mut bytes = Vec::new();
+    std::fs::File::open(file)
+        .and_then(|f| f.take(MAX_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| error(None, format!("cannot read config file: {e}")))?;
+    if bytes.len() as u64 > MAX_BYTES {
+        return Err(error(None, format!("more than {MAX_BYTES} bytes; a config file is a few kilobytes")));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = e.utf8_error().valid_up_to();
+        let text = String::from_utf8_lossy(&e.as_bytes()[..valid]).into_owned();
+        error(
+            Some(Location::of_offset(&text, valid)),
+            format!("not UTF-8 text: invalid byte 0x{:02x} at byte offset {valid}", e.as_bytes()[valid]),
+        )
+    })
 }
 
 /// True when `s` can stand as one MQTT topic level and a file name.

@@ -29,6 +29,7 @@ use crate::window::{SubjectWindower, WindowerStats};
 use anyhow::{bail, Context};
 use output::Sinks;
 use pipeline::{Binding, Pipeline, SubjectPipeline};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -121,6 +122,8 @@ pub struct Daemon {
     control: ControlHandle,
     health: Vec<(String, Health)>,
     sources: JoinSet<SourceReport>,
+    /// Which sensor each source task reads, to name it if the task fails.
+    source_names: HashMap<tokio::task::Id, String>,
     shutdown: watch::Sender<bool>,
     stop: StopSignals,
     stop_request: watch::Sender<bool>,
@@ -238,10 +241,23 @@ pub async fn start(config: Config, options: RunOptions) -> anyhow::Result<Daemon
 
     // Sources last: data starts flowing once everything downstream is ready.
     let mut sources = JoinSet::new();
-    for source in built {
-        sources.spawn(source.task);
+    let mut source_names = HashMap::new();
+    for (source, sensor) in built.into_iter().zip(&config.sensors) {
+        source_names.insert(sources.spawn(source.task).id(), sensor.id.clone());
     }
-    Ok(Daemon { control, health, sources, shutdown, stop, stop_request, pipeline, output, rings, metrics })
+    Ok(Daemon {
+        control,
+        health,
+        sources,
+        source_names,
+        shutdown,
+        stop,
+        stop_request,
+        pipeline,
+        output,
+        rings,
+        metrics,
+    })
 }
 
 impl Daemon {
@@ -264,11 +280,14 @@ impl Daemon {
     /// down in order and return the run's summary.
     pub async fn wait(mut self) -> anyhow::Result<Summary> {
         let mut reports = Vec::new();
-        if let Some(reason) = wait_for_stop(&mut self.sources, &mut reports, &mut self.stop).await {
+        if let Some(reason) = wait_for_stop(&mut self.sources, &self.source_names, &mut reports, &mut self.stop).await {
             tracing::info!("{reason}: stopping sources");
             let _ = self.shutdown.send(true);
             while let Some(done) = self.sources.join_next().await {
-                reports.extend(done.ok());
+                match done {
+                    Ok(report) => reports.push(report),
+                    Err(e) => source_failed(&self.source_names, e),
+                }
             }
         }
         let pipeline = self.pipeline;
@@ -300,6 +319,7 @@ impl Daemon {
 /// sources that ended go to `reports`.
 async fn wait_for_stop(
     sources: &mut JoinSet<SourceReport>,
+    names: &HashMap<tokio::task::Id, String>,
     reports: &mut Vec<SourceReport>,
     stop: &mut StopSignals,
 ) -> Option<&'static str> {
@@ -308,9 +328,15 @@ async fn wait_for_stop(
             done = sources.join_next() => match done {
                 None => return None,
                 Some(Ok(report)) => reports.push(report),
-                Some(Err(e)) => tracing::error!("a source task failed: {e}"),
+                Some(Err(e)) => source_failed(names, e),
             },
             reason = stop.next() => return Some(reason),
         }
     }
+}
+
+/// A source task panicked or was cancelled: say which sensor's.
+fn source_failed(names: &HashMap<tokio::task::Id, String>, e: tokio::task::JoinError) {
+    let sensor = names.get(&e.id()).map_or("?", String::as_str);
+    tracing::error!("sensor `{sensor}`: its source task failed: {e}");
 }
