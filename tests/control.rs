@@ -46,10 +46,7 @@ async fn next(rx: &mut tokio::sync::mpsc::UnboundedReceiver<(String, Value)>) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_variant_switch_sent_while_a_replay_runs_changes_the_feedback_that_follows() {
-    let port = match std::env::var("BIOFEEDD_TEST_MQTT_PORT") {
-        Ok(p) => p.parse().expect("BIOFEEDD_TEST_MQTT_PORT is a port number"),
-        Err(_) => common::start_broker(),
-    };
+    let port = common::broker_port();
     let hub = format!("control-{}", std::process::id());
     let mut feedback = common::subscribe(port, &format!("biofeedd/v1/{hub}/+/feedback")).await;
     let options = RunOptions { output: OutputFormat::Quiet, duration: None, features_only: false, raw_dump: None };

@@ -25,11 +25,7 @@ fn demo_config(port: u16, hub: &str) -> Config {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_to_broker_delivers_every_window_in_order() {
-    // `.ci/run` points this test at Mosquitto too; otherwise an embedded rumqttd serves it.
-    let port = match std::env::var("BIOFEEDD_TEST_MQTT_PORT") {
-        Ok(p) => p.parse().expect("BIOFEEDD_TEST_MQTT_PORT is a port number"),
-        Err(_) => common::start_broker(),
-    };
+    let port = common::broker_port();
     // A hub id of our own, so retained messages of earlier runs on a long-lived broker do not mix in.
     let hub = format!("test-hub-{}", std::process::id());
     let mut messages = common::subscribe(port, &format!("biofeedd/v1/{hub}/#")).await;

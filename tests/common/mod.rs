@@ -51,6 +51,15 @@ dynamic_filters = true
     port
 }
 
+/// The broker the MQTT tests use: `.ci/run` points them at Mosquitto with
+/// `BIOFEEDD_TEST_MQTT_PORT`; otherwise an embedded rumqttd serves them.
+pub fn broker_port() -> u16 {
+    match std::env::var("BIOFEEDD_TEST_MQTT_PORT") {
+        Ok(p) => p.parse().expect("BIOFEEDD_TEST_MQTT_PORT is a port number"),
+        Err(_) => start_broker(),
+    }
+}
+
 /// Subscribe to `filter` on the broker at `port` and forward (topic, JSON payload) pairs; returns
 /// once the broker has acknowledged the subscription.
 pub async fn subscribe(port: u16, filter: &str) -> tokio::sync::mpsc::UnboundedReceiver<(String, serde_json::Value)> {
