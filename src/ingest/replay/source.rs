@@ -40,12 +40,9 @@ impl ReplayConfig {
         Ok(RunningSource { health, task: Box::pin(task), waits_for_room: self.speed == Speed::Max })
     }
 
-    /// The recording's path, relative paths taken from `base_dir` (the config file's folder).
+    /// The recording's path, relative paths taken from `base_dir` (the config file's folder);
+    /// `Path::join` keeps an absolute path as it is.
     pub fn resolved_path(&self, base_dir: &Path) -> PathBuf {
-        if self.path.is_absolute() {
-            self.path.clone()
-        } else {
-            base_dir.join(&self.path)
-        }
+        base_dir.join(&self.path)
     }
 }
