@@ -113,6 +113,27 @@ fn a_garbled_row_is_an_error_naming_file_line_and_column() {
 }
 
 #[test]
+fn a_garbled_row_deep_in_a_recording_ends_the_replay_after_delivering_what_came_before() {
+    // Replay streams the file: the rows before the bad one were played (and their windows
+    // published) before it was read.
+    let dir = tempfile::tempdir().unwrap();
+    let demo = std::fs::read_to_string(common::repo_path("data/demo/bio_eventrelated_100hz.csv")).unwrap();
+    let mut lines: Vec<&str> = demo.lines().collect();
+    lines[9001] = "0.1,garbled,5.0,0.7";
+    let csv = dir.path().join("late.csv");
+    std::fs::write(&csv, lines.join("\n") + "\n").unwrap();
+    let config = CONFIG.replace("{demo}", csv.to_str().unwrap());
+    let out = biofeedd(&["run", "--config", &write_config(dir.path(), &config), "--speed", "max", "--output", "jsonl"]);
+    let err = failure(&out);
+    assert!(err.contains(&format!("{}:9002:", csv.display())) && err.contains("`garbled`"), "{err}");
+    assert!(err.contains("failed: sensor `"), "the summary names the failed sensor: {err}");
+    // 90 s of data before the bad row: 60 s windows every 5 s ending at 60..=90 s, the last
+    // perhaps dropped as partial when the stream ends.
+    let windows = text(&out.stdout).lines().count();
+    assert!((6..=7).contains(&windows), "{windows} windows before the bad row\n{err}");
+}
+
+#[test]
 fn a_gap_and_a_truncated_row_become_flagged_gaps_when_skipping() {
     // The demo recording with a truncated row and 10 s cut out, replayed with a time column.
     let dir = tempfile::tempdir().unwrap();

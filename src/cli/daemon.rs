@@ -44,10 +44,14 @@ pub fn execute(config: Config, options: RunOptions) -> anyhow::Result<()> {
     let summary = runtime.block_on(daemon::run(config, options))?;
     // Machine-readable stdout stays clean: the summary goes to stderr there.
     if format == OutputFormat::Text {
-        super::out::print_summary(&summary.to_string())
+        super::out::print_summary(&summary.to_string())?;
     } else {
         eprint!("{summary}");
-        Ok(())
+    }
+    // What was read before a source failed was delivered; the run still did not do its job.
+    match summary.failed_sources.len() {
+        0 => Ok(()),
+        n => anyhow::bail!("{n} source(s) failed; see `failed:` above"),
     }
 }
 

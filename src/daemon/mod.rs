@@ -283,11 +283,8 @@ impl Daemon {
         if let Some(reason) = wait_for_stop(&mut self.sources, &self.source_names, &mut reports, &mut self.stop).await {
             tracing::info!("{reason}: stopping sources");
             let _ = self.shutdown.send(true);
-            while let Some(done) = self.sources.join_next().await {
-                match done {
-                    Ok(report) => reports.push(report),
-                    Err(e) => source_failed(&self.source_names, e),
-                }
+            while let Some(done) = self.sources.join_next_with_id().await {
+                source_ended(&self.source_names, done, &mut reports);
             }
         }
         let pipeline = self.pipeline;
@@ -304,14 +301,19 @@ impl Daemon {
             );
         }
         m.counters.overrun_samples = self.rings.iter().map(|s| s.overrun_samples.load(Ordering::Relaxed)).sum();
-        m.counters.replay_skipped_rows = reports.iter().map(|r| r.skipped_records).sum();
+        m.counters.replay_skipped_rows = reports.iter().map(|(_, r)| r.skipped_records).sum();
         for s in windower_stats {
             m.counters.out_of_order_samples += s.out_of_order_samples;
             m.counters.late_samples += s.late_samples;
             m.counters.partial_windows_dropped += s.partial_windows_dropped;
             m.counters.empty_windows_skipped += s.empty_windows_skipped;
         }
-        Ok(m.summary())
+        let mut summary = m.summary();
+        summary.failed_sources = reports
+            .iter()
+            .filter_map(|(sensor, r)| r.failure.as_ref().map(|why| format!("sensor `{sensor}`: {why}")))
+            .collect();
+        Ok(summary)
     }
 }
 
@@ -320,23 +322,45 @@ impl Daemon {
 async fn wait_for_stop(
     sources: &mut JoinSet<SourceReport>,
     names: &HashMap<tokio::task::Id, String>,
-    reports: &mut Vec<SourceReport>,
+    reports: &mut Vec<(String, SourceReport)>,
     stop: &mut StopSignals,
 ) -> Option<&'static str> {
     loop {
         tokio::select! {
-            done = sources.join_next() => match done {
+            done = sources.join_next_with_id() => match done {
                 None => return None,
-                Some(Ok(report)) => reports.push(report),
-                Some(Err(e)) => source_failed(names, e),
+                Some(done) => source_ended(names, done, reports),
             },
             reason = stop.next() => return Some(reason),
         }
     }
 }
 
-/// A source task panicked or was cancelled: say which sensor's.
-fn source_failed(names: &HashMap<tokio::task::Id, String>, e: tokio::task::JoinError) {
-    let sensor = names.get(&e.id()).map_or("?", String::as_str);
-    tracing::error!("sensor `{sensor}`: its source task failed: {e}");
+/// A source task ended: keep its report under its sensor's name and say what it has to say.
+fn source_ended(
+    names: &HashMap<tokio::task::Id, String>,
+    done: Result<(tokio::task::Id, SourceReport), tokio::task::JoinError>,
+    reports: &mut Vec<(String, SourceReport)>,
+) {
+    let id = match &done {
+        Ok((id, _)) => *id,
+        Err(e) => e.id(),
+    };
+    let sensor = names.get(&id).map_or("?", String::as_str).to_string();
+    match done {
+        Ok((_, report)) => {
+            for note in &report.notes {
+                tracing::warn!("sensor `{sensor}`: {note}");
+            }
+            if let Some(why) = &report.failure {
+                tracing::error!("sensor `{sensor}`: its source gave up: {why}");
+            }
+            reports.push((sensor, report));
+        }
+        Err(e) => {
+            tracing::error!("sensor `{sensor}`: its source task failed: {e}");
+            let failure = Some(format!("its source task failed: {e}"));
+            reports.push((sensor, SourceReport { failure, ..SourceReport::default() }));
+        }
+    }
 }

@@ -52,8 +52,12 @@ pub struct SourceReport {
     /// Malformed records dropped on the way in (rows of a file under `on_bad_row = "skip"`,
     /// frames of a stream that failed to decode); each left a gap.
     pub skipped_records: u64,
-    /// False when shutdown stopped the source before its stream ended.
+    /// False when shutdown stopped the source before its stream ended, or it failed.
     pub completed: bool,
+    /// Why the source gave up (a read error part-way through a file, a device gone for good).
+    pub failure: Option<String>,
+    /// Things worth telling the user that did not stop the source.
+    pub notes: Vec<String>,
 }
 
 /// Why a source could not be described or built.

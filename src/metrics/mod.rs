@@ -152,6 +152,7 @@ impl Metrics {
             stages: Stage::ALL.iter().map(|s| self.stage(*s)).collect(),
             cascade,
             counters: self.counters.clone(),
+            failed_sources: Vec::new(),
         }
     }
 }
@@ -163,6 +164,8 @@ pub struct Summary {
     /// Latency of each cascade stage, over the windows that ran it.
     pub cascade: Vec<StageSummary>,
     pub counters: Counters,
+    /// `sensor `id`: why` for each source that gave up before its stream ended.
+    pub failed_sources: Vec<String>,
 }
 
 /// Names of cascade stages in the summary (a cascade deeper than this is not reported per stage).
@@ -211,6 +214,9 @@ impl fmt::Display for Summary {
         if c.cache_lookups > 0 {
             let rate = 100.0 * c.cache_hits as f64 / c.cache_lookups as f64;
             writeln!(f, "prediction cache: {} hits of {} lookups ({rate:.1} %)", c.cache_hits, c.cache_lookups)?;
+        }
+        for failure in &self.failed_sources {
+            writeln!(f, "failed: {failure}")?;
         }
         Ok(())
     }

@@ -6,9 +6,11 @@
 
 use super::config::{CsvChannel, OnBadRow};
 use super::csv_table::{CsvTable, Separator};
-use super::recording::{ReadError, RecordedChannel, Recording, Segment};
+use super::recording::{ReadError, Recording};
+use super::stream::{drain, Row, RowStream, Rows, SampleSource};
 use crate::bounds;
 use crate::signal::{ChannelSpec, Modality};
+use std::collections::VecDeque;
 use std::io::Read;
 use std::path::Path;
 
@@ -24,7 +26,7 @@ pub struct CsvOptions<'a> {
     pub on_bad_row: OnBadRow,
 }
 
-/// Rows whose times estimate the rate of a CSV timed by its time column (load and probe agree).
+/// Rows whose times estimate the rate of a CSV timed by its time column.
 const RATE_ESTIMATE_ROWS: usize = 1001;
 
 /// Parse a CSV held in memory. Pure.
@@ -32,98 +34,122 @@ pub fn parse_csv(text: &str, path: &Path, opts: &CsvOptions) -> Result<Recording
     read_csv(text.as_bytes(), path, opts)
 }
 
-/// Read a CSV recording from `source`, named `path` in errors.
+/// Read a whole CSV recording from `source`, named `path` in errors.
 pub fn read_csv(source: impl Read, path: &Path, opts: &CsvOptions) -> Result<Recording, ReadError> {
-    let invalid = |message: &str| ReadError::Invalid { path: path.to_path_buf(), message: message.into() };
-    let mut table = CsvTable::new(source, path, Separator::Sniff)?;
-    let columns = Columns::read(&mut table, opts)?;
-
-    // Parse every row into (time, values); malformed rows become gaps or errors.
-    let mut rows_time: Vec<Option<f64>> = Vec::new();
-    let mut rows: Vec<f32> = Vec::new(); // row-major, one value per channel
-    let mut values = vec![0f32; columns.wanted.len()];
-    let mut skipped = 0u64;
-    while let Some(row) = columns.next_row(&mut table, opts.on_bad_row, &mut values)? {
-        rows_time.push(row);
-        match row {
-            Some(_) => rows.extend_from_slice(&values),
-            None => {
-                skipped += 1;
-                rows.extend(std::iter::repeat_n(f32::NAN, values.len()));
-            }
-        }
-    }
-    if rows_time.iter().all(Option::is_none) {
-        return Err(invalid("the file has a header but no data rows"));
-    }
-    let rate = columns.rate(opts, &rows_time, path)?;
-    let period = 1.0 / rate;
-    // A time column of unix times is absolute already; a start time on top would move the whole
-    // recording decades ahead.
-    if let (Some(_), Some(first)) = (columns.time, rows_time.iter().flatten().next()) {
-        if opts.start_time != 0.0 && *first >= ABSOLUTE_TIME_S {
-            return Err(invalid(&format!(
-                "the time column holds unix times (the first is {first}), so start_time = {} would shift them to {:.0}; remove start_time",
-                opts.start_time,
-                opts.start_time + first
-            )));
-        }
-    }
-
-    // Cut rows into gap-free segments. Row times come from the time column when there is one,
-    // else from the row index; a skipped row always breaks the segment.
-    let mut channels: Vec<RecordedChannel> =
-        specs(opts, rate).into_iter().map(|spec| RecordedChannel { spec, segments: Vec::new() }).collect();
-    let mut expected_next: Option<f64> = None;
-    for (r, t) in rows_time.iter().enumerate() {
-        let Some(t) = t else {
-            expected_next = None;
-            continue;
-        };
-        let t = if columns.time.is_some() { opts.start_time + t } else { opts.start_time + r as f64 * period };
-        let continues = expected_next.is_some_and(|e| (t - e).abs() < 0.5 * period);
-        if !continues && expected_next.is_some_and(|e| t < e - 0.5 * period) {
-            return Err(ReadError::Invalid {
-                path: path.to_path_buf(),
-                message: format!("time goes backwards at data row {} ({t:.6} s)", r + 1),
-            });
-        }
-        for (c, ch) in channels.iter_mut().enumerate() {
-            let v = rows[r * values.len() + c] * opts.channels[c].scale as f32;
-            if continues {
-                ch.segments.last_mut().expect("continuing segment").samples.push(v);
-            } else {
-                ch.segments.push(Segment { start_time: t, samples: vec![v] });
-            }
-        }
-        expected_next = Some(t + period);
-    }
-    Ok(Recording { channels, skipped_rows: skipped, notes: Vec::new() })
+    let mut stream = open(source, path, opts)?;
+    let channels = drain(&mut stream)?;
+    Ok(Recording { channels, skipped_rows: stream.skipped_rows(), notes: Vec::new() })
 }
 
-/// The channel specs [`read_csv`] would give `source`, reading only the header (and, for a CSV
-/// timed by its time column alone, the rows that estimate its rate). A file that goes wrong
-/// after those rows is not noticed here.
+/// The channel specs [`read_csv`] would give `source`, reading only the header and the first
+/// data row (for a CSV timed by its time column alone, the rows that estimate its rate).
 pub fn probe(source: impl Read, path: &Path, opts: &CsvOptions) -> Result<Vec<ChannelSpec>, ReadError> {
+    Ok(open(source, path, opts)?.specs().to_vec())
+}
+
+/// Open a CSV recording as a stream of its rows: reads the header, the rows that estimate the
+/// rate when the time column alone gives it, and the first data row.
+pub fn open<R: Read>(source: R, path: &Path, opts: &CsvOptions) -> Result<RowStream<CsvRows<R>>, ReadError> {
+    let no_rows =
+        || ReadError::Invalid { path: path.to_path_buf(), message: "the file has a header but no data rows".into() };
     let mut table = CsvTable::new(source, path, Separator::Sniff)?;
     let columns = Columns::read(&mut table, opts)?;
-    let mut rows_time: Vec<Option<f64>> = Vec::new();
+    let mut ahead = VecDeque::new();
     if opts.rate_hz.is_none() && columns.time.is_some() {
-        let mut values = vec![0f32; columns.wanted.len()];
         let mut accepted = 0;
         while accepted < RATE_ESTIMATE_ROWS {
+            let mut values = vec![0f32; columns.wanted.len()];
             let Some(row) = columns.next_row(&mut table, opts.on_bad_row, &mut values)? else { break };
             accepted += usize::from(row.is_some());
-            rows_time.push(row);
+            ahead.push_back((table.line(), row, values));
         }
         if accepted == 0 {
-            return Err(ReadError::Invalid {
-                path: path.to_path_buf(),
-                message: "the file has a header but no data rows".into(),
-            });
+            return Err(no_rows());
         }
     }
-    Ok(specs(opts, columns.rate(opts, &rows_time, path)?))
+    let times: Vec<Option<f64>> = ahead.iter().map(|(_, t, _)| *t).collect();
+    let rate = columns.rate(opts, &times, path)?;
+    let rows = CsvRows {
+        table,
+        scales: opts.channels.iter().map(|c| c.scale as f32).collect(),
+        columns,
+        start_time: opts.start_time,
+        period: 1.0 / rate,
+        on_bad_row: opts.on_bad_row,
+        ahead,
+        line: 0,
+        row_index: 0,
+        checked_time_base: false,
+    };
+    let mut stream = RowStream::new(rows, specs(opts, rate));
+    if stream.next_time()?.is_none() {
+        return Err(no_rows());
+    }
+    Ok(stream)
+}
+
+/// The data rows of a CSV recording, timed by the time column or by the row index.
+pub struct CsvRows<R: Read> {
+    table: CsvTable<R>,
+    columns: Columns,
+    scales: Vec<f32>,
+    start_time: f64,
+    period: f64,
+    on_bad_row: OnBadRow,
+    /// Rows read ahead to estimate the rate, handed out before the table's next ones: the
+    /// line, the time (`None`: skipped) and the raw values.
+    ahead: VecDeque<(usize, Option<f64>, Vec<f32>)>,
+    /// Line of the row handed out last.
+    line: usize,
+    /// Data rows handed out so far, skipped ones included.
+    row_index: usize,
+    checked_time_base: bool,
+}
+
+impl<R: Read> Rows for CsvRows<R> {
+    fn next_row(&mut self, values: &mut [f32]) -> Result<Option<Row>, ReadError> {
+        let row = match self.ahead.pop_front() {
+            Some((line, row, ahead)) => {
+                values.copy_from_slice(&ahead);
+                self.line = line;
+                row
+            }
+            None => match self.columns.next_row(&mut self.table, self.on_bad_row, values)? {
+                Some(row) => {
+                    self.line = self.table.line();
+                    row
+                }
+                None => return Ok(None),
+            },
+        };
+        let index = self.row_index;
+        self.row_index += 1;
+        let Some(time) = row else { return Ok(Some(Row::Skipped)) };
+        for (v, scale) in values.iter_mut().zip(&self.scales) {
+            *v *= scale;
+        }
+        if self.columns.time.is_none() {
+            return Ok(Some(Row::At(self.start_time + index as f64 * self.period)));
+        }
+        // A time column of unix times is absolute already; a start time on top would move the
+        // whole recording decades ahead.
+        if !self.checked_time_base && self.start_time != 0.0 && time >= ABSOLUTE_TIME_S {
+            return Err(ReadError::Invalid {
+                path: self.table.path().to_path_buf(),
+                message: format!(
+                    "the time column holds unix times (the first is {time}), so start_time = {} would shift them to {:.0}; remove start_time",
+                    self.start_time,
+                    self.start_time + time
+                ),
+            });
+        }
+        self.checked_time_base = true;
+        Ok(Some(Row::At(self.start_time + time)))
+    }
+
+    fn error_at_row(&self, message: String) -> ReadError {
+        ReadError::Parse { path: self.table.path().to_path_buf(), line: self.line, column: 1, message }
+    }
 }
 
 fn specs(opts: &CsvOptions, rate: f64) -> Vec<ChannelSpec> {
@@ -280,6 +306,7 @@ pub fn auto_channels(header: &[String]) -> Vec<CsvChannel> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::replay::Segment;
 
     fn ch(column: &str, modality: Modality) -> CsvChannel {
         CsvChannel { column: column.into(), name: None, modality, unit: "a.u.".into(), scale: 1.0 }

@@ -33,7 +33,7 @@ pub fn detect_separator(header: &str) -> u8 {
 }
 
 /// Open a file for reading, transparently gunzipping `*.gz`.
-pub fn open(path: &Path) -> Result<Box<dyn Read>, ReadError> {
+pub fn open(path: &Path) -> Result<Box<dyn Read + Send>, ReadError> {
     let file = std::fs::File::open(path).map_err(|source| ReadError::Io { path: path.to_path_buf(), source })?;
     if path.extension().is_some_and(|e| e == "gz") {
         Ok(Box::new(flate2::read::MultiGzDecoder::new(file)))
@@ -210,7 +210,7 @@ impl<R: Read> CsvTable<R> {
     }
 }
 
-impl CsvTable<Box<dyn Read>> {
+impl CsvTable<Box<dyn Read + Send>> {
     /// Open a file (plain or `.gz`) as a table.
     pub fn open(path: &Path, separator: Separator) -> Result<Self, ReadError> {
         CsvTable::new(open(path)?, path, separator)

@@ -4,7 +4,8 @@
 
 use super::config::OnBadRow;
 use super::csv_table::{CsvTable, Separator};
-use super::recording::{ReadError, RecordedChannel, Recording, Segment};
+use super::recording::{ReadError, RecordedChannel, Recording};
+use super::stream::{drain, RecordingStream, Row, RowStream, Rows, SampleSource};
 use crate::bounds::{self, Bound};
 use crate::signal::{ChannelSpec, Modality};
 use std::io::Read;
@@ -34,47 +35,23 @@ const E4_FILES: [E4File; 4] = [
     E4File { stem: "TEMP", modality: Modality::Temp, unit: "degC", scale: 1.0, columns: &["temp"] },
 ];
 
-/// Read an E4 export folder.
+/// Read an E4 export folder whole.
 pub fn load(dir: &Path, on_bad_row: OnBadRow) -> Result<Recording, ReadError> {
-    let mut rec = Recording { channels: Vec::new(), skipped_rows: 0, notes: Vec::new() };
-    for (file, path) in files(dir, &mut rec.notes)? {
-        let (channels, skipped) = parse_file(super::csv_table::open(&path)?, &path, file, on_bad_row)?;
-        if channels.iter().all(|c| c.segments.is_empty()) {
-            rec.notes.push(format!("{}: the two header lines and no sample; that signal is empty", path.display()));
-        }
-        rec.skipped_rows += skipped;
-        rec.channels.extend(channels);
-    }
-    rec.notes.extend(misaligned(&rec));
-    Ok(rec)
+    open(dir, on_bad_row)?.into_recording()
 }
 
-/// The files of one export start and end together (the wristband writes them all); say by how
-/// much they do not, so a folder assembled from different sessions is noticed.
-fn misaligned(rec: &Recording) -> Vec<String> {
-    fn span(c: &RecordedChannel) -> Option<(&str, f64, f64)> {
-        let first = c.segments.first()?;
-        let last = c.segments.last()?;
-        Some((c.spec.name.as_str(), first.start_time, last.start_time + last.samples.len() as f64 * c.spec.period_s()))
-    }
-    let spans: Vec<(&str, f64, f64)> = rec.channels.iter().filter_map(span).collect();
+/// Open an E4 export folder as a stream: one source per signal file, read row by row.
+pub fn open(dir: &Path, on_bad_row: OnBadRow) -> Result<RecordingStream, ReadError> {
     let mut notes = Vec::new();
-    let Some(&(first, start, _)) = spans.iter().min_by(|a, b| a.1.total_cmp(&b.1)) else { return notes };
-    for &(name, s, _) in &spans {
-        if s - start > 1.0 {
-            notes.push(format!(
-                "channel `{name}` starts {:.0} s after `{first}`: are these files from one session?",
-                s - start
-            ));
+    let mut sources: Vec<Box<dyn SampleSource + Send>> = Vec::new();
+    for (file, path) in files(dir, &mut notes)? {
+        let mut source = open_file(super::csv_table::open(&path)?, &path, file, on_bad_row)?;
+        if source.next_time()?.is_none() {
+            notes.push(format!("{}: the two header lines and no sample; that signal is empty", path.display()));
         }
+        sources.push(Box::new(source));
     }
-    let Some(&(last, _, end)) = spans.iter().max_by(|a, b| a.2.total_cmp(&b.2)) else { return notes };
-    for &(name, _, e) in &spans {
-        if end - e > 60.0 {
-            notes.push(format!("channel `{name}` ends {:.0} s before `{last}`", end - e));
-        }
-    }
-    notes
+    RecordingStream::new(sources, notes)
 }
 
 /// Parse one E4 signal file named by its stem (`BVP`, `ACC`, `EDA`, `TEMP`) from `source`;
@@ -87,6 +64,17 @@ pub fn parse_signal_file(
 ) -> Option<Result<(Vec<RecordedChannel>, u64), ReadError>> {
     let file = E4_FILES.iter().find(|f| f.stem == stem)?;
     Some(parse_file(source, path, file, on_bad_row))
+}
+
+fn parse_file(
+    source: impl Read,
+    path: &Path,
+    file: &'static E4File,
+    on_bad_row: OnBadRow,
+) -> Result<(Vec<RecordedChannel>, u64), ReadError> {
+    let mut stream = open_file(source, path, file, on_bad_row)?;
+    let channels = drain(&mut stream)?;
+    Ok((channels, stream.skipped_rows()))
 }
 
 /// The channel specs [`load`] would give, from the two header lines of each file.
@@ -151,74 +139,75 @@ fn read_headers<R: Read>(table: &mut CsvTable<R>) -> Result<(f64, f64), ReadErro
     Ok((start, rate))
 }
 
-/// Parse one E4 file into its channels and the number of rows skipped as gaps.
-fn parse_file(
-    source: impl Read,
+/// One E4 file as a stream of its rows, after its two header lines.
+fn open_file<R: Read>(
+    source: R,
     path: &Path,
-    file: &E4File,
+    file: &'static E4File,
     on_bad_row: OnBadRow,
-) -> Result<(Vec<RecordedChannel>, u64), ReadError> {
-    let n = file.columns.len();
+) -> Result<RowStream<E4Rows<R>>, ReadError> {
     let mut table = CsvTable::new(source, path, Separator::Comma)?;
     let (start, rate) = read_headers(&mut table)?;
-    let mut channels: Vec<RecordedChannel> = file
-        .columns
-        .iter()
-        .map(|name| RecordedChannel {
-            spec: ChannelSpec::new(*name, file.modality, file.unit, rate),
-            segments: vec![Segment { start_time: start, samples: Vec::new() }],
-        })
-        .collect();
-    let mut skipped = 0;
-    let mut row_index = 0usize; // sample index since start, counting skipped rows
-    let mut vals = [0f32; 3];
-    while table.next_record()? {
+    let specs = file.columns.iter().map(|name| ChannelSpec::new(*name, file.modality, file.unit, rate)).collect();
+    Ok(RowStream::new(E4Rows { table, file, start, rate, row_index: 0, on_bad_row }, specs))
+}
+
+/// The sample rows of one E4 file: row `i` was sampled at `start + i / rate`.
+struct E4Rows<R: Read> {
+    table: CsvTable<R>,
+    file: &'static E4File,
+    start: f64,
+    rate: f64,
+    /// Sample index since `start`, counting skipped rows.
+    row_index: usize,
+    on_bad_row: OnBadRow,
+}
+
+impl<R: Read> E4Rows<R> {
+    /// Parse the current record into `values`; a malformed one gives its column and why.
+    fn parse(&self, values: &mut [f32]) -> Result<(), (usize, String)> {
+        let (table, n) = (&self.table, self.file.columns.len());
         let record = table.record();
-        let mut bad: Option<(usize, String)> = None;
         for (i, f) in record.iter().enumerate() {
             if i == n {
-                bad = Some((table.column(i), format!("more than {n} values in a row")));
-                break;
+                return Err((table.column(i), format!("more than {n} values in a row")));
             }
-            match f.parse::<f32>() {
-                Ok(v) => vals[i] = v * file.scale,
-                Err(_) => {
-                    bad = Some((table.column(i), format!("`{f}` is not a number")));
-                    break;
-                }
-            }
+            let v = f.parse::<f32>().map_err(|_| (table.column(i), format!("`{f}` is not a number")))?;
+            values[i] = v * self.file.scale;
         }
-        if bad.is_none() && record.len() < n {
-            bad = Some((table.end_column(), format!("row has {} values, expected {n} (truncated row?)", record.len())));
+        if record.len() < n {
+            return Err((
+                table.end_column(),
+                format!("row has {} values, expected {n} (truncated row?)", record.len()),
+            ));
         }
-        if let Some((column, message)) = bad {
-            match on_bad_row {
-                OnBadRow::Error => return Err(table.error(column, message)),
-                OnBadRow::Skip => {
-                    skipped += 1;
-                    row_index += 1;
-                    let t = start + row_index as f64 / rate;
-                    for ch in &mut channels {
-                        ch.segments.push(Segment { start_time: t, samples: Vec::new() });
-                    }
-                    continue;
-                }
-            }
-        }
-        for (ch, v) in channels.iter_mut().zip(vals) {
-            ch.segments.last_mut().expect("segment").samples.push(v);
-        }
-        row_index += 1;
+        Ok(())
     }
-    for ch in &mut channels {
-        ch.segments.retain(|s| !s.samples.is_empty());
+}
+
+impl<R: Read> Rows for E4Rows<R> {
+    fn next_row(&mut self, values: &mut [f32]) -> Result<Option<Row>, ReadError> {
+        if !self.table.next_record()? {
+            return Ok(None);
+        }
+        let t = self.start + self.row_index as f64 / self.rate;
+        self.row_index += 1;
+        match self.parse(values) {
+            Ok(()) => Ok(Some(Row::At(t))),
+            Err(_) if self.on_bad_row == OnBadRow::Skip => Ok(Some(Row::Skipped)),
+            Err((column, message)) => Err(self.table.error(column, message)),
+        }
     }
-    Ok((channels, skipped))
+
+    fn error_at_row(&self, message: String) -> ReadError {
+        self.table.error(1, message)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::replay::Segment;
 
     fn parse(
         text: &str,

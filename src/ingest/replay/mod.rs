@@ -3,13 +3,15 @@
 //! - [`config`]: `ReplayConfig`, the `[sensor.source]` of a replay, and its parts.
 //! - [`recording`]: the in-memory [`Recording`] (channels of gap-free [`Segment`]s) and
 //!   [`ReadError`]; it knows no file format.
-//! - Readers, one per format, each returning a [`Recording`]: [`csv`] (a header row, one column
-//!   per channel), [`e4`] (Empatica E4 export folders) and [`wfdb`] (PhysioNet records). The text
-//!   formats (and the `eval` labels file) all go through the one CSV reader, [`csv_table`].
-//! - [`load`] and [`probe_channels`] pick the reader a config names (`open.rs`).
+//! - Readers, one per format: [`csv`] (a header row, one column per channel) and [`e4`] (Empatica
+//!   E4 export folders) stream their rows; [`wfdb`] (PhysioNet records) reads a record whole. The
+//!   text formats (and the `eval` labels file) all go through the one CSV reader, [`csv_table`].
+//! - [`stream`]: a recording read a piece at a time ([`RecordingStream`]), so a replay's memory
+//!   does not grow with the recording's length.
+//! - [`open`], [`load`] and [`probe_channels`] pick the reader a config names (`open.rs`).
 //! - [`peaks`]: beat lists (`biofeedd hrv`), one sample index per line.
 //! - `source.rs`: the replay as a source component (`channels`, `build`).
-//! - [`player`] paces a recording's chunks onto the rings at real time, N× or as fast as the
+//! - [`player`] paces a recording stream's chunks onto the rings at real time, N× or as fast as the
 //!   pipeline drains them.
 
 pub mod config;
@@ -21,8 +23,10 @@ pub mod peaks;
 pub mod player;
 pub mod recording;
 mod source;
+pub mod stream;
 pub mod wfdb;
 
 pub use config::{CsvChannel, OnBadRow, ReplayConfig, ReplayFormat, Speed, StartTime};
-pub use open::{load, probe_channels};
+pub use open::{load, open, probe_channels};
 pub use recording::{ReadError, RecordedChannel, Recording, Segment};
+pub use stream::RecordingStream;

@@ -1,21 +1,32 @@
-//! Pick the reader a replay config names: [`load`] reads the whole recording, [`probe_channels`]
-//! only what tells its channels.
+//! Pick the reader a replay config names: [`open`] streams the recording, [`load`] reads it
+//! whole, [`probe_channels`] reads only what tells its channels.
 
 use super::config::{ReplayConfig, ReplayFormat, StartTime};
 use super::csv::{self, CsvOptions};
 use super::csv_table;
 use super::recording::{ReadError, Recording};
+use super::stream::RecordingStream;
 use super::{e4, wfdb};
 use crate::signal::ChannelSpec;
 use std::path::Path;
 
-/// Read the recording a replay source names. `now_unix` stands in for `start_time = "now"`.
-pub fn load(config: &ReplayConfig, path: &Path, now_unix: f64) -> Result<Recording, ReadError> {
+/// Open the recording a replay source names as a stream: the text formats are read row by row
+/// as the player asks; a WFDB record is read whole (binary frames; see `wfdb.rs`). `now_unix`
+/// stands in for `start_time = "now"`.
+pub fn open(config: &ReplayConfig, path: &Path, now_unix: f64) -> Result<RecordingStream, ReadError> {
     match config.format {
-        ReplayFormat::Csv => csv::read_csv(csv_table::open(path)?, path, &csv_options(config, now_unix)),
-        ReplayFormat::E4 => e4::load(path, config.on_bad_row),
-        ReplayFormat::Wfdb => wfdb::load(path),
+        ReplayFormat::Csv => {
+            let rows = csv::open(csv_table::open(path)?, path, &csv_options(config, now_unix))?;
+            RecordingStream::new(vec![Box::new(rows)], Vec::new())
+        }
+        ReplayFormat::E4 => e4::open(path, config.on_bad_row),
+        ReplayFormat::Wfdb => Ok(RecordingStream::in_memory(wfdb::load(path)?)),
     }
+}
+
+/// Read the whole recording a replay source names (`eval` and `features` work on whole ones).
+pub fn load(config: &ReplayConfig, path: &Path, now_unix: f64) -> Result<Recording, ReadError> {
+    open(config, path, now_unix)?.into_recording()
 }
 
 /// The channel specs [`load`] would give (same names, order, modality, unit and rate), reading

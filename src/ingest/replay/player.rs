@@ -1,60 +1,64 @@
-//! Paces a [`Recording`] onto channel rings as a device would send it.
+//! Paces a [`RecordingStream`] onto channel rings as a device would send it.
 //!
 //! Every `chunk_ms` of recording time, each channel pushes the samples acquired in that span as one
 //! chunk, stamped with the recording time of its first sample and the host instant it was pushed.
 //! At `Speed::Times(x)` the chunk ending at recording time `t` is pushed at host time
-//! `start + (t - t0) / x`, so latency figures mean what they would with a live device.
+//! `start + (t - t0) / x`, so latency figures mean what they would with a live device. The
+//! stream is read one step ahead of nothing: only the current chunk of each channel is in memory.
 
 use super::config::Speed;
-use super::recording::Recording;
+use super::recording::{ReadError, Segment};
+use super::stream::RecordingStream;
 use crate::ingest::{Health, LinkState, SourceReport};
 use crate::ring::ChannelProducer;
 use crate::signal::ChunkStamp;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-/// Where each channel is in its segments.
-#[derive(Clone, Copy, Default)]
-struct Cursor {
-    segment: usize,
-    index: usize,
-}
-
-/// Play `recording` onto `producers` (one per channel, same order). Returns when the recording
-/// ends or `shutdown` turns true; dropping the producers then tells the pipeline the stream ended.
+/// Play `stream` onto `producers` (one per channel, same order). Returns when the recording
+/// ends, a read fails (the report says why; everything before was delivered) or `shutdown`
+/// turns true; dropping the producers then tells the pipeline the stream ended.
 pub async fn play(
-    recording: Recording,
+    mut stream: RecordingStream,
     producers: Vec<ChannelProducer>,
     speed: Speed,
     chunk_ms: f64,
     shutdown: watch::Receiver<bool>,
     health: Health,
 ) -> SourceReport {
-    let mut report = SourceReport { skipped_records: recording.skipped_rows, ..SourceReport::default() };
-    health.decode_errors(recording.skipped_rows);
+    let mut report = SourceReport::default();
     health.set_state(LinkState::Streaming);
-    play_into(&recording, producers, speed, chunk_ms, shutdown, &health, &mut report).await;
-    health.set_state(LinkState::Ended);
+    let played = play_into(&mut stream, producers, speed, chunk_ms, shutdown, &health, &mut report).await;
+    report.skipped_records = stream.skipped_rows();
+    report.notes = stream.end_notes();
+    match played {
+        Ok(()) => health.set_state(LinkState::Ended),
+        Err(e) => {
+            report.failure = Some(e.to_string());
+            health.set_state(LinkState::Failed);
+        }
+    }
     report
 }
 
 async fn play_into(
-    recording: &Recording,
+    stream: &mut RecordingStream,
     mut producers: Vec<ChannelProducer>,
     speed: Speed,
     chunk_ms: f64,
     mut shutdown: watch::Receiver<bool>,
     health: &Health,
     report: &mut SourceReport,
-) {
-    assert_eq!(recording.channels.len(), producers.len(), "one producer per recorded channel");
-    let Some((t0, t_last)) = recording.time_span() else {
+) -> Result<(), ReadError> {
+    assert_eq!(stream.specs().len(), producers.len(), "one producer per recorded channel");
+    let Some(t0) = stream.next_time()? else {
         report.completed = true;
-        return;
+        return Ok(());
     };
     let chunk_s = chunk_ms / 1000.0;
     let host_start = tokio::time::Instant::now();
-    let mut cursors = vec![Cursor::default(); producers.len()];
+    let mut chunks: Vec<Vec<Segment>> = vec![Vec::new(); producers.len()];
+    let mut skipped = 0;
     let mut step: u64 = 1;
     loop {
         // Chunk boundary k is computed from t0, not accumulated, so rounding never drifts.
@@ -63,65 +67,45 @@ async fn play_into(
             let due = host_start + Duration::from_secs_f64((t_end - t0) / x);
             tokio::select! {
                 _ = tokio::time::sleep_until(due) => {}
-                _ = shutdown.wait_for(|stop| *stop) => return,
+                _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
             }
         } else if *shutdown.borrow() {
-            return;
+            return Ok(());
         }
+        stream.read_before(t_end, &mut chunks)?;
+        health.decode_errors(stream.skipped_rows() - skipped);
+        skipped = stream.skipped_rows();
         let arrival = Instant::now();
-        for ((channel, producer), cursor) in recording.channels.iter().zip(&mut producers).zip(&mut cursors) {
-            let period = channel.spec.period_s();
-            while let Some(segment) = channel.segments.get(cursor.segment) {
-                // Samples of this segment strictly before t_end.
-                let until =
-                    (((t_end - segment.start_time) / period).ceil().max(0.0) as usize).min(segment.samples.len());
-                if until > cursor.index {
-                    let chunk = &segment.samples[cursor.index..until];
-                    let stamp = ChunkStamp { source_time: segment.start_time + cursor.index as f64 * period, arrival };
-                    if speed == Speed::Max {
-                        // A file is its own clock: wait for room rather than lose data.
-                        while producer.vacant_samples() < chunk.len() {
-                            if *shutdown.borrow() {
-                                return;
-                            }
-                            tokio::time::sleep(Duration::from_micros(500)).await;
+        for (segments, producer) in chunks.iter_mut().zip(&mut producers) {
+            for segment in segments.drain(..) {
+                let stamp = ChunkStamp { source_time: segment.start_time, arrival };
+                if speed == Speed::Max {
+                    // A file is its own clock: wait for room rather than lose data.
+                    while producer.vacant_samples() < segment.samples.len() {
+                        if *shutdown.borrow() {
+                            return Ok(());
                         }
+                        tokio::time::sleep(Duration::from_micros(500)).await;
                     }
-                    match producer.push(stamp, chunk) {
-                        Ok(()) => {
-                            report.chunks += 1;
-                            report.samples += chunk.len() as u64;
-                            health.arrived(arrival);
-                        }
-                        Err(overrun) => report.overrun_samples += overrun.dropped as u64,
+                }
+                match producer.push(stamp, &segment.samples) {
+                    Ok(()) => {
+                        report.chunks += 1;
+                        report.samples += segment.samples.len() as u64;
+                        health.arrived(arrival);
                     }
-                    cursor.index = until;
+                    Err(overrun) => report.overrun_samples += overrun.dropped as u64,
                 }
-                if cursor.index < segment.samples.len() {
-                    break;
-                }
-                cursor.segment += 1;
-                cursor.index = 0;
             }
         }
-        if t_end > t_last {
+        let Some(next) = stream.next_time()? else {
             report.completed = true;
-            return;
-        }
-        if speed == Speed::Max {
+            return Ok(());
+        };
+        if speed == Speed::Max && next >= t_end + chunk_s {
             // Flat out, a recording gap (a channel starting days after the others) is crossed in
             // one step instead of millions of empty ones.
-            let next = recording
-                .channels
-                .iter()
-                .zip(&cursors)
-                .filter_map(|(c, cur)| {
-                    c.segments.get(cur.segment).map(|s| s.start_time + cur.index as f64 * c.spec.period_s())
-                })
-                .min_by(f64::total_cmp);
-            if let Some(next) = next.filter(|&n| n >= t_end + chunk_s) {
-                step = step.max(((next - t0) / chunk_s).floor() as u64);
-            }
+            step = step.max(((next - t0) / chunk_s).floor() as u64);
         }
         step += 1;
         if speed == Speed::Max && step.is_multiple_of(64) {
@@ -134,7 +118,7 @@ async fn play_into(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::replay::{RecordedChannel, Segment};
+    use crate::ingest::replay::{RecordedChannel, Recording};
     use crate::ring::{channel, Waker};
     use crate::signal::{ChannelSpec, Modality};
 
@@ -164,7 +148,8 @@ mod tests {
         let (pa, mut ca) = channel(1000, 100, Waker::default());
         let (pb, mut cb) = channel(1000, 100, Waker::default());
         let (_tx, rx) = watch::channel(false);
-        let report = play(rec, vec![pa, pb], Speed::Max, 40.0, rx, Health::new(Vec::new())).await;
+        let report =
+            play(RecordingStream::in_memory(rec), vec![pa, pb], Speed::Max, 40.0, rx, Health::new(Vec::new())).await;
         assert!(report.completed);
         assert_eq!(report.samples, 106);
         let mut out = Vec::new();
@@ -194,7 +179,7 @@ mod tests {
         let (pb, mut cb) = channel(1000, 100, Waker::default());
         let (_tx, rx) = watch::channel(false);
         // 40 ms steps across a year would be 788 million loop turns: minutes, not milliseconds.
-        let played = play(rec, vec![pa, pb], Speed::Max, 40.0, rx, Health::new(Vec::new()));
+        let played = play(RecordingStream::in_memory(rec), vec![pa, pb], Speed::Max, 40.0, rx, Health::new(Vec::new()));
         let report = tokio::time::timeout(Duration::from_secs(5), played).await.expect("no step-by-step spin");
         assert!(report.completed);
         assert_eq!(report.samples, 106);
@@ -210,7 +195,9 @@ mod tests {
         let (pb, _cb) = channel(1000, 100, Waker::default());
         let (_tx, rx) = watch::channel(false);
         let start = tokio::time::Instant::now();
-        let report = play(rec, vec![pa, pb], Speed::Times(2.0), 100.0, rx, Health::new(Vec::new())).await;
+        let report =
+            play(RecordingStream::in_memory(rec), vec![pa, pb], Speed::Times(2.0), 100.0, rx, Health::new(Vec::new()))
+                .await;
         // 1.5 s of recording at 2x takes 0.75 s of (virtual) host time, plus at most one chunk.
         let took = start.elapsed().as_secs_f64();
         assert!((0.7..=0.85).contains(&took), "took {took}");
@@ -227,7 +214,9 @@ mod tests {
         let (pb, _cb) = channel(1000, 100, Waker::default());
         let (tx, rx) = watch::channel(false);
         tx.send(true).unwrap();
-        let report = play(rec, vec![pa, pb], Speed::Times(1.0), 40.0, rx, Health::new(Vec::new())).await;
+        let report =
+            play(RecordingStream::in_memory(rec), vec![pa, pb], Speed::Times(1.0), 40.0, rx, Health::new(Vec::new()))
+                .await;
         assert!(!report.completed);
     }
 }

@@ -1,6 +1,7 @@
-//! The replay source as a component: its channels from the recording, its task the player.
+//! The replay source as a component: its channels from the recording's headers, its task the
+//! player streaming the recording.
 
-use super::{load, player, probe_channels, ReplayConfig, Speed};
+use super::{open, player, probe_channels, ReplayConfig, Speed};
 use crate::ingest::{RunningSource, SourceContext, SourceError};
 use crate::signal::ChannelSpec;
 use std::path::{Path, PathBuf};
@@ -12,31 +13,31 @@ impl ReplayConfig {
         Ok(probe_channels(self, &self.resolved_path(base_dir))?)
     }
 
-    /// Read the recording and return the task that plays it onto `ctx`'s rings.
+    /// Open the recording and return the task that streams it onto `ctx`'s rings.
     pub fn build(&self, ctx: SourceContext) -> Result<RunningSource, SourceError> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-        let rec = load(self, &self.resolved_path(&ctx.base_dir), now)?;
-        for note in &rec.notes {
+        let path = self.resolved_path(&ctx.base_dir);
+        let stream = open(self, &path, now)?;
+        for note in &stream.notes {
             tracing::warn!("sensor `{}`: {note}", ctx.sensor);
         }
-        let produced: Vec<&ChannelSpec> = rec.channels.iter().map(|c| &c.spec).collect();
-        if produced.len() != ctx.producers.len() {
+        if stream.specs().len() != ctx.producers.len() {
             return Err(SourceError::Mismatch(format!(
                 "sensor `{}`: the recording has {} channels, its header announced {} (did it change on disk?)",
                 ctx.sensor,
-                produced.len(),
+                stream.specs().len(),
                 ctx.producers.len()
             )));
         }
         tracing::info!(
-            "sensor `{}`: replaying {} channels, {} samples at {}",
+            "sensor `{}`: replaying {} channels of {} at {}",
             ctx.sensor,
-            rec.channels.len(),
-            rec.total_samples(),
+            stream.specs().len(),
+            path.display(),
             self.speed
         );
         let health = ctx.health.clone();
-        let task = player::play(rec, ctx.producers, self.speed, self.chunk_ms, ctx.shutdown, ctx.health);
+        let task = player::play(stream, ctx.producers, self.speed, self.chunk_ms, ctx.shutdown, ctx.health);
         Ok(RunningSource { health, task: Box::pin(task), waits_for_room: self.speed == Speed::Max })
     }
 
