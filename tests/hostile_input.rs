@@ -251,6 +251,20 @@ const CASES: &[Case] = &[
         },
         expect: Expect::Error(&["100.dat", "fewer signals"]),
     },
+    Case {
+        name: "WFDB signals sharing a file in two storage formats",
+        args: &["beats", "--wfdb", "{dir}/100"],
+        files: |d| {
+            wfdb_with(d, |h| h.replacen("100.dat 212 200 11 1024 1011", "100.dat 16 200 11 1024 1011", 1), |b| b)
+        },
+        expect: Expect::Error(&["100.hea:3:", "format 16", "format 212"]),
+    },
+    Case {
+        name: "WFDB header that is a huge file",
+        args: &["beats", "--wfdb", "{dir}/100"],
+        files: |d| wfdb_with(d, |h| format!("{h}#{}\n", "x".repeat(2 << 20)), |b| b),
+        expect: Expect::Error(&["100.hea", "longer than 1048576 bytes"]),
+    },
     // Inputs that cannot be what they claim.
     Case {
         name: "hrv on empty input",

@@ -25,6 +25,8 @@ pub struct SignalInfo {
     pub baseline: i32,
     pub units: String,
     pub description: String,
+    /// 1-based line of the header this signal was read from.
+    pub line: usize,
 }
 
 /// A parsed `.hea` file (single-segment records).
@@ -117,6 +119,7 @@ pub fn parse_header(text: &str, path: &Path) -> Result<Header, ReadError> {
             baseline,
             units,
             description,
+            line: n + 1,
         });
     }
     Ok(Header { record: f[0].to_string(), fs, samples, signals })
@@ -229,14 +232,27 @@ pub fn parse_annotations(bytes: &[u8], path: &Path) -> Result<Vec<Annotation>, R
 /// physical units; ECG-looking signals get the ECG modality. The clock starts at 0.
 pub fn load(record: &Path) -> Result<Recording, ReadError> {
     let hea = record.with_extension("hea");
-    let text = std::fs::read_to_string(&hea).map_err(|source| ReadError::Io { path: hea.clone(), source })?;
-    let header = parse_header(&text, &hea)?;
+    let header = read_header(&hea)?;
     let dir = record.parent().unwrap_or(Path::new("."));
     let mut channels = Vec::new();
     // Signals sharing a file are interleaved in it; decode each file once.
     let mut files: Vec<(String, u16, Vec<usize>)> = Vec::new();
     for (i, s) in header.signals.iter().enumerate() {
         match files.iter_mut().find(|(f, _, _)| *f == s.file) {
+            // Frames interleave samples of one storage format; two in one file is no layout
+            // this reader (or WFDB's own tools, for these formats) can decode.
+            Some((_, format, _)) if *format != s.format => {
+                return Err(parse_err(
+                    &hea,
+                    s.line,
+                    format!(
+                        "signal {} stores `{}` in format {}, an earlier signal in format {format}",
+                        i + 1,
+                        s.file,
+                        s.format
+                    ),
+                ))
+            }
             Some((_, _, idx)) => idx.push(i),
             None => files.push((s.file.clone(), s.format, vec![i])),
         }
@@ -244,7 +260,7 @@ pub fn load(record: &Path) -> Result<Recording, ReadError> {
     let mut decoded: Vec<Option<Vec<i16>>> = vec![None; header.signals.len()];
     for (file, format, idx) in files {
         let path: PathBuf = dir.join(&file);
-        let bytes = std::fs::read(&path).map_err(|source| ReadError::Io { path: path.clone(), source })?;
+        let bytes = read_bounded(&path, MAX_SIGNAL_FILE_BYTES, "a WFDB record is read whole")?;
         let spf: Vec<usize> = idx.iter().map(|&i| header.signals[i].samples_per_frame).collect();
         let signals = decode_signals(&bytes, format, &spf, &path)?;
         let frames = signals[0].len() / spf[0];
@@ -280,9 +296,41 @@ pub fn load(record: &Path) -> Result<Recording, ReadError> {
 
 /// The channel specs [`load`] gives a record, from its `.hea` alone.
 pub fn probe(record: &Path) -> Result<Vec<ChannelSpec>, ReadError> {
-    let hea = record.with_extension("hea");
-    let text = std::fs::read_to_string(&hea).map_err(|source| ReadError::Io { path: hea.clone(), source })?;
-    Ok(channel_specs(&parse_header(&text, &hea)?))
+    Ok(channel_specs(&read_header(&record.with_extension("hea"))?))
+}
+
+/// A header is a line per signal and a few comments: far below this.
+const MAX_HEADER_BYTES: u64 = 1 << 20;
+
+/// Signal and annotation files are read whole (a 24 h two-lead Holter in format 212 is 233 MB);
+/// past this the record is better cut with WFDB's own tools than held in memory here.
+const MAX_SIGNAL_FILE_BYTES: u64 = 1 << 30;
+
+/// Read and parse a `.hea` file, refusing one too long to be a header before reading it all.
+fn read_header(hea: &Path) -> Result<Header, ReadError> {
+    let bytes = read_bounded(hea, MAX_HEADER_BYTES, "not a WFDB header")?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+        parse_err(hea, line, format!("not text: invalid UTF-8 at byte offset {at}"))
+    })?;
+    parse_header(&text, hea)
+}
+
+/// Read a whole file of at most `max` bytes; a longer one is refused, saying `why` the bound.
+fn read_bounded(path: &Path, max: u64, why: &str) -> Result<Vec<u8>, ReadError> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(max + 1).read_to_end(&mut bytes))
+        .map_err(|source| ReadError::Io { path: path.to_path_buf(), source })?;
+    if bytes.len() as u64 > max {
+        return Err(ReadError::Invalid {
+            path: path.to_path_buf(),
+            message: format!("longer than {max} bytes; {why}"),
+        });
+    }
+    Ok(bytes)
 }
 
 /// One spec per signal: named by its description (`sig<N>` without one), the modality the
@@ -329,7 +377,7 @@ fn looks_like_ecg(description: &str) -> bool {
 /// Read a record's `.atr` annotations.
 pub fn load_annotations(record: &Path) -> Result<Vec<Annotation>, ReadError> {
     let atr = record.with_extension("atr");
-    let bytes = std::fs::read(&atr).map_err(|source| ReadError::Io { path: atr.clone(), source })?;
+    let bytes = read_bounded(&atr, MAX_SIGNAL_FILE_BYTES, "not an annotation file this reader holds in memory")?;
     parse_annotations(&bytes, &atr)
 }
 
