@@ -38,6 +38,12 @@ seed csv_recording "$repo"/data/demo/bio_eventrelated_100hz.csv
 seed e4_file "$repo"/tests/data/e4-S05-excerpt/EDA.csv "$repo"/tests/data/e4-S05-excerpt/ACC.csv "$repo"/tests/data/e4-S05-excerpt/TEMP.csv
 seed labels_csv "$repo"/tests/data/stress-eval/labels.csv
 seed hrv_peaks
+# Serial decoders: the real Cyton packets (hex → bytes), and committed encoder output (seeds/).
+seed cyton_decoder "$repo"/fuzz/seeds/cyton_decoder/*
+seed line_decoder "$repo"/fuzz/seeds/line_decoder/*
+seed framed_decoder "$repo"/fuzz/seeds/framed_decoder/*
+hex=$(grep -v '^#' "$repo"/tests/data/serial/cyton-packets.txt | tr -d ' \n' | sed 's/\(..\)/\\x\1/g')
+printf '%b' "$hex" > corpus/cyton_decoder/seed-real-packets
 
 for t in "${targets[@]}"; do
   # Big real files make slow seeds: libFuzzer's -max_len keeps inputs to 64 KiB.

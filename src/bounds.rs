@@ -95,6 +95,10 @@ pub const BASELINE_S: Bound = Bound::within(0.0, 86_400.0, "s");
 pub const SCALE: Bound = Bound::above(0.0, 1e9, "");
 /// Recording-clock times (unix seconds): 1970 up to the year 2200.
 pub const UNIX_TIME_S: Bound = Bound::within(0.0, 7_258_118_400.0, "s");
+/// An additive offset applied after a scale factor.
+pub const OFFSET: Bound = Bound::within(-1e9, 1e9, "");
+/// Where a device's wrapping sample counter wraps (256 for a u8 counter); exact in an f64.
+pub const COUNTER_MODULUS: Bound = Bound::within(2.0, 9_007_199_254_740_992.0, "");
 /// Fusion's per-window time budget.
 pub const DEADLINE_MS: Bound = Bound::above(0.0, 60_000.0, "ms");
 /// The prediction cache's quantisation step, in training spreads.
@@ -109,6 +113,19 @@ pub const KEEP_ALIVE_S: Bound = Bound::within(1.0, 3600.0, "s");
 pub const PROBABILITY: Bound = Bound::above(0.0, 1.0, "");
 /// A softmax temperature.
 pub const TEMPERATURE: Bound = Bound::above(0.0, 1000.0, "");
+
+/// Serial baud rates (OpenBCI's dongle runs at 115200; USB CDC devices ignore the number).
+pub const BAUD: Bound = Bound::within(50.0, 12_000_000.0, "baud");
+
+/// How long a connected serial device may stay silent before it counts as unplugged.
+pub const SILENCE_S: Bound = Bound::within(0.05, 3600.0, "s");
+
+/// Probabilities of deliberate damage in a simulator (`--loss`, `--garbage`): below 1, or
+/// nothing would get through.
+pub const IMPAIRMENT: Bound = Bound::within(0.0, 0.9, "");
+
+/// Waits between reconnect attempts.
+pub const BACKOFF_S: Bound = Bound::within(0.01, 600.0, "s");
 
 #[cfg(test)]
 mod tests {

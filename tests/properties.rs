@@ -260,3 +260,47 @@ proptest! {
         prop_assert!(pulses.iter().all(|b| b.foot <= b.index && (b.index as usize) < values.len()));
     }
 }
+
+/// The serial decoders the daemon runs, as the fuzz targets drive them (the stable-toolchain
+/// stand-in for `fuzz/run.sh` in CI).
+#[cfg(feature = "serial")]
+fn serial_decoders() -> Vec<Box<dyn biofeedd::ingest::protocol::Decoder>> {
+    use biofeedd::ingest::protocol::{cyton, framed, line, ProtocolConfig};
+    let specs = [ChannelSpec::new("a", Modality::Ecg, "mV", 100.0), ChannelSpec::new("b", Modality::Eda, "uS", 4.0)];
+    [
+        ProtocolConfig::Line(line::LineConfig::for_encoder(&specs, line::Separator::Comma, Some(256))),
+        ProtocolConfig::Cyton(cyton::CytonConfig::for_simulator(&specs)),
+        ProtocolConfig::Framed(framed::FramedConfig::for_encoder(&specs)),
+    ]
+    .iter()
+    .map(ProtocolConfig::decoder)
+    .collect()
+}
+
+#[cfg(feature = "serial")]
+proptest! {
+    #[test]
+    fn serial_decoders_take_any_bytes_in_any_pieces(
+        bytes in prop::collection::vec(prop_oneof![3 => any::<u8>(), 1 => Just(0u8), 1 => Just(b'\n'), 1 => Just(0xA0u8), 1 => Just(0xC0u8)], 0..3000),
+        cuts in prop::collection::vec(0usize..3000, 0..8),
+    ) {
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(bytes.len())).collect();
+        cuts.push(bytes.len());
+        cuts.sort_unstable();
+        for mut decoder in serial_decoders() {
+            let mut out = biofeedd::ingest::protocol::Decoded::new(decoder.specs().len());
+            let mut from = 0;
+            for &cut in &cuts {
+                decoder.push(&bytes[from..cut], &mut out);
+                from = cut;
+            }
+            decoder.finish(&mut out);
+            for channel in &out.channels {
+                // Runs start at increasing offsets inside the values.
+                prop_assert!(channel.runs.windows(2).all(|w| w[0].0 < w[1].0));
+                prop_assert!(channel.runs.iter().all(|r| r.0 < channel.values.len()));
+                prop_assert_eq!(channel.runs.is_empty(), channel.values.is_empty());
+            }
+        }
+    }
+}
