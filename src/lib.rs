@@ -25,5 +25,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod ring;
 pub mod signal;
+#[cfg(feature = "serial")]
+pub mod sim;
 pub mod sink;
 pub mod window;

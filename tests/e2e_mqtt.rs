@@ -18,7 +18,7 @@ fn demo_config(port: u16, hub: &str) -> Config {
     let mut config = Config::parse(&text, Path::new("demo.toml"), &common::repo_path("config")).expect("demo config");
     config.hub.id = hub.into();
     config.mqtt = Some(MqttConfig::loopback(port));
-    let SourceConfig::Replay(replay) = &mut config.sensors[0].source;
+    let SourceConfig::Replay(replay) = &mut config.sensors[0].source else { panic!("the demo replays a recording") };
     replay.speed = Speed::Max;
     config
 }

@@ -71,6 +71,14 @@ fn wfdb_with(dir: &Path, header: impl Fn(&str) -> String, dat: impl Fn(Vec<u8>) 
     std::fs::write(dir.join("100.dat"), dat(std::fs::read(src.join("100.dat")).unwrap())).unwrap();
 }
 
+/// `config/serial-sim.toml` naming a device that does not exist, with `from` replaced by `to`.
+fn serial_config(dir: &Path, from: &str, to: &str) {
+    let config = std::fs::read_to_string(repo("config/serial-sim.toml")).unwrap();
+    assert!(config.contains(from), "{from}");
+    let config = config.replace("/tmp/biofeedd-serial", "/tmp/biofeedd-serial-absent").replace(from, to);
+    std::fs::write(dir.join("c.toml"), config).unwrap();
+}
+
 const CASES: &[Case] = &[
     Case {
         name: "replay --subject that would break the topic tree",
@@ -194,6 +202,31 @@ const CASES: &[Case] = &[
             let config = config.replace("../data/demo/bio_eventrelated_100hz.csv", "bom.csv");
             std::fs::write(d.join("c.toml"), config).unwrap();
         },
+        expect: Expect::Ok(&[]),
+    },
+    // Serial sensors: absurd line settings and a required device that is not there.
+    Case {
+        name: "serial baud of 0",
+        args: &["check", "--config", "{dir}/c.toml"],
+        files: |d| serial_config(d, "baud = 115200", "baud = 0"),
+        expect: Expect::Error(&["c.toml:", "baud", "must be between 50 and 12000000"]),
+    },
+    Case {
+        name: "serial protocol with a NaN rate",
+        args: &["check", "--config", "{dir}/c.toml"],
+        files: |d| serial_config(d, "rate_hz = 100.0", "rate_hz = nan"),
+        expect: Expect::Error(&["c.toml:", "rate_hz", "NaN"]),
+    },
+    Case {
+        name: "a required serial device that is absent",
+        args: &["check", "--config", "{dir}/c.toml"],
+        files: |d| serial_config(d, "required = false", "required = true"),
+        expect: Expect::Error(&["/tmp/biofeedd-serial-absent", "required = true"]),
+    },
+    Case {
+        name: "an optional serial device that is absent passes check",
+        args: &["check", "--config", "{dir}/c.toml"],
+        files: |d| serial_config(d, "baud = 115200", "baud = 115200"),
         expect: Expect::Ok(&[]),
     },
     // Files that are not what they claim to be, read with bounded memory.

@@ -29,8 +29,9 @@ pub fn run_options(run: &RunArgs) -> anyhow::Result<RunOptions> {
 pub fn set_speed(config: &mut Config, speed: Option<Speed>) {
     let Some(speed) = speed else { return };
     for sensor in &mut config.sensors {
-        let SourceConfig::Replay(replay) = &mut sensor.source;
-        replay.speed = speed;
+        if let SourceConfig::Replay(replay) = &mut sensor.source {
+            replay.speed = speed;
+        }
     }
 }
 

@@ -2,10 +2,10 @@
 
 use super::daemon::replay_config;
 use super::InputArgs;
+use anyhow::Context;
 use biofeedd::daemon;
 use biofeedd::features;
 use biofeedd::ingest::replay::ReplayFormat;
-use biofeedd::ingest::SourceConfig;
 use std::path::Path;
 
 pub fn eval(input: &Path, labels: &Path, base: Option<&Path>, exclude: &[String], json: bool) -> anyhow::Result<()> {
@@ -28,7 +28,7 @@ pub fn eval(input: &Path, labels: &Path, base: Option<&Path>, exclude: &[String]
             subject: Some(subject.clone()),
         };
         let config = replay_config(&args, base)?;
-        let SourceConfig::Replay(source) = &config.sensors[0].source;
+        let source = config.sensors[0].source.as_replay().context("eval reads recordings")?;
         let recording = biofeedd::ingest::replay::load(source, &source.path, 0.0)?;
         let specs: Vec<_> = recording.channels.iter().map(|c| c.spec.clone()).collect();
         let mut fusion = daemon::load_fusion(&config, &[specs])?;

@@ -8,6 +8,8 @@ mod eval;
 mod features;
 mod out;
 mod research;
+#[cfg(feature = "serial")]
+mod sim;
 
 use biofeedd::bounds;
 use biofeedd::config::Config;
@@ -106,6 +108,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Simulate a device from a recording, for trying live ingest without hardware.
+    #[cfg(feature = "serial")]
+    #[command(subcommand)]
+    Sim(SimDevice),
     /// Dump the per-window feature vectors of a replay (what the models are trained on).
     Features {
         /// Config whose sensors are replayed; or use --format/--input.
@@ -130,6 +136,13 @@ enum Command {
         #[arg(long, requires = "raw_spec")]
         raw_output: Option<PathBuf>,
     },
+}
+
+#[cfg(feature = "serial")]
+#[derive(Subcommand)]
+enum SimDevice {
+    /// Play a recording as a serial device on a pseudo-terminal; prints its path.
+    Serial(sim::SerialSimArgs),
 }
 
 #[derive(Args)]
@@ -203,6 +216,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval { input, labels, config, exclude_task, json } => {
             eval::eval(&input, &labels, config.as_deref(), &exclude_task, json)
         }
+        #[cfg(feature = "serial")]
+        Command::Sim(SimDevice::Serial(args)) => sim::serial(args),
         Command::Features { config, input, output, list, speed, raw_spec, raw_output } => {
             features::features(config.as_deref(), input, output, list, speed, raw_spec.zip(raw_output))
         }

@@ -5,7 +5,6 @@ use super::InputArgs;
 use anyhow::Context;
 use biofeedd::features;
 use biofeedd::ingest::replay::wfdb;
-use biofeedd::ingest::SourceConfig;
 use biofeedd::signal::Modality;
 use std::path::Path;
 
@@ -52,7 +51,7 @@ fn print_lines(lines: impl IntoIterator<Item = impl std::fmt::Display>) {
 
 pub fn events(kind: EventKind, input: &InputArgs, channel: Option<&str>) -> anyhow::Result<()> {
     let config = replay_config(input, None)?;
-    let SourceConfig::Replay(source) = &config.sensors[0].source;
+    let source = config.sensors[0].source.as_replay().context("this command reads a recording")?;
     let rec = biofeedd::ingest::replay::load(source, &source.path, 0.0)?;
     let names = || rec.channels.iter().map(|c| c.spec.name.as_str()).collect::<Vec<_>>().join(", ");
     let ch = match channel {

@@ -44,6 +44,8 @@ pub struct HealthSnapshot {
     pub overrun_samples: u64,
     /// Bytes, packets or rows that could not be decoded (and were dropped).
     pub decode_errors: u64,
+    /// Samples the device's own counter says were sent but never arrived (each left a gap).
+    pub lost_samples: u64,
     /// Times the link was re-established after a drop.
     pub reconnects: u64,
 }
@@ -66,6 +68,7 @@ struct Inner {
     state: AtomicU8,
     last_arrival_ns: AtomicU64,
     decode_errors: AtomicU64,
+    lost_samples: AtomicU64,
     reconnects: AtomicU64,
     rings: Vec<Arc<RingStats>>,
 }
@@ -78,6 +81,7 @@ impl Health {
             state: AtomicU8::new(0),
             last_arrival_ns: AtomicU64::new(0),
             decode_errors: AtomicU64::new(0),
+            lost_samples: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
             rings,
         }))
@@ -99,6 +103,10 @@ impl Health {
         self.0.decode_errors.fetch_add(n, Ordering::Relaxed);
     }
 
+    pub fn lost_samples(&self, n: u64) {
+        self.0.lost_samples.fetch_add(n, Ordering::Relaxed);
+    }
+
     pub fn reconnected(&self) {
         self.0.reconnects.fetch_add(1, Ordering::Relaxed);
     }
@@ -113,6 +121,7 @@ impl Health {
             samples: sum(|r| &r.pushed_samples),
             overrun_samples: sum(|r| &r.overrun_samples),
             decode_errors: inner.decode_errors.load(Ordering::Relaxed),
+            lost_samples: inner.lost_samples.load(Ordering::Relaxed),
             reconnects: inner.reconnects.load(Ordering::Relaxed),
         }
     }
@@ -136,11 +145,12 @@ mod tests {
         health.arrived(now);
         health.set_state(LinkState::Streaming);
         health.decode_errors(2);
+        health.lost_samples(7);
         health.reconnected();
         let s = health.snapshot();
         assert_eq!(
-            (s.state, s.samples, s.overrun_samples, s.decode_errors, s.reconnects),
-            (LinkState::Streaming, 2, 3, 2, 1)
+            (s.state, s.samples, s.overrun_samples, s.decode_errors, s.lost_samples, s.reconnects),
+            (LinkState::Streaming, 2, 3, 2, 7, 1)
         );
         assert_eq!(s.last_arrival, Some(now));
         assert_eq!(s.data_age(now), Some(Duration::ZERO));

@@ -13,7 +13,10 @@
 //! it is the clock. Every source keeps its [`Health`] current and ends with a [`SourceReport`].
 
 pub mod health;
+pub mod protocol;
 pub mod replay;
+#[cfg(feature = "serial")]
+pub mod serial;
 mod source;
 
 pub use health::{Health, HealthSnapshot, LinkState};

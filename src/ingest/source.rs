@@ -2,6 +2,8 @@
 
 use super::health::Health;
 use super::replay::{ReadError, ReplayConfig};
+#[cfg(feature = "serial")]
+use super::serial::SerialConfig;
 use crate::diagnostic::Invalid;
 use crate::ring::ChannelProducer;
 use crate::signal::ChannelSpec;
@@ -17,6 +19,9 @@ use tokio::sync::watch;
 pub enum SourceConfig {
     /// Play a recording through the same path a live device uses.
     Replay(ReplayConfig),
+    /// A device on a serial port speaking one of the `ingest::protocol`s.
+    #[cfg(feature = "serial")]
+    Serial(SerialConfig),
 }
 
 /// Everything a source needs to run: its rings, its health to keep, and the stop signal.
@@ -68,6 +73,9 @@ pub enum SourceError {
     /// The data is not what the source announced before it was read.
     #[error("{0}")]
     Mismatch(String),
+    /// A device the config requires is not there.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl SourceConfig {
@@ -76,7 +84,20 @@ impl SourceConfig {
     pub fn deserialize_kind<'de, D: Deserializer<'de>>(kind: &str, table: D) -> Result<SourceConfig, D::Error> {
         match kind {
             "replay" => ReplayConfig::deserialize(table).map(SourceConfig::Replay),
-            other => Err(serde::de::Error::unknown_variant(other, &["replay"])),
+            #[cfg(feature = "serial")]
+            "serial" => SerialConfig::deserialize(table).map(SourceConfig::Serial),
+            #[cfg(not(feature = "serial"))]
+            "serial" => Err(serde::de::Error::custom("this biofeedd was built without the `serial` feature")),
+            other => Err(serde::de::Error::unknown_variant(other, &["replay", "serial"])),
+        }
+    }
+
+    /// The replay config, when this source plays a recording.
+    pub fn as_replay(&self) -> Option<&ReplayConfig> {
+        match self {
+            SourceConfig::Replay(r) => Some(r),
+            #[allow(unreachable_patterns)]
+            _ => None,
         }
     }
 
@@ -84,6 +105,8 @@ impl SourceConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             SourceConfig::Replay(_) => "replay",
+            #[cfg(feature = "serial")]
+            SourceConfig::Serial(_) => "serial",
         }
     }
 
@@ -91,6 +114,8 @@ impl SourceConfig {
     pub fn validate(&self) -> Result<(), Invalid> {
         match self {
             SourceConfig::Replay(r) => r.validate(),
+            #[cfg(feature = "serial")]
+            SourceConfig::Serial(s) => s.validate(),
         }
     }
 
@@ -99,6 +124,11 @@ impl SourceConfig {
     pub fn channels(&self, base_dir: &Path) -> Result<Vec<ChannelSpec>, SourceError> {
         match self {
             SourceConfig::Replay(r) => r.channels(base_dir),
+            #[cfg(feature = "serial")]
+            SourceConfig::Serial(s) => {
+                s.check_present(&s.resolved_path(base_dir))?;
+                Ok(s.channels())
+            }
         }
     }
 
@@ -106,6 +136,9 @@ impl SourceConfig {
     pub fn max_chunk_s(&self) -> f64 {
         match self {
             SourceConfig::Replay(r) => r.chunk_ms / 1000.0,
+            // One read's worth of bytes; at the slowest protocol that is well under a second.
+            #[cfg(feature = "serial")]
+            SourceConfig::Serial(_) => 1.0,
         }
     }
 
@@ -114,6 +147,8 @@ impl SourceConfig {
     pub fn build(&self, ctx: SourceContext) -> Result<RunningSource, SourceError> {
         match self {
             SourceConfig::Replay(r) => r.build(ctx),
+            #[cfg(feature = "serial")]
+            SourceConfig::Serial(s) => s.build(ctx),
         }
     }
 }

@@ -1,0 +1,312 @@
+//! The serial source as a component, and its task: a supervisor that keeps one connection at a
+//! time open, feeding bytes to the protocol's decoder and the decoded samples to the rings.
+//!
+//! ```text
+//! open ──ok──▶ handshake ──▶ read ▶ decode ▶ push ──▶ (EOF / EIO / silence) ──┐
+//!   ▲ └─err─▶ backoff (doubling, ±25 % jitter) ◀──────────────────────────────┘
+//! ```
+//! Shutdown stops it at any point (after telling a streaming device to stop).
+
+use super::clock::DeviceClock;
+use super::config::SerialConfig;
+use super::port::{self, LowLatency};
+use crate::ingest::protocol::{Decoded, Decoder, ProtocolConfig};
+use crate::ingest::{Health, LinkState, RunningSource, SourceContext, SourceError, SourceReport};
+use crate::ring::ChannelProducer;
+use crate::signal::{ChannelSpec, ChunkStamp};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+use tokio_serial::SerialStream;
+
+/// Bytes taken per read: a few ms of the fastest device, so chunks stay small.
+const READ_BUFFER: usize = 4096;
+
+impl SerialConfig {
+    /// Build the supervisor task. A `required` device must be present now; any other is
+    /// waited for.
+    pub fn build(&self, ctx: SourceContext) -> Result<RunningSource, SourceError> {
+        let path = self.resolved_path(&ctx.base_dir);
+        self.check_present(&path)?;
+        let health = ctx.health.clone();
+        let supervisor = Supervisor {
+            config: self.clone(),
+            path,
+            sensor: ctx.sensor,
+            specs: self.channels(),
+            producers: ctx.producers,
+            health: ctx.health,
+            shutdown: ctx.shutdown,
+            clock: DeviceClock::default(),
+            report: SourceReport::default(),
+        };
+        Ok(RunningSource { health, task: Box::pin(supervisor.run()), waits_for_room: false })
+    }
+
+    /// A `required` device that is absent is an error (at `check` and at start); any other may
+    /// come later.
+    pub fn check_present(&self, path: &Path) -> Result<(), SourceError> {
+        if self.required && !path.exists() {
+            return Err(SourceError::Unavailable(format!(
+                "{}: no such device, and the sensor is `required = true`",
+                path.display()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// How one connection ended.
+enum Ended {
+    Shutdown,
+    /// The device went away (EOF, an I/O error, silence): why.
+    Lost(String),
+}
+
+struct Supervisor {
+    config: SerialConfig,
+    path: PathBuf,
+    sensor: String,
+    specs: Vec<ChannelSpec>,
+    producers: Vec<ChannelProducer>,
+    health: Health,
+    shutdown: watch::Receiver<bool>,
+    clock: DeviceClock,
+    report: SourceReport,
+}
+
+impl Supervisor {
+    async fn run(mut self) -> SourceReport {
+        let mut decoder = self.config.protocol.decoder();
+        let mut decoded = Decoded::new(self.specs.len());
+        let mut backoff = Backoff::new(self.config.backoff_initial_s, self.config.backoff_max_s);
+        let mut connections = 0u64;
+        let mut last_failure = String::new();
+        loop {
+            if *self.shutdown.borrow() {
+                break;
+            }
+            let (mut port, low_latency) = match port::open(&self.config, &self.path) {
+                Ok(opened) => opened,
+                Err(e) => {
+                    let why = format!("{}: cannot open: {e}", self.path.display());
+                    if why != last_failure {
+                        tracing::warn!("sensor `{}`: {why}; retrying", self.sensor);
+                        last_failure = why;
+                    }
+                    if !self.wait(backoff.next_delay()).await {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            connections += 1;
+            last_failure.clear();
+            if connections > 1 {
+                self.health.reconnected();
+            }
+            if low_latency != LowLatency::NotAsked {
+                tracing::info!(
+                    "sensor `{}`: {} opened at {} baud, {low_latency}",
+                    self.sensor,
+                    self.path.display(),
+                    self.config.baud
+                );
+            }
+            decoder.reset();
+            self.clock.reconnect();
+            let ended = self.stream(&mut port, decoder.as_mut(), &mut decoded).await;
+            decoder.finish(&mut decoded);
+            self.deliver(&mut decoded, Instant::now());
+            match ended {
+                Ended::Shutdown => {
+                    if let Some(stop) = handshake(&self.config.protocol).map(|h| h.stop) {
+                        // Best effort: the board keeps streaming into a closed port otherwise.
+                        let _ = tokio::time::timeout(Duration::from_millis(200), port.write_all(stop)).await;
+                    }
+                    break;
+                }
+                Ended::Lost(why) => {
+                    tracing::warn!("sensor `{}`: {} lost: {why}; reconnecting", self.sensor, self.path.display());
+                    self.health.set_state(LinkState::Reconnecting);
+                    drop(port);
+                    backoff.reset();
+                    if !self.wait(backoff.next_delay()).await {
+                        break;
+                    }
+                }
+            }
+        }
+        self.health.set_state(LinkState::Ended);
+        self.report.completed = true;
+        self.report
+    }
+
+    /// Sleep `delay` unless shutdown comes first; `false` when it did.
+    async fn wait(&mut self, delay: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => true,
+            _ = self.shutdown.wait_for(|stop| *stop) => false,
+        }
+    }
+
+    /// Read, decode and push until the connection ends or shutdown.
+    async fn stream(&mut self, port: &mut SerialStream, decoder: &mut dyn Decoder, decoded: &mut Decoded) -> Ended {
+        let silence = Duration::from_secs_f64(self.config.silence_timeout_s);
+        if let Some(h) = handshake(&self.config.protocol) {
+            if let Err(why) = self.handshake(port, &h, silence).await {
+                return why;
+            }
+        }
+        let mut buf = vec![0u8; READ_BUFFER];
+        loop {
+            let read = tokio::select! {
+                read = tokio::time::timeout(silence, port.read(&mut buf)) => read,
+                _ = self.shutdown.wait_for(|stop| *stop) => return Ended::Shutdown,
+            };
+            let n = match read {
+                Err(_) => return Ended::Lost(format!("no data for {:.1} s", silence.as_secs_f64())),
+                Ok(Err(e)) => return Ended::Lost(e.to_string()),
+                Ok(Ok(0)) => return Ended::Lost("end of file".into()),
+                Ok(Ok(n)) => n,
+            };
+            let arrival = Instant::now();
+            self.health.set_state(LinkState::Streaming);
+            decoder.push(&buf[..n], decoded);
+            self.deliver(decoded, arrival);
+        }
+    }
+
+    /// Reset the device, wait for its banner's end, start streaming.
+    async fn handshake(&mut self, port: &mut SerialStream, h: &Handshake, patience: Duration) -> Result<(), Ended> {
+        let lost = |e: std::io::Error| Ended::Lost(e.to_string());
+        port.write_all(h.reset).await.map_err(lost)?;
+        let mut banner = Vec::new();
+        let mut buf = [0u8; 256];
+        let deadline = tokio::time::Instant::now() + patience;
+        while (h.ready)(&banner).is_none() {
+            let read = tokio::select! {
+                read = tokio::time::timeout_at(deadline, port.read(&mut buf)) => read,
+                _ = self.shutdown.wait_for(|stop| *stop) => return Err(Ended::Shutdown),
+            };
+            match read {
+                Err(_) => {
+                    return Err(Ended::Lost(format!(
+                        "no banner ending in `$$$` within {:.1} s of reset",
+                        patience.as_secs_f64()
+                    )))
+                }
+                Ok(Err(e)) => return Err(lost(e)),
+                Ok(Ok(0)) => return Err(Ended::Lost("end of file during the handshake".into())),
+                // A banner is a few hundred bytes; keep only the tail that can hold the marker.
+                Ok(Ok(n)) => {
+                    banner.extend_from_slice(&buf[..n]);
+                    let keep = banner.len().saturating_sub(1024);
+                    banner.drain(..keep);
+                }
+            }
+        }
+        port.write_all(h.start).await.map_err(lost)
+    }
+
+    /// Push what was decoded onto the rings, timed by the device clock; count the rest.
+    fn deliver(&mut self, decoded: &mut Decoded, arrival: Instant) {
+        self.health.decode_errors(decoded.decode_errors);
+        self.health.lost_samples(decoded.lost_samples);
+        self.report.skipped_records += decoded.decode_errors;
+        if decoded.sample_count() > 0 {
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+            let newest = decoded
+                .channels
+                .iter()
+                .zip(&self.specs)
+                .filter_map(|(c, spec)| {
+                    let (offset, first) = *c.runs.last()?;
+                    Some((first + (c.values.len() - offset) as u64) as f64 / spec.rate_hz)
+                })
+                .fold(0.0, f64::max);
+            let anchor = self.clock.anchor(now, newest);
+            for ((channel, spec), producer) in decoded.channels.iter().zip(&self.specs).zip(&mut self.producers) {
+                for (index, values) in channel.iter_runs() {
+                    let source_time = self.clock.time_of(anchor, spec, index, values.len());
+                    match producer.push(ChunkStamp { source_time, arrival }, values) {
+                        Ok(()) => {
+                            self.report.chunks += 1;
+                            self.report.samples += values.len() as u64;
+                        }
+                        Err(overrun) => self.report.overrun_samples += overrun.dropped as u64,
+                    }
+                }
+            }
+            self.health.arrived(arrival);
+        }
+        decoded.clear();
+    }
+}
+
+/// The text exchange around streaming some devices need (OpenBCI's `v` … `$$$`, `b`, `s`).
+struct Handshake {
+    reset: &'static [u8],
+    /// Where the reply to `reset` ends in what was read so far, if it has.
+    ready: fn(&[u8]) -> Option<usize>,
+    start: &'static [u8],
+    stop: &'static [u8],
+}
+
+fn handshake(protocol: &ProtocolConfig) -> Option<Handshake> {
+    use crate::ingest::protocol::cyton;
+    match protocol {
+        ProtocolConfig::Cyton(_) => {
+            Some(Handshake { reset: cyton::RESET, ready: cyton::end_of_banner, start: cyton::START, stop: cyton::STOP })
+        }
+        ProtocolConfig::Line(_) | ProtocolConfig::Framed(_) => None,
+    }
+}
+
+/// Reconnect delays: doubling from `initial` to `max`, each with ±25 % jitter.
+struct Backoff {
+    initial: f64,
+    max: f64,
+    next: f64,
+    /// xorshift state for the jitter (no need for a random crate's quality here).
+    seed: u64,
+}
+
+impl Backoff {
+    fn new(initial: f64, max: f64) -> Self {
+        let seed = SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| d.subsec_nanos() as u64 | 1);
+        Backoff { initial, max, next: initial, seed }
+    }
+
+    fn reset(&mut self) {
+        self.next = self.initial;
+    }
+
+    fn next_delay(&mut self) -> Duration {
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        let jitter = 0.75 + 0.5 * (self.seed % 1000) as f64 / 1000.0;
+        let delay = self.next * jitter;
+        self.next = (self.next * 2.0).min(self.max);
+        Duration::from_secs_f64(delay)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_its_cap_with_jitter_and_resets() {
+        let mut b = Backoff::new(0.1, 1.0);
+        let delays: Vec<f64> = (0..8).map(|_| b.next_delay().as_secs_f64()).collect();
+        let nominal = [0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0, 1.0];
+        for (d, n) in delays.iter().zip(nominal) {
+            assert!(*d >= 0.75 * n - 1e-9 && *d <= 1.25 * n + 1e-9, "{d} vs {n}");
+        }
+        b.reset();
+        assert!(b.next_delay().as_secs_f64() <= 0.125 + 1e-9);
+    }
+}

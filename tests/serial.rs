@@ -1,0 +1,208 @@
+//! Serial ingest over real pseudo-terminals: the simulator (the same code `biofeedd sim serial`
+//! runs) plays the bundled recording as a device, the daemon reads it through its serial source,
+//! and feedback arrives on a real MQTT broker. Unplugging (closing the pty) and replugging (a new
+//! one behind the same link) recover, and the windows across the hole carry the `gap` flag.
+
+#![cfg(feature = "serial")]
+
+mod common;
+
+use biofeedd::bridge::MqttConfig;
+use biofeedd::config::Config;
+use biofeedd::daemon::{self, RunOptions};
+use biofeedd::ingest::protocol::ProtocolConfig;
+use biofeedd::ingest::replay::{self, CsvChannel, RecordingStream, ReplayConfig, ReplayFormat, StartTime};
+use biofeedd::ingest::serial::SerialConfig;
+use biofeedd::ingest::{LinkState, SourceConfig};
+use biofeedd::signal::Modality;
+use biofeedd::sim::{DeviceFrames, Impairments, SimPort, SimProtocol, SimReport};
+use biofeedd::sink::OutputFormat;
+use serde_json::Value;
+use std::path::Path;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// The bundled 150 s demo recording (ECG, EDA, respiration at 100 Hz) as a stream.
+fn demo() -> RecordingStream {
+    let channel = |column: &str, modality, unit: &str| CsvChannel {
+        column: column.into(),
+        name: None,
+        modality,
+        unit: unit.into(),
+        scale: 1.0,
+    };
+    let config = ReplayConfig {
+        format: ReplayFormat::Csv,
+        rate_hz: Some(100.0),
+        start_time: StartTime::Zero,
+        channels: vec![
+            channel("ECG", Modality::Ecg, "mV"),
+            channel("EDA", Modality::Eda, "uS"),
+            channel("RSP", Modality::Resp, "a.u."),
+        ],
+        ..ReplayConfig::e4(common::repo_path("data/demo/bio_eventrelated_100hz.csv"))
+    };
+    replay::open(&config, &config.path, 0.0).expect("the demo recording opens")
+}
+
+/// A simulated device behind `link`, playing the demo at `speed`× until stopped or done.
+struct Device {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<SimReport>,
+}
+
+fn plug(protocol: SimProtocol, link: &Path, speed: f64, impairments: Impairments) -> (Device, ProtocolConfig) {
+    let stream = demo();
+    let frames = DeviceFrames::new(protocol, stream.specs()).unwrap();
+    let config = frames.protocol_config();
+    let port = SimPort::open(Some(link)).expect("a pseudo-terminal");
+    let (stop, stopped) = watch::channel(false);
+    let task =
+        tokio::spawn(async move { port.play(stream, frames, speed, impairments, stopped).await.expect("plays") });
+    (Device { stop, task }, config)
+}
+
+impl Device {
+    /// Close the pty: the daemon sees the device go away.
+    async fn unplug(self) -> SimReport {
+        let _ = self.stop.send(true);
+        self.task.await.expect("the simulator task")
+    }
+}
+
+fn daemon_config(port: u16, hub: &str, link: &Path, protocol: ProtocolConfig) -> Config {
+    // The demo's settings (the bundled cascade's 60 s windows every 5 s, a 75 s baseline), its
+    // replayed sensor swapped for the serial device.
+    let text = std::fs::read_to_string(common::repo_path("config/demo.toml")).unwrap();
+    let mut config = Config::parse(&text, Path::new("demo.toml"), &common::repo_path("config")).expect("demo config");
+    config.hub.id = hub.into();
+    config.sensors.clear();
+    let mut source = SerialConfig::new(link, protocol);
+    source.silence_timeout_s = 1.0;
+    source.backoff_initial_s = 0.05;
+    source.backoff_max_s = 0.2;
+    config.sensors.push(biofeedd::config::SensorConfig {
+        id: "chest".into(),
+        subject: "s01".into(),
+        source: SourceConfig::Serial(source),
+    });
+    config.mqtt = Some(MqttConfig::loopback(port));
+    config
+}
+
+fn options() -> RunOptions {
+    RunOptions { output: OutputFormat::Quiet, duration: None, features_only: false, raw_dump: None }
+}
+
+async fn next(rx: &mut tokio::sync::mpsc::UnboundedReceiver<(String, Value)>) -> Value {
+    let (_, payload) =
+        tokio::time::timeout(Duration::from_secs(30), rx.recv()).await.expect("feedback in time").expect("open");
+    payload
+}
+
+fn has_gap(feedback: &Value) -> bool {
+    feedback["quality"].as_array().unwrap().iter().any(|q| q["flags"].as_array().unwrap().iter().any(|f| f == "gap"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_protocol_streams_from_a_pty_into_feedback() {
+    let port = common::broker_port();
+    for protocol in [SimProtocol::Line, SimProtocol::Cyton, SimProtocol::Framed] {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("device");
+        let hub = format!("serial-{protocol:?}-{}", std::process::id()).to_lowercase();
+        let mut feedback = common::subscribe(port, &format!("biofeedd/v1/{hub}/+/feedback")).await;
+        let (device, protocol_config) = plug(protocol, &link, 20.0, Impairments::new(0.0, 0.0, 1));
+        let running = daemon::start(daemon_config(port, &hub, &link, protocol_config), options()).await.unwrap();
+        // Windows over a gap-free stream: clean, with the heart rate of the recording.
+        for _ in 0..3 {
+            let f = next(&mut feedback).await;
+            assert!(!has_gap(&f), "{protocol:?}: {f}");
+            let hr = f["features"]["hr_mean_bpm"].as_f64().unwrap_or(f64::NAN);
+            assert!((40.0..150.0).contains(&hr), "{protocol:?}: heart rate {hr} in {f}");
+        }
+        let (_, health) = running.health().remove(0);
+        assert_eq!(health.state, LinkState::Streaming, "{protocol:?}");
+        assert_eq!((health.decode_errors, health.lost_samples), (0, 0), "{protocol:?}: {health:?}");
+        running.stop();
+        let summary = running.wait().await.unwrap();
+        assert!(summary.failed_sources.is_empty());
+        device.unplug().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unplug_and_replug_recover_and_the_hole_is_a_gap() {
+    let port = common::broker_port();
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("device");
+    let hub = format!("serial-replug-{}", std::process::id());
+    let mut feedback = common::subscribe(port, &format!("biofeedd/v1/{hub}/+/feedback")).await;
+    let (device, protocol_config) = plug(SimProtocol::Line, &link, 10.0, Impairments::new(0.0, 0.0, 1));
+    let running = daemon::start(daemon_config(port, &hub, &link, protocol_config.clone()), options()).await.unwrap();
+    // Two clean windows, then pull the plug for 1.5 s of host time.
+    for _ in 0..2 {
+        assert!(!has_gap(&next(&mut feedback).await));
+    }
+    device.unplug().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_, health) = running.health().remove(0);
+    assert_eq!(health.state, LinkState::Reconnecting, "{health:?}");
+    let (device, _) = plug(SimProtocol::Line, &link, 10.0, Impairments::new(0.0, 0.0, 1));
+    // Windows overlapping the hole carry the gap flag; later ones are clean again.
+    let mut saw_gap = false;
+    let mut clean_after = 0;
+    while clean_after < 2 {
+        let f = next(&mut feedback).await;
+        if has_gap(&f) {
+            saw_gap = true;
+        } else if saw_gap {
+            clean_after += 1;
+        }
+    }
+    let (_, health) = running.health().remove(0);
+    assert_eq!((health.state, health.reconnects), (LinkState::Streaming, 1), "{health:?}");
+    running.stop();
+    running.wait().await.unwrap();
+    device.unplug().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loss_and_garbage_are_counted_and_streaming_goes_on() {
+    let port = common::broker_port();
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("device");
+    let hub = format!("serial-garbage-{}", std::process::id());
+    let mut feedback = common::subscribe(port, &format!("biofeedd/v1/{hub}/+/feedback")).await;
+    for protocol in [SimProtocol::Line, SimProtocol::Cyton, SimProtocol::Framed] {
+        let (device, protocol_config) = plug(protocol, &link, 20.0, Impairments::new(0.01, 0.01, 42));
+        let running = daemon::start(daemon_config(port, &hub, &link, protocol_config), options()).await.unwrap();
+        for _ in 0..2 {
+            next(&mut feedback).await;
+        }
+        let (_, health) = running.health().remove(0);
+        assert!(health.lost_samples > 0 && health.decode_errors > 0, "{protocol:?}: {health:?}");
+        assert_eq!(health.state, LinkState::Streaming);
+        running.stop();
+        running.wait().await.unwrap();
+        let report = device.unplug().await;
+        assert!(report.lost_frames > 0 && report.garbled_frames > 0, "{report:?}");
+        while tokio::time::timeout(Duration::from_millis(200), feedback.recv()).await.is_ok() {}
+    }
+}
+
+#[test]
+fn the_serial_sim_config_reads_what_the_readme_simulator_sends() {
+    // The README's `sim serial --protocol line --format csv --rate 100 --input <demo>` picks the
+    // demo's columns by their names, as `replay` does.
+    let demo = common::repo_path("data/demo/bio_eventrelated_100hz.csv");
+    let channels = replay::csv::auto_channels(&replay::csv::read_header(&demo).unwrap());
+    let config = ReplayConfig { format: ReplayFormat::Csv, rate_hz: Some(100.0), channels, ..ReplayConfig::e4(demo) };
+    let stream = replay::open(&config, &config.path, 0.0).unwrap();
+    let sent = DeviceFrames::new(SimProtocol::Line, stream.specs()).unwrap().protocol_config();
+    let text = std::fs::read_to_string(common::repo_path("config/serial-sim.toml")).unwrap();
+    let parsed = Config::parse(&text, Path::new("serial-sim.toml"), Path::new(".")).expect("serial-sim.toml");
+    let SourceConfig::Serial(serial) = &parsed.sensors[0].source else { panic!("a serial source") };
+    assert_eq!(serial.protocol, sent);
+}
