@@ -206,3 +206,48 @@ fn the_serial_sim_config_reads_what_the_readme_simulator_sends() {
     let SourceConfig::Serial(serial) = &parsed.sensors[0].source else { panic!("a serial source") };
     assert_eq!(serial.protocol, sent);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_10_mb_line_without_newline_is_one_error_and_the_stream_goes_on() {
+    use biofeedd::ingest::protocol::line;
+    use tokio::io::AsyncWriteExt;
+    use tokio_serial::{SerialPort, SerialStream};
+    let (mut master, slave) = SerialStream::pair().unwrap();
+    let path = slave.name().unwrap();
+    let spec = biofeedd::signal::ChannelSpec::new("x", Modality::Ecg, "mV", 250.0);
+    let protocol = ProtocolConfig::Line(line::LineConfig::for_encoder(&[spec], line::Separator::Comma, None));
+    let port = common::broker_port();
+    let mut config = daemon_config(port, "serial-flood", Path::new(&path), protocol);
+    config.mqtt = None;
+    let features_only = RunOptions { features_only: true, ..options() };
+    let running = daemon::start(config, features_only).await.unwrap();
+    let mut buf = Vec::new();
+    // A first line, then 10 MB of one line (a device gone mad, or the wrong baud rate), in 64 KiB
+    // writes, then normal lines again.
+    line::encode_line(0, &[0.0], line::Separator::Comma, &mut buf);
+    master.write_all(&buf).await.unwrap();
+    let junk = vec![b'7'; 64 * 1024];
+    for _ in 0..160 {
+        master.write_all(&junk).await.unwrap();
+    }
+    master.write_all(b"\n").await.unwrap();
+    for k in 1..=500u64 {
+        buf.clear();
+        line::encode_line(k, &[k as f64], line::Separator::Comma, &mut buf);
+        master.write_all(&buf).await.unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let health = loop {
+        let (_, health) = running.health().remove(0);
+        if health.samples >= 499 || tokio::time::Instant::now() > deadline {
+            break health;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(health.decode_errors, 1, "{health:?}");
+    assert!(health.samples >= 499, "{health:?}");
+    assert_eq!(health.state, LinkState::Streaming);
+    running.stop();
+    running.wait().await.unwrap();
+    drop(slave);
+}

@@ -227,7 +227,8 @@ pub async fn start(config: Config, options: RunOptions) -> anyhow::Result<Daemon
     // Files played flat out wait for room all the way back; anything live must never wait.
     let policy = if built.iter().all(|s| s.waits_for_room) { Overflow::Wait } else { Overflow::Drop };
     let (record_tx, record_rx) = queue::channel(queue::CAPACITY, policy);
-    let sinks = Sinks { stdout: Stdout::new(options.output), tensors, mqtt };
+    let stdout = Stdout::new(options.output, policy == Overflow::Wait).context("cannot start the stdout writer")?;
+    let sinks = Sinks { stdout, tensors, mqtt };
     let output = tokio::spawn(output::run(record_rx, sinks, metrics.clone()));
 
     let raw = options.raw_dump.as_ref().map(|(spec, _)| spec.clone());

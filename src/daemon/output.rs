@@ -45,11 +45,14 @@ pub async fn run(mut records: mpsc::Receiver<Record>, mut sinks: Sinks, metrics:
             }
         }
     }
-    sinks.stdout.flush();
-    if let Some(tensors) = sinks.tensors {
+    let Sinks { stdout, tensors, mqtt } = sinks;
+    // The writer thread blocks on a stalled stdout; joining it must not block this worker.
+    let dropped = tokio::task::spawn_blocking(move || stdout.finish()).await.unwrap_or(0);
+    metrics.lock().expect("metrics lock").counters.stdout_lines_dropped = dropped;
+    if let Some(tensors) = tensors {
         tensors.finish()?;
     }
-    let Some((mut publisher, topics, status)) = sinks.mqtt else { return Ok(()) };
+    let Some((mut publisher, topics, status)) = mqtt else { return Ok(()) };
     let offline = Status { state: "offline", ..status };
     let _ = publisher.publish(topics.status(), offline.to_json(), true, None).await;
     // Wait (bounded) for every PUBACK so the summary counts what the broker really took.
@@ -81,7 +84,7 @@ async fn deliver(record: Record, sinks: &mut Sinks, metrics: &SharedMetrics) -> 
                         }
                     }
                 }
-                // No broker: delivery is the stdout write.
+                // No broker: delivery is the hand-over to the stdout writer.
                 None => delivered(metrics, delivery, false),
             }
         }

@@ -1,39 +1,72 @@
 //! stdout as a sink: text lines, JSON lines or CSV feature rows, flushed per record.
+//!
+//! The writing happens on a thread of its own: a terminal paused with Ctrl-S or a pipe nobody
+//! reads blocks that thread, never the output task that also publishes on MQTT.
 
 use super::{FeatureRow, OutputFormat};
 use crate::bridge::Feedback;
 use crate::features::FEATURE_NAMES;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// Lines handed to the writer thread and not yet written, at most.
+const LINES_IN_FLIGHT: usize = 256;
 
 /// Writes records to stdout and never panics: a closed pipe (`| head`) stops the output, not the
 /// daemon.
 pub struct Stdout {
     format: OutputFormat,
-    out: std::io::BufWriter<std::io::Stdout>,
-    broken: bool,
+    /// To the writer thread; `None` when quiet.
+    lines: Option<(SyncSender<String>, JoinHandle<()>)>,
+    broken: Arc<AtomicBool>,
+    /// Wait for the writer rather than drop a line (a file replayed flat out: every row counts).
+    wait: bool,
+    dropped: u64,
     wrote_csv_header: bool,
 }
 
 impl Stdout {
-    pub fn new(format: OutputFormat) -> Self {
-        Stdout { format, out: std::io::BufWriter::new(std::io::stdout()), broken: false, wrote_csv_header: false }
+    /// `wait`: block for room instead of dropping lines the writer has not caught up with.
+    pub fn new(format: OutputFormat, wait: bool) -> std::io::Result<Self> {
+        let broken = Arc::new(AtomicBool::new(false));
+        let lines = (format != OutputFormat::Quiet).then(|| -> std::io::Result<_> {
+            let (tx, rx) = sync_channel::<String>(LINES_IN_FLIGHT);
+            let broken = broken.clone();
+            let writer = std::thread::Builder::new().name("stdout".into()).spawn(move || {
+                let mut out = std::io::BufWriter::new(std::io::stdout());
+                for text in rx {
+                    // Flush per line: a person or a pipe is waiting for each window.
+                    if let Err(e) = writeln!(out, "{text}").and_then(|_| out.flush()) {
+                        tracing::warn!("stdout closed ({e}); continuing without it");
+                        broken.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                }
+            })?;
+            Ok((tx, writer))
+        });
+        Ok(Stdout { format, lines: lines.transpose()?, broken, wait, dropped: 0, wrote_csv_header: false })
     }
 
-    fn line(&mut self, text: &str) {
-        if self.broken || self.format == OutputFormat::Quiet {
+    fn line(&mut self, text: String) {
+        let Some((tx, _)) = &self.lines else { return };
+        if self.broken.load(Ordering::Relaxed) {
             return;
         }
-        // Flush per line: a person or a pipe is waiting for each window.
-        if let Err(e) = writeln!(self.out, "{text}").and_then(|_| self.out.flush()) {
-            tracing::warn!("stdout closed ({e}); continuing without it");
-            self.broken = true;
+        if self.wait {
+            let _ = tx.send(text);
+        } else if let Err(TrySendError::Full(_)) = tx.try_send(text) {
+            self.dropped += 1;
         }
     }
 
     pub fn feedback(&mut self, f: &Feedback) {
         match self.format {
-            OutputFormat::Text => self.line(&f.to_text()),
-            OutputFormat::Jsonl | OutputFormat::Csv => self.line(&f.to_json()),
+            OutputFormat::Text => self.line(f.to_text()),
+            OutputFormat::Jsonl | OutputFormat::Csv => self.line(f.to_json()),
             OutputFormat::Quiet => {}
         }
     }
@@ -43,7 +76,7 @@ impl Stdout {
             OutputFormat::Csv => {
                 if !self.wrote_csv_header {
                     self.wrote_csv_header = true;
-                    self.line(&format!("subject,seq,window_start,window_end,{}", FEATURE_NAMES.join(",")));
+                    self.line(format!("subject,seq,window_start,window_end,{}", FEATURE_NAMES.join(",")));
                 }
                 let mut line = format!("{},{},{:.3},{:.3}", row.subject, row.seq, row.window_start, row.window_end);
                 for (_, v) in &row.features {
@@ -52,7 +85,7 @@ impl Stdout {
                         line.push_str(&v.to_string());
                     }
                 }
-                self.line(&line);
+                self.line(line);
             }
             OutputFormat::Jsonl | OutputFormat::Text => {
                 let mut obj = serde_json::Map::new();
@@ -63,15 +96,19 @@ impl Stdout {
                 for (k, v) in &row.features {
                     obj.insert((*k).into(), v.map(serde_json::Value::from).unwrap_or(serde_json::Value::Null));
                 }
-                self.line(&serde_json::Value::Object(obj).to_string());
+                self.line(serde_json::Value::Object(obj).to_string());
             }
             OutputFormat::Quiet => {}
         }
     }
 
-    pub fn flush(&mut self) {
-        if !self.broken {
-            let _ = self.out.flush();
+    /// Write out what is in flight and end the writer; returns the lines dropped because it
+    /// could not keep up.
+    pub fn finish(self) -> u64 {
+        if let Some((tx, writer)) = self.lines {
+            drop(tx);
+            let _ = writer.join();
         }
+        self.dropped
     }
 }

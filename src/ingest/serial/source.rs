@@ -102,7 +102,6 @@ impl Supervisor {
                 }
             };
             connections += 1;
-            last_failure.clear();
             if connections > 1 {
                 self.health.reconnected();
             }
@@ -116,7 +115,12 @@ impl Supervisor {
             }
             decoder.reset();
             self.clock.reconnect();
+            let samples_before = self.report.samples;
             let ended = self.stream(&mut port, decoder.as_mut(), &mut decoded).await;
+            if self.report.samples > samples_before {
+                // It streamed: whatever ends it now is news again.
+                last_failure.clear();
+            }
             decoder.finish(&mut decoded);
             self.deliver(&mut decoded, Instant::now());
             match ended {
@@ -128,7 +132,12 @@ impl Supervisor {
                     break;
                 }
                 Ended::Lost(why) => {
-                    tracing::warn!("sensor `{}`: {} lost: {why}; reconnecting", self.sensor, self.path.display());
+                    // A device that opens but stays silent would say the same every few seconds.
+                    let why = format!("{} lost: {why}", self.path.display());
+                    if why != last_failure {
+                        tracing::warn!("sensor `{}`: {why}; reconnecting", self.sensor);
+                        last_failure = why;
+                    }
                     self.health.set_state(LinkState::Reconnecting);
                     drop(port);
                     backoff.reset();
