@@ -26,7 +26,7 @@ impl Delimited {
     /// Records that fit in `bytes` are passed in place, without a copy.
     pub(crate) fn push(&mut self, bytes: &[u8], out: &mut Decoded, mut record: impl FnMut(&[u8], bool, &mut Decoded)) {
         let mut rest = bytes;
-        while let Some(end) = rest.iter().position(|&b| b == self.delimiter) {
+        while let Some(end) = memchr::memchr(self.delimiter, rest) {
             let tail = &rest[..end];
             rest = &rest[end + 1..];
             let first = std::mem::replace(&mut self.first, false);

@@ -147,29 +147,26 @@ impl FrameParser {
             self.next[slot] = Some((first.wrapping_add(count as u32), index + count as u64));
             let (scale, offset) = self.scale[slot];
             let samples = &mut out.channels[slot];
-            let mut put = |j: usize, raw: f64| {
-                let v = (raw * scale + offset) as f32;
-                if v.is_finite() {
-                    samples.push(index + j as u64, v);
-                }
-            };
+            // Integers scale to finite values (scale and offset are bounded): a block is one run.
+            let scaled = move |raw: f64| (raw * scale + offset) as f32;
             match code {
-                0 => data
-                    .chunks_exact(2)
-                    .enumerate()
-                    .for_each(|(j, c)| put(j, f64::from(i16::from_le_bytes([c[0], c[1]])))),
-                1 => data
-                    .chunks_exact(3)
-                    .enumerate()
-                    .for_each(|(j, c)| put(j, f64::from(i32::from_le_bytes([0, c[0], c[1], c[2]]) >> 8))),
-                2 => data
-                    .chunks_exact(4)
-                    .enumerate()
-                    .for_each(|(j, c)| put(j, f64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]])))),
-                _ => data
-                    .chunks_exact(4)
-                    .enumerate()
-                    .for_each(|(j, c)| put(j, f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]])))),
+                0 => samples
+                    .push_run(index, data.chunks_exact(2).map(|c| scaled(f64::from(i16::from_le_bytes([c[0], c[1]]))))),
+                1 => samples.push_run(
+                    index,
+                    data.chunks_exact(3).map(|c| scaled(f64::from(i32::from_le_bytes([0, c[0], c[1], c[2]]) >> 8))),
+                ),
+                2 => samples.push_run(
+                    index,
+                    data.chunks_exact(4).map(|c| scaled(f64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]])))),
+                ),
+                // A float may be NaN or infinite: dropped, leaving a one-sample gap.
+                _ => data.chunks_exact(4).enumerate().for_each(|(j, c)| {
+                    let v = scaled(f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]])));
+                    if v.is_finite() {
+                        samples.push(index + j as u64, v);
+                    }
+                }),
             }
         }
         out.lost_samples += gap;

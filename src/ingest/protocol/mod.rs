@@ -156,6 +156,18 @@ impl ChannelSamples {
         self.values.push(value);
     }
 
+    /// Append consecutive samples, the first with device index `index`: one continuity check
+    /// for the lot (a decoder's block of samples).
+    pub fn push_run(&mut self, index: u64, values: impl IntoIterator<Item = f32>) {
+        let continues =
+            self.runs.last().is_some_and(|&(offset, first)| first + (self.values.len() - offset) as u64 == index);
+        let before = self.values.len();
+        self.values.extend(values);
+        if !continues && self.values.len() > before {
+            self.runs.push((before, index));
+        }
+    }
+
     /// Runs as (device index of the first sample, samples).
     pub fn iter_runs(&self) -> impl Iterator<Item = (u64, &[f32])> + '_ {
         self.runs.iter().enumerate().map(|(k, &(offset, index))| {
@@ -182,5 +194,11 @@ mod tests {
         }
         let runs: Vec<(u64, Vec<f32>)> = c.iter_runs().map(|(i, v)| (i, v.to_vec())).collect();
         assert_eq!(runs, [(0, vec![1.0, 2.0]), (5, vec![3.0, 4.0]), (6, vec![5.0])]);
+        // A run pushed whole continues the last one when it follows it, else starts its own.
+        c.push_run(7, [6.0, 7.0]);
+        c.push_run(20, []);
+        c.push_run(10, [8.0]);
+        let runs: Vec<(u64, Vec<f32>)> = c.iter_runs().map(|(i, v)| (i, v.to_vec())).collect();
+        assert_eq!(runs[2..], [(6, vec![5.0, 6.0, 7.0]), (10, vec![8.0])]);
     }
 }
