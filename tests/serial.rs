@@ -193,18 +193,24 @@ async fn loss_and_garbage_are_counted_and_streaming_goes_on() {
 }
 
 #[test]
-fn the_serial_sim_config_reads_what_the_readme_simulator_sends() {
-    // The README's `sim serial --protocol line --format csv --rate 100 --input <demo>` picks the
+fn the_serial_sim_configs_read_what_the_readme_simulator_sends() {
+    // The README's `sim serial --protocol P --format csv --rate 100 --input <demo>` picks the
     // demo's columns by their names, as `replay` does.
     let demo = common::repo_path("data/demo/bio_eventrelated_100hz.csv");
     let channels = replay::csv::auto_channels(&replay::csv::read_header(&demo).unwrap());
     let config = ReplayConfig { format: ReplayFormat::Csv, rate_hz: Some(100.0), channels, ..ReplayConfig::e4(demo) };
-    let stream = replay::open(&config, &config.path, 0.0).unwrap();
-    let sent = DeviceFrames::new(SimProtocol::Line, stream.specs()).unwrap().protocol_config();
-    let text = std::fs::read_to_string(common::repo_path("config/serial-sim.toml")).unwrap();
-    let parsed = Config::parse(&text, Path::new("serial-sim.toml"), Path::new(".")).expect("serial-sim.toml");
-    let SourceConfig::Serial(serial) = &parsed.sensors[0].source else { panic!("a serial source") };
-    assert_eq!(serial.protocol, sent);
+    for (protocol, file) in [
+        (SimProtocol::Line, "config/serial-sim.toml"),
+        (SimProtocol::Cyton, "config/serial-sim-cyton.toml"),
+        (SimProtocol::Framed, "config/serial-sim-framed.toml"),
+    ] {
+        let stream = replay::open(&config, &config.path, 0.0).unwrap();
+        let sent = DeviceFrames::new(protocol, stream.specs()).unwrap().protocol_config();
+        let text = std::fs::read_to_string(common::repo_path(file)).unwrap();
+        let parsed = Config::parse(&text, Path::new(file), Path::new(".")).expect(file);
+        let SourceConfig::Serial(serial) = &parsed.sensors[0].source else { panic!("{file}: a serial source") };
+        assert_eq!(serial.protocol, sent, "{file}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -157,7 +157,8 @@ impl CytonConfig {
     }
 
     /// The config that reads a simulated board playing `specs` on channels 1, 2, … (at most 8):
-    /// gain 24, a channel in `mV` scaled by 0.001, anything else in µV; no accelerometer.
+    /// gain 24, a channel in `mV` scaled by 0.001 (sent as µV), any other read as the numbers sent, in
+    /// its own unit; no accelerometer.
     pub fn for_simulator(specs: &[ChannelSpec]) -> CytonConfig {
         let channels = specs
             .iter()
@@ -167,7 +168,8 @@ impl CytonConfig {
                 index,
                 name: Some(s.name.clone()),
                 modality: s.modality,
-                unit: if s.unit == "mV" { "mV".into() } else { "uV".into() },
+                // The simulator sends a mV channel as µV, any other as its own numbers.
+                unit: s.unit.clone(),
                 scale: if s.unit == "mV" { 0.001 } else { 1.0 },
             })
             .collect();
