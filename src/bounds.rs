@@ -81,7 +81,9 @@ impl fmt::Display for Shown {
 /// series is not a physiological stream (and a window would hold no sample).
 pub const SAMPLE_RATE_HZ: Bound = Bound::within(0.01, 100_000.0, "Hz");
 /// Replay speed as a multiple of real time.
-pub const REPLAY_SPEED: Bound = Bound::above(0.0, 1_000_000.0, "× real time");
+/// (Below a thousandth, a 40 ms chunk would be due in hours: no use, and near 0 the arithmetic
+/// of due times overflows.)
+pub const REPLAY_SPEED: Bound = Bound::within(0.001, 1_000_000.0, "× real time");
 /// `--duration`: up to a year of host time.
 pub const RUN_DURATION_S: Bound = Bound::above(0.0, 31_536_000.0, "s");
 /// How much recording time one chunk spans: a millisecond at least (finer steps than that are

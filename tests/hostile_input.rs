@@ -204,6 +204,18 @@ const CASES: &[Case] = &[
         },
         expect: Expect::Ok(&[]),
     },
+    Case {
+        name: "replay --speed 1e-300 (due times past any clock)",
+        args: &["replay", "--format", "e4", "--input", "{repo}/tests/data/e4-S05-excerpt", "--speed", "1e-300"],
+        files: no_files,
+        expect: Expect::Error(&["--speed", "must be between 0.001 and"]),
+    },
+    Case {
+        name: "serial silence timeout shorter than the device's period",
+        args: &["check", "--config", "{dir}/c.toml"],
+        files: |d| serial_config(d, "rate_hz = 100.0", "rate_hz = 0.2"),
+        expect: Expect::Error(&["c.toml:", "silence_timeout_s", "slowest channel"]),
+    },
     // Serial sensors: absurd line settings and a required device that is not there.
     Case {
         name: "serial baud of 0",

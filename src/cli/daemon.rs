@@ -43,8 +43,9 @@ pub fn execute(config: Config, options: RunOptions) -> anyhow::Result<()> {
         .context("cannot start the tokio runtime")?;
     let format = options.output;
     let summary = runtime.block_on(daemon::run(config, options))?;
-    // Machine-readable stdout stays clean: the summary goes to stderr there.
-    if format == OutputFormat::Text {
+    // Machine-readable stdout stays clean: the summary goes to stderr there; so it does when
+    // stdout stopped taking lines (a stalled reader would block the summary too).
+    if format == OutputFormat::Text && summary.counters.stdout_lines_dropped == 0 {
         super::out::print_summary(&summary.to_string())?;
     } else {
         eprint!("{summary}");

@@ -60,8 +60,17 @@ pub fn serial(args: SerialSimArgs) -> anyhow::Result<()> {
             args.speed
         );
         let (stop, stopped) = tokio::sync::watch::channel(false);
+        // Ctrl-C, `kill` or a closed terminal all unplug the device and remove the link: a stale
+        // link would later point at whatever terminal gets this pty number.
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+        let mut hangup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
         tokio::spawn(async move {
-            let _ = tokio::signal::ctrl_c().await;
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+                _ = hangup.recv() => {}
+            }
             let _ = stop.send(true);
         });
         let impairments = Impairments::new(args.loss, args.garbage, now.to_bits());

@@ -46,8 +46,7 @@ pub async fn run(mut records: mpsc::Receiver<Record>, mut sinks: Sinks, metrics:
         }
     }
     let Sinks { stdout, tensors, mqtt } = sinks;
-    // The writer thread blocks on a stalled stdout; joining it must not block this worker.
-    let dropped = tokio::task::spawn_blocking(move || stdout.finish()).await.unwrap_or(0);
+    let dropped = stdout.finish().await;
     metrics.lock().expect("metrics lock").counters.stdout_lines_dropped = dropped;
     if let Some(tensors) = tensors {
         tensors.finish()?;
@@ -66,13 +65,13 @@ pub async fn run(mut records: mpsc::Receiver<Record>, mut sinks: Sinks, metrics:
 async fn deliver(record: Record, sinks: &mut Sinks, metrics: &SharedMetrics) -> anyhow::Result<()> {
     match record {
         Record::Features(row) => {
-            sinks.stdout.features(&row);
+            sinks.stdout.features(&row).await;
             if let (Some(tensors), Some(raw)) = (&mut sinks.tensors, &row.raw) {
                 tensors.append(raw)?;
             }
         }
         Record::Feedback { feedback, arrival, handed } => {
-            sinks.stdout.feedback(&feedback);
+            sinks.stdout.feedback(&feedback).await;
             let delivery = Delivery { arrival, handed };
             match &mut sinks.mqtt {
                 Some((publisher, topics, _)) => {

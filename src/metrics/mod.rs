@@ -67,7 +67,8 @@ pub struct Counters {
     pub empty_windows_skipped: u64,
     /// Records the output queue had no room for (live sources only; see `sink::queue`).
     pub records_dropped: u64,
-    /// Lines stdout did not take in time (live sources only; MQTT delivery goes on).
+    /// Lines stdout did not take in time (dropped during a live run, or still unwritten when the
+    /// run ended); MQTT delivery goes on regardless.
     pub stdout_lines_dropped: u64,
 }
 
@@ -214,7 +215,7 @@ impl fmt::Display for Summary {
             writeln!(f, "output: {} records dropped (the output queue was full)", c.records_dropped)?;
         }
         if c.stdout_lines_dropped > 0 {
-            writeln!(f, "stdout: {} lines dropped (stdout did not keep up)", c.stdout_lines_dropped)?;
+            writeln!(f, "stdout: {} lines not written (stdout did not keep up)", c.stdout_lines_dropped)?;
         }
         if c.cache_lookups > 0 {
             let rate = 100.0 * c.cache_hits as f64 / c.cache_lookups as f64;

@@ -23,8 +23,6 @@ const WRITE_PATIENCE: Duration = Duration::from_millis(50);
 /// A pseudo-terminal standing in for a device, optionally reachable through a symlink.
 pub struct SimPort {
     master: SerialStream,
-    /// Kept open so the master never reads EIO while no daemon has the slave open.
-    _slave: SerialStream,
     path: PathBuf,
     link: Option<PathBuf>,
 }
@@ -49,7 +47,11 @@ impl SimPort {
             }
             std::os::unix::fs::symlink(&path, link)?;
         }
-        Ok(SimPort { master, _slave: slave, path, link: link.map(Path::to_path_buf) })
+        // The slave is not kept open: a daemon's exclusive open (TIOCEXCL) then ends with its last
+        // close, so a restarted daemon can open the device again. Until one does, the master
+        // reads EIO, which the command loop waits out.
+        drop(slave);
+        Ok(SimPort { master, path, link: link.map(Path::to_path_buf) })
     }
 
     /// The slave's device path (what a config names, or the link points to).
@@ -89,8 +91,10 @@ impl SimPort {
                             match frames.command(c, &mut bytes) {
                                 Some(true) if !streaming => {
                                     streaming = true;
-                                    // Streaming starts now: pace from here.
-                                    (host_start, step) = (tokio::time::Instant::now(), 0);
+                                    // The recording went on while the board was idle; pace the
+                                    // steps still to come from now.
+                                    let played = Duration::from_secs_f64(step as f64 * STEP_S / speed);
+                                    host_start = tokio::time::Instant::now().checked_sub(played).unwrap_or(host_start);
                                 }
                                 Some(false) => streaming = false,
                                 _ => {}

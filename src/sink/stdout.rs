@@ -8,19 +8,22 @@ use crate::bridge::Feedback;
 use crate::features::FEATURE_NAMES;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
+use tokio::sync::mpsc::{self, error::TrySendError};
 
 /// Lines handed to the writer thread and not yet written, at most.
 const LINES_IN_FLIGHT: usize = 256;
+/// How long the end of a run waits for the writer to write what it holds.
+const FINISH_PATIENCE: Duration = Duration::from_secs(2);
 
 /// Writes records to stdout and never panics: a closed pipe (`| head`) stops the output, not the
 /// daemon.
 pub struct Stdout {
     format: OutputFormat,
     /// To the writer thread; `None` when quiet.
-    lines: Option<(SyncSender<String>, JoinHandle<()>)>,
+    lines: Option<(mpsc::Sender<String>, JoinHandle<()>)>,
     broken: Arc<AtomicBool>,
     /// Wait for the writer rather than drop a line (a file replayed flat out: every row counts).
     wait: bool,
@@ -33,11 +36,11 @@ impl Stdout {
     pub fn new(format: OutputFormat, wait: bool) -> std::io::Result<Self> {
         let broken = Arc::new(AtomicBool::new(false));
         let lines = (format != OutputFormat::Quiet).then(|| -> std::io::Result<_> {
-            let (tx, rx) = sync_channel::<String>(LINES_IN_FLIGHT);
+            let (tx, mut rx) = mpsc::channel::<String>(LINES_IN_FLIGHT);
             let broken = broken.clone();
             let writer = std::thread::Builder::new().name("stdout".into()).spawn(move || {
                 let mut out = std::io::BufWriter::new(std::io::stdout());
-                for text in rx {
+                while let Some(text) = rx.blocking_recv() {
                     // Flush per line: a person or a pipe is waiting for each window.
                     if let Err(e) = writeln!(out, "{text}").and_then(|_| out.flush()) {
                         tracing::warn!("stdout closed ({e}); continuing without it");
@@ -51,32 +54,33 @@ impl Stdout {
         Ok(Stdout { format, lines: lines.transpose()?, broken, wait, dropped: 0, wrote_csv_header: false })
     }
 
-    fn line(&mut self, text: String) {
+    async fn line(&mut self, text: String) {
         let Some((tx, _)) = &self.lines else { return };
         if self.broken.load(Ordering::Relaxed) {
             return;
         }
         if self.wait {
-            let _ = tx.send(text);
+            // Waits as a task, not a blocked worker thread.
+            let _ = tx.send(text).await;
         } else if let Err(TrySendError::Full(_)) = tx.try_send(text) {
             self.dropped += 1;
         }
     }
 
-    pub fn feedback(&mut self, f: &Feedback) {
+    pub async fn feedback(&mut self, f: &Feedback) {
         match self.format {
-            OutputFormat::Text => self.line(f.to_text()),
-            OutputFormat::Jsonl | OutputFormat::Csv => self.line(f.to_json()),
+            OutputFormat::Text => self.line(f.to_text()).await,
+            OutputFormat::Jsonl | OutputFormat::Csv => self.line(f.to_json()).await,
             OutputFormat::Quiet => {}
         }
     }
 
-    pub fn features(&mut self, row: &FeatureRow) {
+    pub async fn features(&mut self, row: &FeatureRow) {
         match self.format {
             OutputFormat::Csv => {
                 if !self.wrote_csv_header {
                     self.wrote_csv_header = true;
-                    self.line(format!("subject,seq,window_start,window_end,{}", FEATURE_NAMES.join(",")));
+                    self.line(format!("subject,seq,window_start,window_end,{}", FEATURE_NAMES.join(","))).await;
                 }
                 let mut line = format!("{},{},{:.3},{:.3}", row.subject, row.seq, row.window_start, row.window_end);
                 for (_, v) in &row.features {
@@ -85,7 +89,7 @@ impl Stdout {
                         line.push_str(&v.to_string());
                     }
                 }
-                self.line(line);
+                self.line(line).await;
             }
             OutputFormat::Jsonl | OutputFormat::Text => {
                 let mut obj = serde_json::Map::new();
@@ -96,19 +100,24 @@ impl Stdout {
                 for (k, v) in &row.features {
                     obj.insert((*k).into(), v.map(serde_json::Value::from).unwrap_or(serde_json::Value::Null));
                 }
-                self.line(serde_json::Value::Object(obj).to_string());
+                self.line(serde_json::Value::Object(obj).to_string()).await;
             }
             OutputFormat::Quiet => {}
         }
     }
 
-    /// Write out what is in flight and end the writer; returns the lines dropped because it
-    /// could not keep up.
-    pub fn finish(self) -> u64 {
-        if let Some((tx, writer)) = self.lines {
-            drop(tx);
-            let _ = writer.join();
+    /// Let the writer write out what is in flight (waiting at most a few seconds: a stalled
+    /// reader would hold the end of the run hostage) and end it. Returns the lines dropped
+    /// because the writer could not keep up, and those still unwritten when waiting stopped.
+    pub async fn finish(self) -> u64 {
+        let Some((tx, writer)) = self.lines else { return self.dropped };
+        let unwritten = LINES_IN_FLIGHT - tx.capacity();
+        drop(tx);
+        let join = tokio::task::spawn_blocking(move || writer.join());
+        match tokio::time::timeout(FINISH_PATIENCE, join).await {
+            Ok(_) => self.dropped,
+            // The thread stays blocked in its write; the process ends without it.
+            Err(_) => self.dropped + unwritten as u64,
         }
-        self.dropped
     }
 }

@@ -91,6 +91,8 @@ struct LineParser {
     /// Previous line's counter or time, and its sample index.
     last: Option<(f64, u64)>,
     first_time: f64,
+    /// Counter of a line refused for an implausible jump, which the next line may confirm.
+    suspect: Option<f64>,
 }
 
 impl LineParser {
@@ -110,6 +112,7 @@ impl LineParser {
             resolved,
             last: None,
             first_time: 0.0,
+            suspect: None,
             cfg: cfg.clone(),
         }
     }
@@ -204,6 +207,16 @@ impl LineParser {
             // run at the same index; the transport decides what that means.
             let step =
                 if c > prev || self.cfg.counter_modulus.is_some() { (c - prev).rem_euclid(modulus) } else { 0.0 };
+            // A jump of more than 10 s of samples is more likely garbage glued to the counter
+            // ("7" + "123" = 7123) than a real loss: refused, unless the next line continues
+            // from it, as a device that really jumped would.
+            let plausible = (self.cfg.rate_hz * 10.0).max(1000.0);
+            let confirmed = self.suspect.is_some_and(|s| (c - s).rem_euclid(modulus) == 1.0);
+            if step > plausible && !confirmed {
+                self.suspect = Some(c);
+                return None;
+            }
+            self.suspect = None;
             let index = prev_index.saturating_add(step as u64);
             self.last = Some((c, index));
             return Some((index, (step as u64).saturating_sub(1)));
@@ -285,5 +298,6 @@ impl Decoder for LineDecoder {
     fn reset(&mut self) {
         self.lines.reset();
         self.parser.last = None;
+        self.parser.suspect = None;
     }
 }

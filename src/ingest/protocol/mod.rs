@@ -148,8 +148,7 @@ impl ChannelSamples {
     /// Append the sample with device index `index`. An index not after the previous one (a
     /// counter gone backwards or repeated) starts a new run too; the transport decides.
     pub fn push(&mut self, index: u64, value: f32) {
-        let continues =
-            self.runs.last().is_some_and(|&(offset, first)| first + (self.values.len() - offset) as u64 == index);
+        let continues = self.follows(index);
         if !continues {
             self.runs.push((self.values.len(), index));
         }
@@ -159,13 +158,25 @@ impl ChannelSamples {
     /// Append consecutive samples, the first with device index `index`: one continuity check
     /// for the lot (a decoder's block of samples).
     pub fn push_run(&mut self, index: u64, values: impl IntoIterator<Item = f32>) {
-        let continues =
-            self.runs.last().is_some_and(|&(offset, first)| first + (self.values.len() - offset) as u64 == index);
+        let continues = self.follows(index);
         let before = self.values.len();
         self.values.extend(values);
         if !continues && self.values.len() > before {
             self.runs.push((before, index));
         }
+    }
+
+    /// `index` is the one right after the last sample (checked: a hostile counter may sit near
+    /// `u64::MAX`).
+    fn follows(&self, index: u64) -> bool {
+        self.runs
+            .last()
+            .is_some_and(|&(offset, first)| first.checked_add((self.values.len() - offset) as u64) == Some(index))
+    }
+
+    /// Index just past the last sample, if any.
+    pub fn end_index(&self) -> Option<u64> {
+        self.runs.last().map(|&(offset, first)| first.saturating_add((self.values.len() - offset) as u64))
     }
 
     /// Runs as (device index of the first sample, samples).

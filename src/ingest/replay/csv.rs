@@ -28,6 +28,8 @@ pub struct CsvOptions<'a> {
 
 /// Rows whose times estimate the rate of a CSV timed by its time column.
 const RATE_ESTIMATE_ROWS: usize = 1001;
+/// Rows read ahead at most while looking for those (skipped ones included).
+const MAX_READ_AHEAD_ROWS: usize = 10 * RATE_ESTIMATE_ROWS;
 
 /// Parse a CSV held in memory. Pure.
 pub fn parse_csv(text: &str, path: &Path, opts: &CsvOptions) -> Result<Recording, ReadError> {
@@ -57,11 +59,14 @@ pub fn open<R: Read>(source: R, path: &Path, opts: &CsvOptions) -> Result<RowStr
     let mut ahead = VecDeque::new();
     if opts.rate_hz.is_none() && columns.time.is_some() {
         let mut accepted = 0;
-        while accepted < RATE_ESTIMATE_ROWS {
+        // Skipped rows count towards the bound too, so a file of mostly bad rows cannot make
+        // this read-ahead grow.
+        while accepted < RATE_ESTIMATE_ROWS && ahead.len() < MAX_READ_AHEAD_ROWS {
             let mut values = vec![0f32; columns.wanted.len()];
             let Some(row) = columns.next_row(&mut table, opts.on_bad_row, &mut values)? else { break };
             accepted += usize::from(row.is_some());
-            ahead.push_back((table.line(), row, values));
+            let column = columns.time.map_or(1, |i| table.column(i));
+            ahead.push_back(((table.line(), column), row, values));
         }
         if accepted == 0 {
             return Err(no_rows());
@@ -77,7 +82,7 @@ pub fn open<R: Read>(source: R, path: &Path, opts: &CsvOptions) -> Result<RowStr
         period: 1.0 / rate,
         on_bad_row: opts.on_bad_row,
         ahead,
-        line: 0,
+        place: (0, 1),
         row_index: 0,
         checked_time_base: false,
     };
@@ -88,6 +93,9 @@ pub fn open<R: Read>(source: R, path: &Path, opts: &CsvOptions) -> Result<RowStr
     Ok(stream)
 }
 
+/// A row read ahead: (line, time column's column), its time (`None`: skipped), its raw values.
+type AheadRow = ((usize, usize), Option<f64>, Vec<f32>);
+
 /// The data rows of a CSV recording, timed by the time column or by the row index.
 pub struct CsvRows<R: Read> {
     table: CsvTable<R>,
@@ -97,10 +105,11 @@ pub struct CsvRows<R: Read> {
     period: f64,
     on_bad_row: OnBadRow,
     /// Rows read ahead to estimate the rate, handed out before the table's next ones: the
-    /// line, the time (`None`: skipped) and the raw values.
-    ahead: VecDeque<(usize, Option<f64>, Vec<f32>)>,
-    /// Line of the row handed out last.
-    line: usize,
+    /// line and time column's column, the time (`None`: skipped) and the raw values.
+    ahead: VecDeque<AheadRow>,
+    /// Line and time column's column of the row handed out last (0: the table's current row,
+    /// found when needed).
+    place: (usize, usize),
     /// Data rows handed out so far, skipped ones included.
     row_index: usize,
     checked_time_base: bool,
@@ -109,14 +118,15 @@ pub struct CsvRows<R: Read> {
 impl<R: Read> Rows for CsvRows<R> {
     fn next_row(&mut self, values: &mut [f32]) -> Result<Option<Row>, ReadError> {
         let row = match self.ahead.pop_front() {
-            Some((line, row, ahead)) => {
+            Some((place, row, ahead)) => {
                 values.copy_from_slice(&ahead);
-                self.line = line;
+                self.place = place;
                 row
             }
             None => match self.columns.next_row(&mut self.table, self.on_bad_row, values)? {
                 Some(row) => {
-                    self.line = self.table.line();
+                    // The column is found only if an error needs it (the row is still current).
+                    self.place = (self.table.line(), 0);
                     row
                 }
                 None => return Ok(None),
@@ -148,7 +158,11 @@ impl<R: Read> Rows for CsvRows<R> {
     }
 
     fn error_at_row(&self, message: String) -> ReadError {
-        ReadError::Parse { path: self.table.path().to_path_buf(), line: self.line, column: 1, message }
+        let (line, mut column) = self.place;
+        if column == 0 {
+            column = self.columns.time.map_or(1, |i| self.table.column(i));
+        }
+        ReadError::Parse { path: self.table.path().to_path_buf(), line, column, message }
     }
 }
 
@@ -401,7 +415,15 @@ mod tests {
         let chans = [ch("v", Modality::Eda)];
         let o = CsvOptions { time_column: Some("t"), rate_hz: Some(10.0), ..opts(&chans, OnBadRow::Error) };
         let e = parse_csv("t,v\n0.0,1\n0.1,2\n0.0,3\n", Path::new("r.csv"), &o).unwrap_err();
-        assert!(e.to_string().contains("backwards"), "{e}");
+        assert!(e.to_string().starts_with("r.csv:4:1: time goes backwards"), "{e}");
+        // Past the rows read ahead to estimate the rate, at the time column's place too.
+        let o = CsvOptions { time_column: Some("t"), rate_hz: None, ..o };
+        let mut text = String::from("v;t\n");
+        for i in 0..1100 {
+            text.push_str(&format!("{i};{:.1}\n", if i == 1050 { 1.0 } else { i as f64 * 0.1 }));
+        }
+        let e = parse_csv(&text, Path::new("r.csv"), &o).unwrap_err();
+        assert!(e.to_string().starts_with("r.csv:1052:6: time goes backwards"), "{e}");
     }
 
     #[test]

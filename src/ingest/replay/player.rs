@@ -29,8 +29,13 @@ pub async fn play(
     let mut report = SourceReport::default();
     health.set_state(LinkState::Streaming);
     let played = play_into(&mut stream, producers, speed, chunk_ms, shutdown, &health, &mut report).await;
+    // Rows skipped since the last count reached the health (the tail of the file).
+    health.decode_errors(stream.skipped_rows() - report.skipped_records);
     report.skipped_records = stream.skipped_rows();
-    report.notes = stream.end_notes();
+    if report.completed {
+        // How the channels end is known only when they did (not after a stop or an error).
+        report.notes = stream.end_notes();
+    }
     match played {
         Ok(()) => health.set_state(LinkState::Ended),
         Err(e) => {
@@ -58,7 +63,6 @@ async fn play_into(
     let chunk_s = chunk_ms / 1000.0;
     let host_start = tokio::time::Instant::now();
     let mut chunks: Vec<Vec<Segment>> = vec![Vec::new(); producers.len()];
-    let mut skipped = 0;
     let mut step: u64 = 1;
     loop {
         // Chunk boundary k is computed from t0, not accumulated, so rounding never drifts.
@@ -72,9 +76,10 @@ async fn play_into(
         } else if *shutdown.borrow() {
             return Ok(());
         }
-        stream.read_before(t_end, &mut chunks)?;
-        health.decode_errors(stream.skipped_rows() - skipped);
-        skipped = stream.skipped_rows();
+        // Rows read before an error in this step are delivered before the error ends the play.
+        let read = stream.read_before(t_end, &mut chunks);
+        health.decode_errors(stream.skipped_rows() - report.skipped_records);
+        report.skipped_records = stream.skipped_rows();
         let arrival = Instant::now();
         for (segments, producer) in chunks.iter_mut().zip(&mut producers) {
             for segment in segments.drain(..) {
@@ -98,6 +103,7 @@ async fn play_into(
                 }
             }
         }
+        read?;
         let Some(next) = stream.next_time()? else {
             report.completed = true;
             return Ok(());

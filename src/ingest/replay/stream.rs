@@ -69,8 +69,10 @@ pub struct RowStream<R> {
     values: Vec<f32>,
     pending: Option<f64>,
     ended: bool,
-    /// Time the next row has when it continues the current segment.
+    /// Time the next row has when it continues the current segment (one period after this row).
     expected_next: Option<f64>,
+    /// The current segment's first row time and the rows in it so far.
+    segment: (f64, u64),
     skipped: u64,
 }
 
@@ -79,7 +81,17 @@ impl<R: Rows> RowStream<R> {
     pub fn new(rows: R, specs: Vec<ChannelSpec>) -> Self {
         let period = specs.first().map_or(1.0, ChannelSpec::period_s);
         let values = vec![0.0; specs.len()];
-        RowStream { rows, specs, period, values, pending: None, ended: false, expected_next: None, skipped: 0 }
+        RowStream {
+            rows,
+            specs,
+            period,
+            values,
+            pending: None,
+            ended: false,
+            expected_next: None,
+            segment: (0.0, 0),
+            skipped: 0,
+        }
     }
 
     fn peek(&mut self) -> Result<Option<f64>, ReadError> {
@@ -120,13 +132,22 @@ impl<R: Rows> SampleSource for RowStream<R> {
                 break;
             }
             let continues = self.expected_next.is_some_and(|e| (t - e).abs() < 0.5 * self.period);
+            // Where the segment's own clock (its first row's time + n periods) puts this row,
+            // multiplied out as a whole read does, not summed (which drifts).
+            if !continues {
+                self.segment = (t, 0);
+            }
+            let on_clock = self.segment.0 + self.segment.1 as f64 * self.period;
             for (segments, &v) in out.iter_mut().zip(&self.values) {
                 match segments.last_mut() {
                     Some(segment) if continues => segment.samples.push(v),
-                    _ => segments.push(Segment { start_time: t, samples: vec![v] }),
+                    // A segment continued in a new piece starts on the segment's clock, as a
+                    // whole read would place it, not at the row's own (jittered) time.
+                    _ => segments.push(Segment { start_time: on_clock, samples: vec![v] }),
                 }
             }
             self.expected_next = Some(t + self.period);
+            self.segment.1 += 1;
             self.pending = None;
         }
         Ok(())
@@ -364,6 +385,25 @@ mod tests {
             assert!((a.0 - b.0).abs() < 1e-9 && a.1 == b.1, "{a:?} vs {b:?}");
         }
         assert_eq!(s.skipped_rows(), 1);
+    }
+
+    #[test]
+    fn jittered_rows_read_in_pieces_keep_the_segment_clock_a_whole_read_gives() {
+        let times: Vec<Option<f64>> =
+            (0..50).map(|i| Some(i as f64 * 0.1 + if i % 3 == 1 { 0.02 } else { 0.0 })).collect();
+        let whole = drain(&mut stream(&times)).unwrap().remove(0).segments;
+        assert_eq!(whole.len(), 1);
+        let mut s = stream(&times);
+        let mut t = 0.0;
+        while s.next_time().unwrap().is_some() {
+            t += 0.33;
+            let mut out = vec![Vec::new()];
+            s.read_before(t, &mut out).unwrap();
+            for piece in &out[0] {
+                let n = (piece.samples[0] as usize) as f64; // each value is its row index
+                assert!((piece.start_time - (whole[0].start_time + n * 0.1)).abs() < 1e-9, "{piece:?}");
+            }
+        }
     }
 
     #[test]

@@ -125,6 +125,18 @@ impl SerialConfig {
             Invalid::bounded(key_path!["protocol"], bounds::SAMPLE_RATE_HZ, spec.rate_hz)
                 .map_err(|e| e.help(format!("the rate of channel `{}`", spec.name)))?;
         }
+        // A device slower than the silence timeout would be "unplugged" between its samples.
+        let slowest = specs.iter().map(|s| s.rate_hz).fold(f64::INFINITY, f64::min);
+        if self.silence_timeout_s < 2.0 / slowest {
+            return Err(Invalid::new(
+                key_path!["silence_timeout_s"],
+                format!(
+                    "{} s is shorter than two samples of the slowest channel ({slowest} Hz)",
+                    self.silence_timeout_s
+                ),
+            )
+            .help(format!("set silence_timeout_s to at least {}", 2.0 / slowest)));
+        }
         Ok(())
     }
 

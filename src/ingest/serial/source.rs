@@ -140,7 +140,11 @@ impl Supervisor {
                     }
                     self.health.set_state(LinkState::Reconnecting);
                     drop(port);
-                    backoff.reset();
+                    if self.report.samples > samples_before {
+                        // It streamed: the next try is quick. A device that opens and fails at
+                        // once keeps doubling the wait instead.
+                        backoff.reset();
+                    }
                     if !self.wait(backoff.next_delay()).await {
                         break;
                     }
@@ -190,7 +194,7 @@ impl Supervisor {
     /// Reset the device, wait for its banner's end, start streaming.
     async fn handshake(&mut self, port: &mut SerialStream, h: &Handshake, patience: Duration) -> Result<(), Ended> {
         let lost = |e: std::io::Error| Ended::Lost(e.to_string());
-        port.write_all(h.reset).await.map_err(lost)?;
+        self.send(port, h.reset, patience).await?;
         let mut banner = Vec::new();
         let mut buf = [0u8; 256];
         let deadline = tokio::time::Instant::now() + patience;
@@ -216,7 +220,19 @@ impl Supervisor {
                 }
             }
         }
-        port.write_all(h.start).await.map_err(lost)
+        self.send(port, h.start, patience).await
+    }
+
+    /// Write a command, giving up after `patience` (a device that reads nothing) or at shutdown.
+    async fn send(&mut self, port: &mut SerialStream, bytes: &[u8], patience: Duration) -> Result<(), Ended> {
+        tokio::select! {
+            written = tokio::time::timeout(patience, port.write_all(bytes)) => match written {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(Ended::Lost(e.to_string())),
+                Err(_) => Err(Ended::Lost(format!("the device took no command within {:.1} s", patience.as_secs_f64()))),
+            },
+            _ = self.shutdown.wait_for(|stop| *stop) => Err(Ended::Shutdown),
+        }
     }
 
     /// Push what was decoded onto the rings, timed by the device clock; count the rest.
@@ -230,10 +246,7 @@ impl Supervisor {
                 .channels
                 .iter()
                 .zip(&self.specs)
-                .filter_map(|(c, spec)| {
-                    let (offset, first) = *c.runs.last()?;
-                    Some((first + (c.values.len() - offset) as u64) as f64 / spec.rate_hz)
-                })
+                .filter_map(|(c, spec)| Some(c.end_index()? as f64 / spec.rate_hz))
                 .fold(0.0, f64::max);
             let anchor = self.clock.anchor(now, newest);
             for ((channel, spec), producer) in decoded.channels.iter().zip(&self.specs).zip(&mut self.producers) {

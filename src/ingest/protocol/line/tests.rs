@@ -132,3 +132,24 @@ proptest! {
         prop_assert_eq!(whole, parts);
     }
 }
+
+#[test]
+fn garbage_glued_to_a_counter_is_an_error_not_a_70_s_jump() {
+    let cfg = LineConfig::for_encoder(
+        &[crate::signal::ChannelSpec::new("x", crate::signal::Modality::Ecg, "mV", 100.0)],
+        Separator::Comma,
+        None,
+    );
+    let mut d = cfg.decoder();
+    let mut out = Decoded::new(1);
+    // A first line (dropped as partial), 120..123, then `7` glued before 124, then 125..
+    d.push(b"119,0\n120,1\n121,2\n122,3\n123,4\n7124,5\n125,6\n126,7\n", &mut out);
+    assert_eq!(out.decode_errors, 1);
+    assert_eq!(out.lost_samples, 1, "the refused line is one lost sample");
+    let runs: Vec<(u64, usize)> = out.channels[0].iter_runs().map(|(i, v)| (i, v.len())).collect();
+    assert_eq!(runs, [(0, 4), (5, 2)]);
+    // A device that really jumped is believed once the next line continues from the jump.
+    d.push(b"50000,8\n50001,9\n", &mut out);
+    assert_eq!(out.decode_errors, 2, "the first line of the jump is refused");
+    assert_eq!(out.channels[0].end_index(), Some(7 + 49874 + 1));
+}
