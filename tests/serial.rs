@@ -257,3 +257,21 @@ async fn a_10_mb_line_without_newline_is_one_error_and_the_stream_goes_on() {
     running.wait().await.unwrap();
     drop(slave);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_started_late_still_gets_the_cyton_stream() {
+    // The board idles until `b`; the simulator went on through the recording meanwhile and must
+    // not make the late host wait for the time it idled.
+    let port = common::broker_port();
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("device");
+    let hub = format!("serial-late-{}", std::process::id());
+    let mut feedback = common::subscribe(port, &format!("biofeedd/v1/{hub}/+/feedback")).await;
+    let (device, protocol_config) = plug(SimProtocol::Cyton, &link, 20.0, Impairments::new(0.0, 0.0, 1));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let running = daemon::start(daemon_config(port, &hub, &link, protocol_config), options()).await.unwrap();
+    next(&mut feedback).await;
+    running.stop();
+    running.wait().await.unwrap();
+    device.unplug().await;
+}
