@@ -87,6 +87,7 @@ struct LineParser {
     resolved: bool,
     /// (start, end) of each field of the current line.
     fields: Vec<(usize, usize)>,
+    /// The current line's values, scaled (each within f32's range).
     raw: Vec<f64>,
     /// Previous line's counter or time, and its sample index.
     last: Option<(f64, u64)>,
@@ -260,7 +261,11 @@ impl LineParser {
     fn data(&mut self, line: &[u8], out: &mut Decoded) -> bool {
         self.raw.clear();
         for k in 0..self.cfg.channels.len() {
-            match self.number(line, self.cols[k]) {
+            let (scale, offset) = (self.cfg.channels[k].scale, self.cfg.channels[k].offset);
+            // A number past f32's range (a run of digits glued on by noise) would be an infinite
+            // sample: the line is not data.
+            let scaled = self.number(line, self.cols[k]).map(|raw| raw * scale + offset);
+            match scaled.filter(|v| (*v as f32).is_finite()) {
                 Some(v) => self.raw.push(v),
                 None => return false,
             }
@@ -271,8 +276,8 @@ impl LineParser {
             return false;
         };
         out.lost_samples = out.lost_samples.saturating_add(lost);
-        for ((ch, raw), samples) in self.cfg.channels.iter().zip(&self.raw).zip(&mut out.channels) {
-            samples.push(index, (raw * ch.scale + ch.offset) as f32);
+        for (&v, samples) in self.raw.iter().zip(&mut out.channels) {
+            samples.push(index, v as f32);
         }
         true
     }

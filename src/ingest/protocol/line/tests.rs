@@ -153,3 +153,45 @@ fn garbage_glued_to_a_counter_is_an_error_not_a_70_s_jump() {
     assert_eq!(out.decode_errors, 2, "the first line of the jump is refused");
     assert_eq!(out.channels[0].end_index(), Some(7 + 49874 + 1));
 }
+
+#[test]
+/// Found by `fuzz/run.sh` (line_decoder, crash-1b1957663a…): a value of 60 digits became an
+/// infinite f32 sample.
+fn fuzz_crash_1b1957663a() {
+    let bytes: &[u8] = &[
+        23, 23, 23, 0, 3, 1, 99, 255, 255, 255, 255, 255, 10, 53, 32, 49, 32, 50, 32, 51, 10, 49, 32, 52, 32, 51, 49,
+        49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49,
+        49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 32, 54,
+        10, 32, 99, 48, 255, 32, 255, 44, 255, 61, 0, 0, 0, 255,
+    ];
+    let specs: Vec<_> = (0..3)
+        .map(|i| crate::signal::ChannelSpec::new(format!("c{i}"), crate::signal::Modality::Other, "a.u.", 100.0))
+        .collect();
+    let mut cfg = LineConfig::for_encoder(&specs, Separator::Whitespace, Some(256));
+    (cfg.counter_column, cfg.counter_modulus) = (Some(Column::Index(0)), None);
+    let mut d = cfg.decoder();
+    let mut whole = Decoded::new(3);
+    d.push(bytes, &mut whole);
+    d.finish(&mut whole);
+    let mut d = cfg.decoder();
+    let mut parts = Decoded::new(3);
+    let mut state = 0x9E37_79B9u32 ^ bytes.len() as u32 ^ u32::from(bytes[0]);
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        let take = (state as usize % 97).min(rest.len());
+        d.push(&rest[..take], &mut parts);
+        rest = &rest[take..];
+    }
+    d.finish(&mut parts);
+    assert_eq!(whole, parts, "chunking");
+    d.reset();
+    let mut again = Decoded::new(3);
+    d.push(bytes, &mut again);
+    d.finish(&mut again);
+    assert_eq!(whole, again, "reset");
+    // The line `1 4 3111…1 6` holds a number past f32's range: one decode error, no sample.
+    assert!(whole.channels.iter().all(|c| c.values.iter().all(|v| v.is_finite())), "{whole:?}");
+}
