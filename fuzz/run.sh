@@ -50,6 +50,7 @@ for t in "${targets[@]}"; do
   log=$(mktemp)
   if ! cargo +nightly fuzz run "$t" "corpus/$t" -- -max_total_time="$seconds" -runs="${FUZZ_RUNS:--1}" \
       -max_len="${FUZZ_MAX_LEN:-65536}" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 >"$log" 2>&1; then
+    grep -m1 -A8 "panicked" "$log" || true   # the assertion that failed, before libFuzzer's report
     tail -40 "$log"
     echo "fuzz target $t FAILED (input kept under fuzz/artifacts/$t/)"
     exit 1

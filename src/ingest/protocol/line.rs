@@ -302,7 +302,8 @@ impl Decoder for LineDecoder {
 
     fn reset(&mut self) {
         self.lines.reset();
-        self.parser.last = None;
-        self.parser.suspect = None;
+        // A new connection starts as a fresh decoder would: counters and the columns a header
+        // named are forgotten (a device that reboots prints its header again).
+        self.parser = LineParser::new(&self.parser.cfg);
     }
 }

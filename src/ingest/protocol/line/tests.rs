@@ -154,21 +154,9 @@ fn garbage_glued_to_a_counter_is_an_error_not_a_70_s_jump() {
     assert_eq!(out.channels[0].end_index(), Some(7 + 49874 + 1));
 }
 
-#[test]
-/// Found by `fuzz/run.sh` (line_decoder, crash-1b1957663a…): a value of 60 digits became an
-/// infinite f32 sample.
-fn fuzz_crash_1b1957663a() {
-    let bytes: &[u8] = &[
-        23, 23, 23, 0, 3, 1, 99, 255, 255, 255, 255, 255, 10, 53, 32, 49, 32, 50, 32, 51, 10, 49, 32, 52, 32, 51, 49,
-        49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49,
-        49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 32, 54,
-        10, 32, 99, 48, 255, 32, 255, 44, 255, 61, 0, 0, 0, 255,
-    ];
-    let specs: Vec<_> = (0..3)
-        .map(|i| crate::signal::ChannelSpec::new(format!("c{i}"), crate::signal::Modality::Other, "a.u.", 100.0))
-        .collect();
-    let mut cfg = LineConfig::for_encoder(&specs, Separator::Whitespace, Some(256));
-    (cfg.counter_column, cfg.counter_modulus) = (Some(Column::Index(0)), None);
+/// What the line_decoder fuzz target checks (fuzz/fuzz_targets/decoder_check.rs), for its
+/// crashes kept as tests: whole vs chunked vs after reset, finite samples.
+fn check_like_the_fuzzer(cfg: &LineConfig, bytes: &[u8]) -> Decoded {
     let mut d = cfg.decoder();
     let mut whole = Decoded::new(3);
     d.push(bytes, &mut whole);
@@ -192,6 +180,51 @@ fn fuzz_crash_1b1957663a() {
     d.push(bytes, &mut again);
     d.finish(&mut again);
     assert_eq!(whole, again, "reset");
-    // The line `1 4 3111…1 6` holds a number past f32's range: one decode error, no sample.
     assert!(whole.channels.iter().all(|c| c.values.iter().all(|v| v.is_finite())), "{whole:?}");
+    whole
+}
+
+/// The fuzz target's config for its first byte `mode`.
+fn fuzz_config(mode: u8) -> LineConfig {
+    let sep = [Separator::Comma, Separator::Tab, Separator::Semicolon, Separator::Whitespace][usize::from(mode % 4)];
+    let specs: Vec<_> = (0..3)
+        .map(|i| crate::signal::ChannelSpec::new(format!("c{i}"), crate::signal::Modality::Other, "a.u.", 100.0))
+        .collect();
+    let mut cfg = LineConfig::for_encoder(&specs, sep, Some(256));
+    match (mode >> 2) % 4 {
+        0 => {}
+        1 => (cfg.counter_column, cfg.counter_modulus) = (Some(Column::Index(0)), None),
+        2 => (cfg.counter_column, cfg.counter_modulus, cfg.timestamp_column) = (None, None, Some(Column::Index(0))),
+        _ => {
+            cfg.header = true;
+            cfg.channels[1].column = Column::Name("b".into());
+            cfg.counter_column = Some(Column::Name("n".into()));
+        }
+    }
+    cfg
+}
+
+/// Found by `fuzz/run.sh` (line_decoder, crash-1b1957663a…): a value of 60 digits became an
+/// infinite f32 sample.
+#[test]
+fn fuzz_crash_1b1957663a() {
+    let bytes: &[u8] = &[
+        23, 23, 23, 0, 3, 1, 99, 255, 255, 255, 255, 255, 10, 53, 32, 49, 32, 50, 32, 51, 10, 49, 32, 52, 32, 51, 49,
+        49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49,
+        49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 32, 54,
+        10, 32, 99, 48, 255, 32, 255, 44, 255, 61, 0, 0, 0, 255,
+    ];
+    check_like_the_fuzzer(&fuzz_config(bytes[0]), bytes);
+}
+
+/// Found by `fuzz/run.sh` (line_decoder, crash-c30a923cf5…).
+#[test]
+fn fuzz_crash_c30a923cf5() {
+    let bytes: &[u8] = &[
+        143, 110, 49, 32, 50, 32, 51, 10, 49, 32, 52, 255, 255, 255, 255, 50, 32, 120, 10, 48, 32, 49, 32, 50, 32, 51,
+        10, 49, 32, 52, 32, 32, 53, 32, 54, 10, 32, 99, 48, 255, 32, 98, 32, 98, 0, 10, 0, 32, 13, 98, 32, 110, 32, 0,
+        10, 48, 32, 98, 32, 110, 32, 0, 29, 118, 42, 111, 32, 32, 98, 32, 98, 0, 10, 0, 32, 44, 111, 32, 10, 48, 32,
+        98, 32, 110, 32, 0, 10, 48, 32, 98, 32, 110, 32, 0, 29, 128, 42, 10,
+    ];
+    check_like_the_fuzzer(&fuzz_config(bytes[0]), bytes);
 }
