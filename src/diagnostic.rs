@@ -8,7 +8,7 @@
 //! turns the full path into a file:line:column. Numbers are checked against the shared rules in
 //! `bounds` (a leaf too), so a config key says what a flag or a header line would say.
 
-use crate::bounds::Bound;
+use crate::bounds::{self, Bound};
 use std::fmt;
 
 /// A semantic problem found after parsing, addressed by its TOML key path so it can be located.
@@ -39,6 +39,13 @@ impl Invalid {
     /// `value` at `path` if `bound` allows it; else a problem naming the key and the range.
     pub fn bounded(path: Vec<PathPart>, bound: Bound, value: f64) -> Result<f64, Invalid> {
         bound.check(value).map_err(|why| Invalid::new(path, why))
+    }
+
+    /// A channel's `scale` factor at `path`: its magnitude within [`bounds::SCALE`] (a negative
+    /// factor flips the sign). One rule for every reader and decoder that scales raw values.
+    pub fn scale(path: Vec<PathPart>, scale: f64) -> Result<f64, Invalid> {
+        Invalid::bounded(path, bounds::SCALE, scale.abs())
+            .map_err(|e| e.help("a factor such as 0.001 (µV → mV); negative flips the sign"))
     }
 
     /// The same problem seen from the table that holds this one: `prefix` goes in front.

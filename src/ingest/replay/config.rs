@@ -228,8 +228,7 @@ impl ReplayConfig {
             }
         }
         for (i, ch) in self.channels.iter().enumerate() {
-            Invalid::bounded(key_path!["channels", i, "scale"], bounds::SCALE, ch.scale.abs())
-                .map_err(|e| e.help("a factor such as 0.001 (µV → mV); negative flips the sign"))?;
+            Invalid::scale(key_path!["channels", i, "scale"], ch.scale)?;
             let name = ch.channel_name();
             if self.channels[..i].iter().any(|c| c.channel_name() == name) {
                 return Err(Invalid::new(key_path!["channels", i], format!("channel name `{name}` is used twice"))

@@ -2,7 +2,6 @@
 //! channels to keep and what they are, and whether to read the accelerometer.
 
 use super::{microvolts_per_count, ACCEL_RATE_HZ, RATE_HZ};
-use crate::bounds;
 use crate::diagnostic::Invalid;
 use crate::key_path;
 use crate::signal::{ChannelSpec, Modality};
@@ -129,8 +128,7 @@ impl CytonConfig {
                 )
                 .help("the Cyton's channels are numbered 1 to 8, as on the board"));
             }
-            Invalid::bounded(key_path!["channels", i, "scale"], bounds::SCALE, ch.scale.abs())
-                .map_err(|e| e.help("a factor such as 0.001 (µV → mV); negative flips the sign"))?;
+            Invalid::scale(key_path!["channels", i, "scale"], ch.scale)?;
             let name = ch.channel_name();
             let taken = ["acc_x", "acc_y", "acc_z"].contains(&name.as_str()) && self.accelerometer;
             if taken || self.channels[..i].iter().any(|c| c.channel_name() == name) {

@@ -59,8 +59,7 @@ impl FramedConfig {
         for (i, ch) in self.channels.iter().enumerate() {
             Invalid::bounded(key_path!["channels", i, "rate_hz"], bounds::SAMPLE_RATE_HZ, ch.rate_hz)
                 .map_err(|e| e.help("the rate the firmware samples this channel at"))?;
-            Invalid::bounded(key_path!["channels", i, "scale"], bounds::SCALE, ch.scale.abs())
-                .map_err(|e| e.help("a factor such as 0.001 (µV → mV); negative flips the sign"))?;
+            Invalid::scale(key_path!["channels", i, "scale"], ch.scale)?;
             Invalid::bounded(key_path!["channels", i, "offset"], bounds::OFFSET, ch.offset)?;
             if self.channels[..i].iter().any(|c| c.id == ch.id) {
                 return Err(Invalid::new(

@@ -131,8 +131,7 @@ impl LineConfig {
         }
         let named = |c: &Column| matches!(c, Column::Name(_));
         for (i, ch) in self.channels.iter().enumerate() {
-            Invalid::bounded(key_path!["channels", i, "scale"], bounds::SCALE, ch.scale.abs())
-                .map_err(|e| e.help("a factor such as 0.001 (µV → mV); negative flips the sign"))?;
+            Invalid::scale(key_path!["channels", i, "scale"], ch.scale)?;
             Invalid::bounded(key_path!["channels", i, "offset"], bounds::OFFSET, ch.offset)?;
             if named(&ch.column) && !self.header {
                 return Err(Invalid::new(key_path!["channels", i, "column"], "a column named by text needs a header")

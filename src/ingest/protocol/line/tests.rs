@@ -1,5 +1,5 @@
 use super::*;
-use crate::ingest::protocol::testing::{decode_in_chunks, decode_whole};
+use crate::ingest::protocol::testing::{check_like_the_fuzzers, decode_in_chunks, decode_whole};
 use crate::ingest::protocol::Decoded;
 use crate::signal::Modality;
 use proptest::prelude::*;
@@ -154,52 +154,20 @@ fn garbage_glued_to_a_counter_is_an_error_not_a_70_s_jump() {
     assert_eq!(out.channels[0].end_index(), Some(7 + 49874 + 1));
 }
 
-/// What the line_decoder fuzz target checks (fuzz/fuzz_targets/decoder_check.rs), for its
-/// crashes kept as tests: whole vs chunked vs after reset, finite samples.
-fn check_like_the_fuzzer(cfg: &LineConfig, bytes: &[u8]) -> Decoded {
-    let mut d = cfg.decoder();
-    let mut whole = Decoded::new(3);
-    d.push(bytes, &mut whole);
-    d.finish(&mut whole);
-    let mut d = cfg.decoder();
-    let mut parts = Decoded::new(3);
-    let mut state = 0x9E37_79B9u32 ^ bytes.len() as u32 ^ u32::from(bytes[0]);
-    let mut rest = bytes;
-    while !rest.is_empty() {
-        state ^= state << 13;
-        state ^= state >> 17;
-        state ^= state << 5;
-        let take = (state as usize % 97).min(rest.len());
-        d.push(&rest[..take], &mut parts);
-        rest = &rest[take..];
-    }
-    d.finish(&mut parts);
-    assert_eq!(whole, parts, "chunking");
-    d.reset();
-    let mut again = Decoded::new(3);
-    d.push(bytes, &mut again);
-    d.finish(&mut again);
-    assert_eq!(whole, again, "reset");
-    assert!(whole.channels.iter().all(|c| c.values.iter().all(|v| v.is_finite())), "{whole:?}");
-    whole
-}
-
-/// The fuzz target's config for its first byte `mode`.
-fn fuzz_config(mode: u8) -> LineConfig {
-    let sep = [Separator::Comma, Separator::Tab, Separator::Semicolon, Separator::Whitespace][usize::from(mode % 4)];
+/// The line_decoder fuzz target's config (fuzz/fuzz_targets/line_decoder.rs) for the two
+/// modes its crashes used: blank-separated, with a counter column without modulus, or with
+/// columns named by a header.
+fn fuzz_config(named_by_header: bool) -> LineConfig {
     let specs: Vec<_> = (0..3)
         .map(|i| crate::signal::ChannelSpec::new(format!("c{i}"), crate::signal::Modality::Other, "a.u.", 100.0))
         .collect();
-    let mut cfg = LineConfig::for_encoder(&specs, sep, Some(256));
-    match (mode >> 2) % 4 {
-        0 => {}
-        1 => (cfg.counter_column, cfg.counter_modulus) = (Some(Column::Index(0)), None),
-        2 => (cfg.counter_column, cfg.counter_modulus, cfg.timestamp_column) = (None, None, Some(Column::Index(0))),
-        _ => {
-            cfg.header = true;
-            cfg.channels[1].column = Column::Name("b".into());
-            cfg.counter_column = Some(Column::Name("n".into()));
-        }
+    let mut cfg = LineConfig::for_encoder(&specs, Separator::Whitespace, Some(256));
+    if named_by_header {
+        cfg.header = true;
+        cfg.channels[1].column = Column::Name("b".into());
+        cfg.counter_column = Some(Column::Name("n".into()));
+    } else {
+        (cfg.counter_column, cfg.counter_modulus) = (Some(Column::Index(0)), None);
     }
     cfg
 }
@@ -214,10 +182,12 @@ fn fuzz_crash_1b1957663a() {
         49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 49, 32, 54,
         10, 32, 99, 48, 255, 32, 255, 44, 255, 61, 0, 0, 0, 255,
     ];
-    check_like_the_fuzzer(&fuzz_config(bytes[0]), bytes);
+    let cfg = fuzz_config(false);
+    check_like_the_fuzzers(|| cfg.decoder(), bytes);
 }
 
-/// Found by `fuzz/run.sh` (line_decoder, crash-c30a923cf5…).
+/// Found by `fuzz/run.sh` (line_decoder, crash-c30a923cf5…): `reset` kept the columns an
+/// earlier connection's header had named.
 #[test]
 fn fuzz_crash_c30a923cf5() {
     let bytes: &[u8] = &[
@@ -226,5 +196,6 @@ fn fuzz_crash_c30a923cf5() {
         10, 48, 32, 98, 32, 110, 32, 0, 29, 118, 42, 111, 32, 32, 98, 32, 98, 0, 10, 0, 32, 44, 111, 32, 10, 48, 32,
         98, 32, 110, 32, 0, 10, 48, 32, 98, 32, 110, 32, 0, 29, 128, 42, 10,
     ];
-    check_like_the_fuzzer(&fuzz_config(bytes[0]), bytes);
+    let cfg = fuzz_config(true);
+    check_like_the_fuzzers(|| cfg.decoder(), bytes);
 }
