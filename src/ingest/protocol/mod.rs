@@ -4,6 +4,7 @@
 //!
 //! - [`line`]: text lines of separated values (Arduino/ESP32 sketches, BITalino-style kits).
 //! - [`cyton`]: OpenBCI Cyton 33-byte packets over its dongle.
+//! - [`ble`]: Bluetooth LE notifications (Heart Rate service, Polar PMD), one message at a time.
 //! - [`framed`]: biofeedd's documented framed binary protocol (COBS, sequence, CRC) for custom
 //!   firmware; `docs/serial-protocol.md` specifies it.
 //!
@@ -13,6 +14,7 @@
 //! the index is lost samples; the transport turns indices into recording-clock times, so a loss
 //! becomes a gap on the stream.
 
+pub mod ble;
 pub mod cyton;
 mod delimited;
 pub mod framed;
