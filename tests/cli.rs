@@ -71,13 +71,48 @@ fn check_names_file_line_column_and_fix_for_an_unknown_key() {
 }
 
 #[test]
-fn check_refuses_a_model_the_channels_cannot_feed() {
+fn check_warns_of_a_model_the_channels_cannot_feed_and_refuses_it_when_required() {
     let dir = tempfile::tempdir().unwrap();
     let config = CONFIG.replace("  { column = \"EDA\", modality = \"eda\", unit = \"uS\" },\n", "");
     let out = biofeedd(&["check", "--config", &write_config(dir.path(), &config)]);
-    let err = failure(&out);
-    assert!(err.contains("needs feature `z_eda_mean_us` (from a eda channel)"), "{err}");
-    assert!(err.contains("subject `p1` has only: ecg"), "{err}");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let warning = text(&out.stderr);
+    assert!(warning.contains("needs feature `z_eda_mean_us` (from a eda channel)"), "{warning}");
+    assert!(warning.contains("`p1` gets features and quality every window and `unknown`"), "{warning}");
+    let required = format!("{config}\n[fusion]\nrequired = true\n");
+    let err = failure(&biofeedd(&["check", "--config", &write_config(dir.path(), &required)]));
+    assert!(err.contains("subject `p1` has only: ecg") && err.contains("drop `[fusion] required`"), "{err}");
+}
+
+#[test]
+fn an_ecg_only_record_gets_heart_rate_every_window_and_unknown_with_the_reason() {
+    // Chest straps are ECG only: the wrist stress model cannot be fed, the features still can.
+    let out = biofeedd(&[
+        "replay",
+        "--format",
+        "wfdb",
+        "--input",
+        "tests/data/mitdb-100-5min/100",
+        "--speed",
+        "max",
+        "--output",
+        "jsonl",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<Value> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(lines.len() >= 40, "{} windows", lines.len());
+    for w in &lines {
+        assert_eq!(w["label"], "unknown");
+        let reason = w["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with("no configured model can be fed: model `stress-s0` needs feature `z_eda_mean_us`"),
+            "{reason}"
+        );
+        // Record 100 is a resting adult at about 75 bpm.
+        let hr = w["features"]["hr_mean_bpm"].as_f64().unwrap();
+        assert!((60.0..90.0).contains(&hr), "{hr}");
+        assert!(w["features"]["quality_cardiac"].as_f64().unwrap() > 0.5, "{w}");
+    }
 }
 
 #[test]

@@ -70,7 +70,7 @@ pub fn replay_config(input: &InputArgs, base: Option<&Path>) -> anyhow::Result<C
     // The input path is relative to where the user typed it, not to a base config's folder.
     let path = std::env::current_dir().context("current directory")?.join(&input.input);
     let mut source = match input.format {
-        ReplayFormat::E4 | ReplayFormat::Wfdb => ReplayConfig::e4(path),
+        ReplayFormat::E4 | ReplayFormat::Wfdb | ReplayFormat::Pmd | ReplayFormat::Hrs => ReplayConfig::e4(path),
         ReplayFormat::Csv => {
             let rate = input.rate.context("a csv replay needs --rate HZ (the sampling rate of every column)")?;
             let header = csv::read_header(&input.input)?;

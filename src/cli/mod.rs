@@ -160,7 +160,7 @@ pub struct RunArgs {
 
 #[derive(Args)]
 pub struct InputArgs {
-    /// Recording format: e4 (Empatica export folder), wfdb (PATH/RECORD) or csv.
+    /// Recording format: e4 (Empatica export folder), wfdb (PATH/RECORD), csv, or a BLE capture: pmd (Polar PMD streams, also h10_ecg `.bin` files) or hrs (Heart Rate service).
     #[arg(long)]
     pub format: ReplayFormat,
     /// The export folder (e4) or file (csv).

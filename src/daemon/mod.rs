@@ -68,7 +68,7 @@ pub fn sensor_channels(config: &Config) -> anyhow::Result<Vec<Vec<ChannelSpec>>>
 /// Load every model the config names and check it against each subject's channels
 /// (`channels[i]` belongs to sensor i).
 pub fn load_fusion(config: &Config, channels: &[Vec<ChannelSpec>]) -> anyhow::Result<Fusion> {
-    let fusion = Fusion::from_config(&config.fusion, |p| config.resolve(p))?;
+    let mut fusion = Fusion::from_config(&config.fusion, |p| config.resolve(p))?;
     for subject in config.subjects() {
         let modalities: Vec<Modality> = config
             .sensors
@@ -79,13 +79,25 @@ pub fn load_fusion(config: &Config, channels: &[Vec<ChannelSpec>]) -> anyhow::Re
             .collect();
         // The first stage must be able to answer; a later one that cannot (a chest strap has no
         // raw PPG for the wrist CNN) is skipped for this subject and the cascade stops before it.
+        let mut unfed = None;
         for (k, stage) in fusion.stages().enumerate() {
             if let Err(e) = stage.check_inputs(&subject, &modalities) {
                 if k == 0 {
-                    bail!("{e}\n  help: add a sensor with that modality for `{subject}`, or choose a model whose inputs it has ([fusion] model)");
+                    if config.fusion.required {
+                        bail!("{e}\n  help: add a sensor with that modality for `{subject}`, choose a model whose inputs it has ([fusion] model), or drop `[fusion] required`");
+                    }
+                    // A chest strap alone still gives heart rate, HRV and quality: publish them.
+                    tracing::warn!(
+                        "{e}: `{subject}` gets features and quality every window and `unknown` as its prediction (`[fusion] required = true` makes this an error)"
+                    );
+                    unfed = Some(format!("no configured model can be fed: {e}"));
+                    break;
                 }
                 tracing::warn!("{e}: stage {k} will not run for `{subject}`; its answers come from the earlier stages");
             }
+        }
+        if let Some(reason) = unfed {
+            fusion.set_unfed(&subject, reason);
         }
     }
     for stage in fusion.stages() {

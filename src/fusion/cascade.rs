@@ -12,6 +12,7 @@ use super::cache::PredictionCache;
 use super::{builtin, FusionConfig, ModelError, Prediction, Slot, Source, Stage, Variant};
 use crate::features::FeatureVector;
 use crate::window::Window;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,9 @@ pub struct Fusion {
     /// Usual latency of each stage (exponential average), to decide before running it whether
     /// it fits in what is left of the deadline.
     usual: Vec<Duration>,
+    /// Subjects no stage can be fed for (a chest strap alone, for a wrist model), and why: they
+    /// get `unknown` with that reason every window, and their features as usual.
+    unfed: HashMap<String, String>,
 }
 
 impl Fusion {
@@ -60,7 +64,7 @@ impl Fusion {
             }
         }
         let usual = vec![Duration::ZERO; stages.len()];
-        Ok(Fusion { slots: stages, cache: None, deadline, usual })
+        Ok(Fusion { slots: stages, cache: None, deadline, usual, unfed: HashMap::new() })
     }
 
     /// Keep the last `capacity` answers, keyed on the inputs quantised to `quantum` of each
@@ -103,6 +107,11 @@ impl Fusion {
             Some(capacity) => fusion.with_cache(capacity, config.cache_quantum),
             None => Ok(fusion),
         }
+    }
+
+    /// No stage can be fed for `subject`: its windows answer `unknown` because of `reason`.
+    pub fn set_unfed(&mut self, subject: &str, reason: String) {
+        self.unfed.insert(subject.to_string(), reason);
     }
 
     /// The active stages, cheapest first.
@@ -152,6 +161,19 @@ impl Fusion {
 
     /// What the cascade says about `window`, whose features are `fv`.
     pub fn predict(&mut self, window: &Window, fv: &FeatureVector) -> Prediction {
+        if let Some(reason) = self.unfed.get(&window.subject) {
+            let m = &self.slots[0].active().manifest;
+            return Prediction {
+                label: "unknown".into(),
+                probabilities: Vec::new(),
+                model: m.name.clone(),
+                variant: m.variant,
+                exit_stage: m.stage,
+                source: Source::None,
+                reason: Some(reason.clone()),
+                stage_latency: Vec::new(),
+            };
+        }
         let key = self.cache.as_ref().map(|c| c.key(fv, &self.variants()));
         if let (Some(cache), Some(key)) = (&mut self.cache, &key) {
             if let Some(p) = cache.get(key) {

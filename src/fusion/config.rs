@@ -30,6 +30,11 @@ pub struct FusionConfig {
     /// Variant to start with where a stage has it (fp32, int8, pruned); default: each
     /// manifest's own. The governor switches at run time.
     pub variant: Option<Variant>,
+    /// Refuse to start when a subject's sensors cannot feed the first stage. By default such a
+    /// subject (an ECG chest strap alone, under the wrist stress model) still gets its features
+    /// and quality every window, with `unknown` and the reason as its prediction.
+    #[serde(default)]
+    pub required: bool,
 }
 
 fn default_quantum() -> f64 {
@@ -45,6 +50,7 @@ impl Default for FusionConfig {
             cache: None,
             cache_quantum: default_quantum(),
             variant: None,
+            required: false,
         }
     }
 }

@@ -73,6 +73,10 @@ pub enum ReplayFormat {
     Csv,
     E4,
     Wfdb,
+    /// A BLE capture's Polar PMD streams (ours, or an h10_ecg `.bin` recording).
+    Pmd,
+    /// A BLE capture's Heart Rate service stream.
+    Hrs,
 }
 
 impl FromStr for ReplayFormat {
@@ -82,7 +86,9 @@ impl FromStr for ReplayFormat {
             "csv" => Ok(ReplayFormat::Csv),
             "e4" => Ok(ReplayFormat::E4),
             "wfdb" => Ok(ReplayFormat::Wfdb),
-            other => Err(format!("unknown replay format `{other}`; use `csv`, `e4` or `wfdb`")),
+            "pmd" => Ok(ReplayFormat::Pmd),
+            "hrs" => Ok(ReplayFormat::Hrs),
+            other => Err(format!("unknown replay format `{other}`; use `csv`, `e4`, `wfdb`, `pmd` or `hrs`")),
         }
     }
 }
@@ -217,11 +223,11 @@ impl ReplayConfig {
                     _ => {}
                 }
             }
-            ReplayFormat::E4 | ReplayFormat::Wfdb => {
+            ReplayFormat::E4 | ReplayFormat::Wfdb | ReplayFormat::Pmd | ReplayFormat::Hrs => {
                 if !self.channels.is_empty() {
                     return Err(Invalid::new(
                         at("channels"),
-                        "e4 and wfdb replays take their channels from the recording",
+                        "e4, wfdb, pmd and hrs replays take their channels from the recording",
                     )
                     .help("remove `channels`; the signals are read with their own names, rates and units"));
                 }

@@ -6,6 +6,8 @@
 //! - Readers, one per format: [`csv`] (a header row, one column per channel) and [`e4`] (Empatica
 //!   E4 export folders) stream their rows; [`wfdb`] (PhysioNet records) reads a record whole. The
 //!   text formats (and the `eval` labels file) all go through the one CSV reader, [`csv_table`].
+//! - [`capture`]: BLE captures (`pmd`, `hrs`): notifications through the live BLE source's
+//!   decoders, each released at its recorded arrival time.
 //! - [`stream`]: a recording read a piece at a time ([`RecordingStream`]), so a replay's memory
 //!   does not grow with the recording's length.
 //! - [`open`], [`load`] and [`probe_channels`] pick the reader a config names (`open.rs`).
@@ -14,6 +16,7 @@
 //! - [`player`] paces a recording stream's chunks onto the rings at real time, N× or as fast as the
 //!   pipeline drains them.
 
+pub mod capture;
 pub mod config;
 pub mod csv;
 pub mod csv_table;

@@ -1,6 +1,7 @@
 //! Pick the reader a replay config names: [`open`] streams the recording, [`load`] reads it
 //! whole, [`probe_channels`] reads only what tells its channels.
 
+use super::capture::{self, CaptureStream, Profile};
 use super::config::{ReplayConfig, ReplayFormat, StartTime};
 use super::csv::{self, CsvOptions};
 use super::csv_table;
@@ -21,6 +22,8 @@ pub fn open(config: &ReplayConfig, path: &Path, now_unix: f64) -> Result<Recordi
         }
         ReplayFormat::E4 => e4::open(path, config.on_bad_row),
         ReplayFormat::Wfdb => Ok(RecordingStream::in_memory(wfdb::load(path)?)),
+        ReplayFormat::Pmd => RecordingStream::new(vec![Box::new(CaptureStream::open(path, Profile::Pmd)?)], Vec::new()),
+        ReplayFormat::Hrs => RecordingStream::new(vec![Box::new(CaptureStream::open(path, Profile::Hrs)?)], Vec::new()),
     }
 }
 
@@ -37,6 +40,8 @@ pub fn probe_channels(config: &ReplayConfig, path: &Path) -> Result<Vec<ChannelS
         ReplayFormat::Csv => csv::probe(csv_table::open(path)?, path, &csv_options(config, 0.0)),
         ReplayFormat::E4 => e4::probe(path),
         ReplayFormat::Wfdb => wfdb::probe(path),
+        ReplayFormat::Pmd => capture::probe(path, Profile::Pmd),
+        ReplayFormat::Hrs => capture::probe(path, Profile::Hrs),
     }
 }
 

@@ -25,6 +25,11 @@ pub trait SampleSource {
 
     /// Malformed rows dropped so far under `on_bad_row = "skip"`.
     fn skipped_rows(&self) -> u64;
+
+    /// What reading found worth telling the user once it is over (a file cut short).
+    fn end_notes(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Read what is left of `source` into whole channels.
@@ -303,10 +308,13 @@ impl RecordingStream {
     /// another suggests files from different sessions.
     pub fn end_notes(&self) -> Vec<String> {
         let ends = self.parts.iter().filter_map(|p| Some((p.name(), p.span?.1)));
-        let Some((last, end)) = ends.clone().max_by(|a, b| a.1.total_cmp(&b.1)) else { return Vec::new() };
-        ends.filter(|(_, e)| end - e > 60.0)
-            .map(|(name, e)| format!("channel `{name}` ends {:.0} s before `{last}`", end - e))
-            .collect()
+        let mut notes: Vec<String> = self.parts.iter().flat_map(|p| p.source.end_notes()).collect();
+        let Some((last, end)) = ends.clone().max_by(|a, b| a.1.total_cmp(&b.1)) else { return notes };
+        notes.extend(
+            ends.filter(|(_, e)| end - e > 60.0)
+                .map(|(name, e)| format!("channel `{name}` ends {:.0} s before `{last}`", end - e)),
+        );
+        notes
     }
 
     /// Read everything left into a whole [`Recording`].

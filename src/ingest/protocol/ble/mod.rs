@@ -3,5 +3,8 @@
 //! Unlike the serial protocols these are messages, not byte streams: the link delivers each
 //! notification whole, so a decoder sees one notification at a time.
 
+pub mod capture;
+pub mod clock;
 pub mod hrs;
 pub mod pmd;
+pub mod stream;

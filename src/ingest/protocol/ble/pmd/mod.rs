@@ -198,4 +198,4 @@ pub fn decode_ppi(payload: &[u8]) -> Result<impl Iterator<Item = PpiSample> + '_
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
