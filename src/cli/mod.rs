@@ -8,6 +8,8 @@ mod eval;
 mod features;
 mod out;
 mod research;
+#[cfg(feature = "ble")]
+mod scan;
 #[cfg(feature = "serial")]
 mod sim;
 
@@ -108,6 +110,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List nearby Bluetooth LE devices with their signal strength and what biofeedd can stream
+    /// from each (the address or name a `kind = "ble"` source takes).
+    #[cfg(feature = "ble")]
+    Scan {
+        /// How long to listen for advertisements.
+        #[arg(long, default_value_t = 5.0, value_parser = scan_seconds)]
+        seconds: f64,
+        /// The Bluetooth adapter, e.g. hci1; default the first.
+        #[arg(long)]
+        adapter: Option<String>,
+    },
     /// Simulate a device from a recording, for trying live ingest without hardware.
     #[cfg(feature = "serial")]
     #[command(subcommand)]
@@ -191,6 +204,12 @@ fn sample_rate(text: &str) -> Result<f64, String> {
     bounds::SAMPLE_RATE_HZ.parse(text)
 }
 
+/// `scan --seconds`.
+#[cfg(feature = "ble")]
+fn scan_seconds(text: &str) -> Result<f64, String> {
+    bounds::SILENCE_S.parse(text)
+}
+
 /// `--duration`.
 fn run_duration(text: &str) -> Result<f64, String> {
     bounds::RUN_DURATION_S.parse(text)
@@ -218,6 +237,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         #[cfg(feature = "serial")]
         Command::Sim(SimDevice::Serial(args)) => sim::serial(args),
+        #[cfg(feature = "ble")]
+        Command::Scan { seconds, adapter } => scan::scan(adapter.as_deref(), seconds),
         Command::Features { config, input, output, list, speed, raw_spec, raw_output } => {
             features::features(config.as_deref(), input, output, list, speed, raw_spec.zip(raw_output))
         }

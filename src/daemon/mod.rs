@@ -70,13 +70,13 @@ pub fn sensor_channels(config: &Config) -> anyhow::Result<Vec<Vec<ChannelSpec>>>
 pub fn load_fusion(config: &Config, channels: &[Vec<ChannelSpec>]) -> anyhow::Result<Fusion> {
     let mut fusion = Fusion::from_config(&config.fusion, |p| config.resolve(p))?;
     for subject in config.subjects() {
-        let modalities: Vec<Modality> = config
-            .sensors
-            .iter()
-            .zip(channels)
-            .filter(|(s, _)| s.subject == subject)
-            .flat_map(|(_, specs)| specs.iter().map(|c| c.modality))
-            .collect();
+        let mut modalities: Vec<Modality> = Vec::new();
+        let specs = config.sensors.iter().zip(channels).filter(|(s, _)| s.subject == subject).flat_map(|(_, c)| c);
+        for m in specs.map(|c| c.modality) {
+            if !modalities.contains(&m) {
+                modalities.push(m);
+            }
+        }
         // The first stage must be able to answer; a later one that cannot (a chest strap has no
         // raw PPG for the wrist CNN) is skipped for this subject and the cascade stops before it.
         let mut unfed = None;

@@ -7,7 +7,7 @@
 
 use crate::ring::RingStats;
 use serde::Serialize;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,6 +48,10 @@ pub struct HealthSnapshot {
     pub lost_samples: u64,
     /// Times the link was re-established after a drop.
     pub reconnects: u64,
+    /// The device's battery level, percent, when it reports one (BLE Battery service).
+    pub battery_percent: Option<u8>,
+    /// Received signal strength of a radio link, dBm, when known.
+    pub rssi_dbm: Option<i16>,
 }
 
 impl HealthSnapshot {
@@ -70,8 +74,15 @@ struct Inner {
     decode_errors: AtomicU64,
     lost_samples: AtomicU64,
     reconnects: AtomicU64,
+    /// Percent, or [`NO_BATTERY`].
+    battery: AtomicU8,
+    /// dBm as the bits of an i16, or [`NO_RSSI`].
+    rssi: AtomicU16,
     rings: Vec<Arc<RingStats>>,
 }
+
+const NO_BATTERY: u8 = u8::MAX;
+const NO_RSSI: u16 = i16::MIN as u16;
 
 impl Health {
     /// The health of a source whose channels use these rings.
@@ -83,6 +94,8 @@ impl Health {
             decode_errors: AtomicU64::new(0),
             lost_samples: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
+            battery: AtomicU8::new(NO_BATTERY),
+            rssi: AtomicU16::new(NO_RSSI),
             rings,
         }))
     }
@@ -111,6 +124,14 @@ impl Health {
         self.0.reconnects.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub fn set_battery(&self, percent: u8) {
+        self.0.battery.store(percent.min(100), Ordering::Relaxed);
+    }
+
+    pub fn set_rssi(&self, dbm: i16) {
+        self.0.rssi.store(dbm.max(i16::MIN + 1) as u16, Ordering::Relaxed);
+    }
+
     pub fn snapshot(&self) -> HealthSnapshot {
         let inner = &self.0;
         let ns = inner.last_arrival_ns.load(Ordering::Relaxed);
@@ -123,6 +144,8 @@ impl Health {
             decode_errors: inner.decode_errors.load(Ordering::Relaxed),
             lost_samples: inner.lost_samples.load(Ordering::Relaxed),
             reconnects: inner.reconnects.load(Ordering::Relaxed),
+            battery_percent: Some(inner.battery.load(Ordering::Relaxed)).filter(|b| *b != NO_BATTERY),
+            rssi_dbm: Some(inner.rssi.load(Ordering::Relaxed)).filter(|r| *r != NO_RSSI).map(|r| r as i16),
         }
     }
 }
@@ -153,6 +176,10 @@ mod tests {
             (LinkState::Streaming, 2, 3, 2, 7, 1)
         );
         assert_eq!(s.last_arrival, Some(now));
+        assert_eq!((s.battery_percent, s.rssi_dbm), (None, None));
+        health.set_battery(90);
+        health.set_rssi(-67);
+        assert_eq!((health.snapshot().battery_percent, health.snapshot().rssi_dbm), (Some(90), Some(-67)));
         assert_eq!(s.data_age(now), Some(Duration::ZERO));
     }
 }

@@ -1,5 +1,7 @@
 //! The seam every source kind plugs into: what the daemon asks of a source, and what it gets back.
 
+#[cfg(feature = "ble")]
+use super::ble::BleConfig;
 use super::health::Health;
 use super::replay::{ReadError, ReplayConfig};
 #[cfg(feature = "serial")]
@@ -22,6 +24,9 @@ pub enum SourceConfig {
     /// A device on a serial port speaking one of the `ingest::protocol`s.
     #[cfg(feature = "serial")]
     Serial(SerialConfig),
+    /// A Bluetooth LE wearable (Heart Rate service, Polar PMD) through BlueZ.
+    #[cfg(feature = "ble")]
+    Ble(BleConfig),
 }
 
 /// Everything a source needs to run: its rings, its health to keep, and the stop signal.
@@ -88,7 +93,11 @@ impl SourceConfig {
             "serial" => SerialConfig::deserialize(table).map(SourceConfig::Serial),
             #[cfg(not(feature = "serial"))]
             "serial" => Err(serde::de::Error::custom("this biofeedd was built without the `serial` feature")),
-            other => Err(serde::de::Error::unknown_variant(other, &["replay", "serial"])),
+            #[cfg(feature = "ble")]
+            "ble" => BleConfig::deserialize(table).map(SourceConfig::Ble),
+            #[cfg(not(feature = "ble"))]
+            "ble" => Err(serde::de::Error::custom("this biofeedd was built without the `ble` feature")),
+            other => Err(serde::de::Error::unknown_variant(other, &["replay", "serial", "ble"])),
         }
     }
 
@@ -107,6 +116,8 @@ impl SourceConfig {
             SourceConfig::Replay(_) => "replay",
             #[cfg(feature = "serial")]
             SourceConfig::Serial(_) => "serial",
+            #[cfg(feature = "ble")]
+            SourceConfig::Ble(_) => "ble",
         }
     }
 
@@ -116,6 +127,8 @@ impl SourceConfig {
             SourceConfig::Replay(r) => r.validate(),
             #[cfg(feature = "serial")]
             SourceConfig::Serial(s) => s.validate(),
+            #[cfg(feature = "ble")]
+            SourceConfig::Ble(b) => b.validate(),
         }
     }
 
@@ -129,6 +142,8 @@ impl SourceConfig {
                 s.check_present(&s.resolved_path(base_dir))?;
                 Ok(s.channels())
             }
+            #[cfg(feature = "ble")]
+            SourceConfig::Ble(b) => Ok(b.channels()),
         }
     }
 
@@ -139,6 +154,9 @@ impl SourceConfig {
             // One read's worth of bytes; at the slowest protocol that is well under a second.
             #[cfg(feature = "serial")]
             SourceConfig::Serial(_) => 1.0,
+            // One notification: at most 512 bytes, under a second of any stream.
+            #[cfg(feature = "ble")]
+            SourceConfig::Ble(_) => 1.0,
         }
     }
 
@@ -149,6 +167,8 @@ impl SourceConfig {
             SourceConfig::Replay(r) => r.build(ctx),
             #[cfg(feature = "serial")]
             SourceConfig::Serial(s) => s.build(ctx),
+            #[cfg(feature = "ble")]
+            SourceConfig::Ble(b) => b.build(ctx),
         }
     }
 }

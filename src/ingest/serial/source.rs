@@ -10,6 +10,7 @@
 use super::clock::DeviceClock;
 use super::config::SerialConfig;
 use super::port::{self, LowLatency};
+use crate::ingest::backoff::Backoff;
 use crate::ingest::protocol::{Decoded, Decoder, ProtocolConfig};
 use crate::ingest::{Health, LinkState, RunningSource, SourceContext, SourceError, SourceReport};
 use crate::ring::ChannelProducer;
@@ -283,52 +284,5 @@ fn handshake(protocol: &ProtocolConfig) -> Option<Handshake> {
             Some(Handshake { reset: cyton::RESET, ready: cyton::end_of_banner, start: cyton::START, stop: cyton::STOP })
         }
         ProtocolConfig::Line(_) | ProtocolConfig::Framed(_) => None,
-    }
-}
-
-/// Reconnect delays: doubling from `initial` to `max`, each with ±25 % jitter.
-struct Backoff {
-    initial: f64,
-    max: f64,
-    next: f64,
-    /// xorshift state for the jitter (no need for a random crate's quality here).
-    seed: u64,
-}
-
-impl Backoff {
-    fn new(initial: f64, max: f64) -> Self {
-        let seed = SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| d.subsec_nanos() as u64 | 1);
-        Backoff { initial, max, next: initial, seed }
-    }
-
-    fn reset(&mut self) {
-        self.next = self.initial;
-    }
-
-    fn next_delay(&mut self) -> Duration {
-        self.seed ^= self.seed << 13;
-        self.seed ^= self.seed >> 7;
-        self.seed ^= self.seed << 17;
-        let jitter = 0.75 + 0.5 * (self.seed % 1000) as f64 / 1000.0;
-        let delay = self.next * jitter;
-        self.next = (self.next * 2.0).min(self.max);
-        Duration::from_secs_f64(delay)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_to_its_cap_with_jitter_and_resets() {
-        let mut b = Backoff::new(0.1, 1.0);
-        let delays: Vec<f64> = (0..8).map(|_| b.next_delay().as_secs_f64()).collect();
-        let nominal = [0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0, 1.0];
-        for (d, n) in delays.iter().zip(nominal) {
-            assert!(*d >= 0.75 * n - 1e-9 && *d <= 1.25 * n + 1e-9, "{d} vs {n}");
-        }
-        b.reset();
-        assert!(b.next_delay().as_secs_f64() <= 0.125 + 1e-9);
     }
 }
