@@ -28,12 +28,15 @@ pub enum Modality {
     Temp,
     /// One EEG channel.
     Eeg,
+    /// Beat-to-beat intervals in ms, one sample per beat at the beat's time (a strap's Heart
+    /// Rate service RR values, an armband's PPI): an *event* channel, not evenly sampled.
+    Rr,
     /// Anything the pipeline carries but does not interpret (markers, photosensors).
     Other,
 }
 
 impl Modality {
-    pub const ALL: [Modality; 8] = [
+    pub const ALL: [Modality; 9] = [
         Modality::Ecg,
         Modality::Ppg,
         Modality::Eda,
@@ -41,6 +44,7 @@ impl Modality {
         Modality::Acc,
         Modality::Temp,
         Modality::Eeg,
+        Modality::Rr,
         Modality::Other,
     ];
 
@@ -53,6 +57,7 @@ impl Modality {
             Modality::Acc => "acc",
             Modality::Temp => "temp",
             Modality::Eeg => "eeg",
+            Modality::Rr => "rr",
             Modality::Other => "other",
         }
     }
@@ -85,6 +90,12 @@ impl ChannelSpec {
     /// Seconds between two consecutive samples.
     pub fn period_s(&self) -> f64 {
         1.0 / self.rate_hz
+    }
+
+    /// An event channel (`rr`): each sample carries its own time and `rate_hz` is only the
+    /// typical rate (for sizing buffers); no sample is "missing" between two events.
+    pub fn is_event(&self) -> bool {
+        self.modality == Modality::Rr
     }
 }
 

@@ -17,6 +17,9 @@ use std::collections::VecDeque;
 pub(super) enum Processor {
     Ecg(EcgDetector, WindowBeats),
     Ppg(PpgDetector, WindowBeats),
+    /// An `rr` event channel: each interval places a beat on a clock of [`RR_TICKS_PER_S`]
+    /// ticks, so HRV runs on the same beat machinery as a detector's beats.
+    Rr(WindowBeats),
     Eda {
         stream: EdaStream,
         tonic: RunningStats,
@@ -31,6 +34,10 @@ pub(super) enum Processor {
     /// Temperature, accelerometer axes and anything else: block statistics only.
     Plain,
 }
+
+/// The clock an `rr` channel's beats are placed on: microseconds, so an interval given in
+/// 1/1024 s or in ms keeps its value to well under a microsecond.
+pub(super) const RR_TICKS_PER_S: f64 = 1e6;
 
 /// The beats of the current window and their spectra, kept in step: each beat joins once and
 /// leaves once, so HRV and derived respiration cost the hop's beats, not the window's.
@@ -81,6 +88,13 @@ impl ChannelState {
         let processor = match ch.spec.modality {
             Modality::Ecg => Processor::Ecg(EcgDetector::new(fs), WindowBeats::new(fs, cap(MIN_BEAT_INTERVAL_S))),
             Modality::Ppg => Processor::Ppg(PpgDetector::new(fs), WindowBeats::new(fs, cap(MIN_BEAT_INTERVAL_S))),
+            Modality::Rr => {
+                // Beats of the window, one more than its intervals, with room for a fast heart.
+                let mut beats = WindowBeats::new(RR_TICKS_PER_S, keep * 2 + 2);
+                // The beat the first interval ends at is the origin of the tick clock.
+                beats.extend(&[Beat { index: 0, amplitude: 0.0, foot: 0 }]);
+                Processor::Rr(beats)
+            }
             Modality::Eda => Processor::Eda {
                 stream: EdaStream::new(fs),
                 tonic: RunningStats::new(hop_samples, keep),
@@ -116,6 +130,23 @@ impl ChannelState {
                 kept.extend(beats);
                 kept.prune(|b| b.foot < from);
             }
+            Processor::Rr(kept) => {
+                let last = kept.beats.back().map_or(0, |b| b.index);
+                beats.clear();
+                let mut index = last;
+                for &rr in fresh {
+                    // A sensor's 0 or garbage is no interval; the next one still ends a beat.
+                    if rr.is_finite() && rr > 0.0 {
+                        index += (f64::from(rr) * RR_TICKS_PER_S / 1000.0).round() as u64;
+                        beats.push(Beat { index, amplitude: 0.0, foot: index });
+                    }
+                }
+                kept.extend(beats);
+                // The window's intervals end at its last `window_len` beats; keep the one before.
+                let excess = kept.beats.len().saturating_sub(window_len + 1);
+                let from = kept.beats.get(excess).map_or(0, |b| b.index);
+                kept.prune(|b| b.index < from);
+            }
             Processor::Eda { stream, tonic, scrs, found } => {
                 found.clear();
                 for &x in fresh {
@@ -132,6 +163,14 @@ impl ChannelState {
                 prune(breaths, |&b| b < from);
             }
             Processor::Plain => {}
+        }
+    }
+
+    /// The rate beat indices count at: the channel's own, or the tick clock of an `rr` channel.
+    pub(super) fn beat_rate(&self) -> f64 {
+        match self.processor {
+            Processor::Rr(_) => RR_TICKS_PER_S,
+            _ => self.rate_hz,
         }
     }
 

@@ -107,11 +107,13 @@ pub fn feature_index(name: &str) -> Option<usize> {
 
 /// Which modalities can feed a feature (any one of them suffices).
 pub fn feature_sources(name: &str) -> &'static [Modality] {
-    const CARDIAC: &[Modality] = &[Modality::Ecg, Modality::Ppg];
+    const CARDIAC: &[Modality] = &[Modality::Ecg, Modality::Ppg, Modality::Rr];
     // A baseline-relative twin needs what its raw feature needs.
     let name = name.strip_prefix("z_").unwrap_or(name);
     match name {
-        "resp_rate_cardiac_bpm" | "quality_cardiac" => return CARDIAC,
+        "quality_cardiac" => return CARDIAC,
+        // From the beats' amplitudes and intervals: a bare RR series has no amplitudes.
+        "resp_rate_cardiac_bpm" => return &[Modality::Ecg, Modality::Ppg],
         "quality_eda" => return &[Modality::Eda],
         "quality_resp" => return &[Modality::Resp],
         "motion" => return &[Modality::Acc, Modality::Ppg],

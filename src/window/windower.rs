@@ -26,7 +26,9 @@ struct ChannelBuffer {
 impl ChannelBuffer {
     /// Recording time up to which this channel is known to be complete.
     fn covered_until(&self) -> Option<f64> {
-        self.newest.map(|t| t + self.spec.period_s())
+        // An event proves nothing about the time after it; a sample covers its period.
+        let period = if self.spec.is_event() { 0.0 } else { self.spec.period_s() };
+        self.newest.map(|t| t + period)
     }
 }
 
@@ -89,11 +91,14 @@ impl SubjectWindower {
         let next_start = self.next_start;
         let buf = &mut self.channels[channel];
         let period = buf.spec.period_s();
+        // Events may come closer than their typical period; only a repeat or a step back is
+        // out of order.
+        let min_step = if buf.spec.is_event() { 1e-6 } else { 0.5 * period };
         let mut first_kept: Option<f64> = None;
         let mut last_kept = 0.0;
         for (i, &v) in samples.iter().enumerate() {
             let t = mark.source_time + i as f64 * period;
-            if buf.newest.is_some_and(|n| t < n + 0.5 * period) {
+            if buf.newest.is_some_and(|n| t < n + min_step) {
                 self.stats.out_of_order_samples += 1;
                 continue;
             }
@@ -235,7 +240,8 @@ impl SubjectWindower {
             }
             // Device timestamps jitter, so a complete window may hold one sample more or less than
             // the nominal count; only a shortfall beyond that one sample is a gap.
-            let expected = ((end - start) * buf.spec.rate_hz).round() as usize;
+            // Events have no expected count: their features judge coverage from the intervals.
+            let expected = if buf.spec.is_event() { 0 } else { ((end - start) * buf.spec.rate_hz).round() as usize };
             out.missing = expected.saturating_sub(out.values.len() + 1);
             // A chunk the ring dropped is a gap even when it was as short as the jitter forgiven.
             if buf.overrun_gaps.iter().any(|&g| g > start + eps && g < end - eps) {

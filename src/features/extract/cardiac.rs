@@ -36,21 +36,32 @@ impl BeatScratch {
     fn collect(&mut self, st: &ChannelState, ch: &ChannelWindow) {
         let from = st.window_from(ch.values.len());
         self.window_beats.clear();
-        if let Processor::Ecg(_, kept) | Processor::Ppg(_, kept) = &st.processor {
-            for b in kept.beats.iter().filter(|b| b.index >= from) {
-                self.window_beats.push(*b);
+        match &st.processor {
+            Processor::Ecg(_, kept) | Processor::Ppg(_, kept) => {
+                self.window_beats.extend(kept.beats.iter().filter(|b| b.index >= from));
             }
+            // An `rr` channel keeps exactly its window's beats.
+            Processor::Rr(kept) => self.window_beats.extend(kept.beats.iter()),
+            _ => {}
         }
     }
 
     /// HR, HRV, beat-derived respiration and the cardiac quality from the channel's beats.
     /// `motion` says the wearer moved (it lowers a PPG's quality, not an ECG's).
-    pub(super) fn heart(&mut self, st: &mut ChannelState, ch: &ChannelWindow, motion: bool, fv: &mut FeatureVector) {
+    /// `window_s` is the window's length (an `rr` channel's coverage is the time its intervals span).
+    pub(super) fn heart(
+        &mut self,
+        st: &mut ChannelState,
+        ch: &ChannelWindow,
+        window_s: f64,
+        motion: bool,
+        fv: &mut FeatureVector,
+    ) {
         self.collect(st, ch);
-        let fs = ch.spec.rate_hz;
+        let fs = st.beat_rate();
         let modality = ch.spec.modality;
         fv.cardiac_source = Some(modality);
-        let (Processor::Ecg(_, kept) | Processor::Ppg(_, kept)) = &mut st.processor else {
+        let (Processor::Ecg(_, kept) | Processor::Ppg(_, kept) | Processor::Rr(kept)) = &mut st.processor else {
             unreachable!("a cardiac channel has a beat processor");
         };
         self.hrv.load_beats(self.window_beats.iter().map(|b| b.index), fs);
@@ -60,7 +71,9 @@ impl BeatScratch {
             &mut self.hrv,
             &mut kept.spectra.rr,
         );
-        let derived = resp::derived_rate_of(&kept.spectra, &self.window_beats, fs);
+        // A bare interval series has no beat amplitudes to derive respiration from.
+        let derived =
+            if modality == Modality::Rr { None } else { resp::derived_rate_of(&kept.spectra, &self.window_beats, fs) };
         let intervals = self.window_beats.len().saturating_sub(1);
         fv.set(Feature::BeatsN, self.window_beats.len() as f64);
         fv.set(Feature::BeatsRejected, hrv.corrected as f64);
@@ -69,7 +82,15 @@ impl BeatScratch {
         if rr_ok < 0.8 {
             flags.insert(Flags::IMPLAUSIBLE_RR);
         }
-        let mut score = ch.coverage() * rr_ok;
+        let coverage = if ch.spec.is_event() {
+            // The share of the window the intervals account for.
+            let spanned_s =
+                ch.values.iter().filter(|v| v.is_finite() && **v > 0.0).map(|&v| f64::from(v)).sum::<f64>() / 1000.0;
+            (spanned_s / window_s).min(1.0) as f32
+        } else {
+            ch.coverage()
+        };
+        let mut score = coverage * rr_ok;
         if flags.contains(Flags::FLATLINE) {
             score = 0.0;
         }

@@ -72,7 +72,7 @@ impl FeatureExtractor {
             let stale = state.as_ref().is_none_or(|s| s.rate_hz != ch.spec.rate_hz || s.modality != ch.spec.modality);
             let fresh = if stale {
                 *state = Some(ChannelState::new(ch, ((hop_s * ch.spec.rate_hz).round() as usize).max(1)));
-                if matches!(ch.spec.modality, Modality::Ecg | Modality::Ppg) {
+                if matches!(ch.spec.modality, Modality::Ecg | Modality::Ppg | Modality::Rr) {
                     let beats = event_capacity(ch.values.len(), ch.spec.rate_hz, MIN_BEAT_INTERVAL_S);
                     self.fresh_beats.reserve(beats.saturating_sub(self.fresh_beats.len()));
                     reserve_beats = reserve_beats.max(beats);
@@ -88,16 +88,17 @@ impl FeatureExtractor {
         }
         motion::read(&mut self.acc_mag, &self.channels, window, hop_s, &mut fv);
         let motion = fv.value(Feature::Motion) > 0.5;
-        // ECG is preferred over PPG for the heart when both are worn: sharper beats, less motion
-        // artefact. PPG still gives its pulse-shape features.
+        // ECG is preferred for the heart when worn: sharper beats, less motion artefact; then a
+        // strap's own RR intervals (detected on the device at 1 kHz); then PPG, which still gives
+        // its pulse-shape features.
         let find = |m: Modality| window.channels.iter().position(|c| c.spec.modality == m && !c.values.is_empty());
-        let (ecg, ppg) = (find(Modality::Ecg), find(Modality::Ppg));
+        let (ecg, rr, ppg) = (find(Modality::Ecg), find(Modality::Rr), find(Modality::Ppg));
         if let Some(k) = ppg {
             self.beats.pulse_shape(state(&self.channels, k), &window.channels[k], &mut fv);
         }
-        if let Some(k) = ecg.or(ppg) {
+        if let Some(k) = ecg.or(rr).or(ppg) {
             let st = self.channels[k].as_mut().expect("state per channel");
-            self.beats.heart(st, &window.channels[k], motion, &mut fv);
+            self.beats.heart(st, &window.channels[k], window.end - window.start, motion, &mut fv);
         }
         if let Some(k) = find(Modality::Eda) {
             electrodermal::read(state(&self.channels, k), &window.channels[k], &mut fv);
@@ -140,6 +141,55 @@ mod tests {
 
     fn cw(name: &str, m: Modality, fs: f64, values: Vec<f32>) -> ChannelWindow {
         ChannelWindow { spec: ChannelSpec::new(name, m, "u", fs), fresh: values.len(), values, missing: 0 }
+    }
+
+    #[test]
+    fn an_rr_channel_gives_the_hrv_of_its_intervals_window_after_window() {
+        // Intervals swinging ±40 ms at 0.25 Hz around 850 ms: a strap's own RR values.
+        let mut rr = Vec::new();
+        let mut t = 0.0;
+        while t < 300.0 {
+            let v = 850.0 + 40.0 * (2.0 * std::f64::consts::PI * 0.25 * t).sin();
+            rr.push((t + v / 1000.0, v as f32));
+            t += v / 1000.0;
+        }
+        let mut extractor = FeatureExtractor::with_hop(5.0);
+        let mut checked = 0;
+        let mut previous_end: f64 = 0.0;
+        for k in 0..48 {
+            let (start, end) = (k as f64 * 5.0, k as f64 * 5.0 + 60.0);
+            let values: Vec<f32> = rr.iter().filter(|(t, _)| *t >= start && *t < end).map(|(_, v)| *v).collect();
+            let fresh = rr.iter().filter(|(t, _)| *t >= previous_end.max(start) && *t < end).count();
+            previous_end = end;
+            let mut ch = cw("rr", Modality::Rr, 1.0, values.clone());
+            ch.fresh = fresh;
+            let mut w = window(vec![ch]);
+            (w.start, w.end) = (start, end);
+            let fv = extractor.extract(&w).clone();
+            // The batch HRV of exactly the window's intervals, as beats at their cumulative times.
+            let mut at = 0usize;
+            let mut peaks = vec![0usize];
+            for v in &values {
+                at += (f64::from(*v) * 1000.0).round() as usize;
+                peaks.push(at);
+            }
+            let batch = hrv::from_peaks(&peaks, 1e6, hrv::HrvOptions::default(), &mut hrv::HrvScratch::default());
+            let close = |f: Feature, want: f64| (f64::from(fv.value(f)) - want).abs() <= 1e-4 * want.abs().max(1.0);
+            assert!(
+                close(Feature::HrMeanBpm, batch.hr_mean_bpm),
+                "window {k}: {} vs {}",
+                fv.value(Feature::HrMeanBpm),
+                batch.hr_mean_bpm
+            );
+            assert!(close(Feature::HrvRmssdMs, batch.rmssd_ms), "window {k}");
+            assert!(close(Feature::HrvHfMs2, batch.hf_ms2), "window {k}");
+            assert!((f64::from(fv.value(Feature::HrMeanBpm)) - 60_000.0 / 850.0).abs() < 1.0);
+            assert_eq!(fv.cardiac_source, Some(Modality::Rr));
+            assert!(fv.value(Feature::QualityCardiac) > 0.95, "window {k}: {}", fv.value(Feature::QualityCardiac));
+            assert!(fv.value(Feature::RespRateCardiacBpm).is_nan(), "no amplitudes, no derived respiration");
+            checked += 1;
+        }
+        assert_eq!(checked, 48);
     }
 
     #[test]

@@ -170,7 +170,7 @@ mod tests {
         let c = parse("name = \"Polar H10\"\nstreams = [\"ecg\", { kind = \"acc\", rate_hz = 50 }, \"hr\"]");
         c.validate().unwrap();
         let names: Vec<String> = c.channels().into_iter().map(|s| s.name).collect();
-        assert_eq!(names, ["ecg", "acc_x", "acc_y", "acc_z", "hr"]);
+        assert_eq!(names, ["ecg", "acc_x", "acc_y", "acc_z", "hr", "rr"]);
         assert_eq!(c.stream_specs()[1].rate_hz, 50.0);
         assert_eq!(c.stream_specs()[1].range, Some(8));
     }

@@ -21,7 +21,7 @@ pub async fn scan(adapter: Option<&str>, seconds: f64) -> Result<Vec<Seen>, Stri
     let adapter = link::adapter(&manager, adapter).await?;
     adapter.start_scan(ScanFilter::default()).await.map_err(|e| format!("cannot start a scan: {e}"))?;
     tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
-    let _ = adapter.stop_scan().await;
+    // Listed before the scan stops: BlueZ forgets the RSSI when discovery ends.
     let mut seen = Vec::new();
     for p in adapter.peripherals().await.map_err(|e| format!("cannot list devices: {e}"))? {
         let Ok(Some(props)) = p.properties().await else { continue };
@@ -32,6 +32,7 @@ pub async fn scan(adapter: Option<&str>, seconds: f64) -> Result<Vec<Seen>, Stri
             profiles: link::profiles(&props.services),
         });
     }
+    let _ = adapter.stop_scan().await;
     seen.sort_by_key(|s| std::cmp::Reverse(s.rssi.unwrap_or(i16::MIN)));
     Ok(seen)
 }

@@ -261,7 +261,7 @@ impl Supervisor {
         notifications: &mut (impl futures_util::Stream<Item = btleplug::api::ValueNotification> + Unpin),
     ) -> Result<(), Ended> {
         let cp = link.pmd_control.as_ref().expect("Link::open checked the PMD service");
-        let request = control::start_request(m, &spec.start_settings());
+        let request = spec.start_request().expect("a PMD stream has a start request");
         for attempt in 0..2 {
             if let Err(e) = link.peripheral.write(cp, &request, WriteType::WithResponse).await {
                 return Err(Ended::Lost(format!("cannot start {m}: {e}")));

@@ -1,4 +1,5 @@
-//! Polar sensor time on the host's clock. Pure.
+//! Sensor time on the host's clock, for frames with timestamps ([`SensorClock`]) and for beat
+//! intervals without ([`BeatClock`]). Pure.
 //!
 //! A PMD frame is stamped by the sensor (ns since 2000-01-01, of its last sample) and arrives
 //! some milliseconds later. The radio only ever adds delay, so the smallest `arrival − device`
@@ -76,6 +77,43 @@ impl SensorClock {
             self.recent = [offset; WINDOW];
             self.written = WINDOW;
         }
+    }
+}
+
+/// Times for beat intervals that come without timestamps (Heart Rate service RR values, PPI):
+/// a notification's last beat happened about when it arrived, the earlier ones an interval
+/// apart before it. Consecutive beats follow the sensor's own intervals (exact), and the clock
+/// is pulled a little toward the arrival times at each notification, so radio jitter does not
+/// reorder beats and a long gap (lost notifications) re-anchors it.
+#[derive(Debug, Clone, Default)]
+pub struct BeatClock {
+    last_beat: Option<f64>,
+}
+
+/// Beyond this, the intervals and the arrivals disagree too much: beats were lost; re-anchor.
+const BEAT_REANCHOR_S: f64 = 2.0;
+/// How much of the disagreement one notification corrects (a slow pull, bounded per beat).
+const BEAT_PULL: f64 = 0.1;
+
+impl BeatClock {
+    /// Place the intervals (ms, oldest first) that arrived at `arrival_unix` as samples of
+    /// `channel`, each at its beat's time.
+    /// The time of the beat before a run of intervals lasting `span_s` in all that arrived at
+    /// `arrival_unix` (its last beat ending about then).
+    pub fn start_of(&self, span_s: f64, arrival_unix: f64) -> f64 {
+        let anchored = arrival_unix - span_s;
+        match self.last_beat {
+            // At most 10 ms a notification: far less than any interval, so beats keep their order.
+            Some(last) if (anchored - last).abs() < BEAT_REANCHOR_S => {
+                last + (BEAT_PULL * (anchored - last)).clamp(-0.01, 0.01)
+            }
+            _ => anchored,
+        }
+    }
+
+    /// The run placed ended with a beat at `t`.
+    pub fn ended_at(&mut self, t: f64) {
+        self.last_beat = Some(t);
     }
 }
 

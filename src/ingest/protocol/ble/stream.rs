@@ -3,7 +3,7 @@
 //! the live BLE source and the replay of a capture drive the same assembler, one with what the
 //! radio delivers, the other with what a file recorded.
 
-use super::clock::SensorClock;
+use super::clock::{BeatClock, SensorClock};
 use super::hrs;
 use super::pmd::{self, control, Layout, Measurement, PmdError};
 use crate::signal::{ChannelSpec, Modality};
@@ -21,6 +21,8 @@ pub enum StreamKind {
     Acc,
     /// Polar PMD PPG (Verity Sense, OH1: three green channels and ambient).
     Ppg,
+    /// Polar PMD peak-to-peak intervals (Verity Sense, OH1), the armband's own beat detection.
+    Ppi,
 }
 
 impl StreamKind {
@@ -31,6 +33,7 @@ impl StreamKind {
             StreamKind::Ecg => Some(Measurement::Ecg),
             StreamKind::Acc => Some(Measurement::Acc),
             StreamKind::Ppg => Some(Measurement::Ppg),
+            StreamKind::Ppi => Some(Measurement::Ppi),
         }
     }
 }
@@ -53,7 +56,8 @@ impl StreamSpec {
     /// Verity Sense's PPG (55 Hz, 22 bit), and the Heart Rate service's ~1 Hz.
     pub fn default_for(kind: StreamKind) -> StreamSpec {
         let (rate_hz, resolution, range) = match kind {
-            StreamKind::Hr => (1.0, 16, None),
+            // Event streams: the typical beat rate, for sizing buffers.
+            StreamKind::Hr | StreamKind::Ppi => (1.0, 16, None),
             StreamKind::Ecg => (130.0, 14, None),
             StreamKind::Acc => (200.0, 16, Some(8)),
             StreamKind::Ppg => (55.0, 22, None),
@@ -64,27 +68,37 @@ impl StreamSpec {
     /// Channels of a compressed frame of this stream.
     fn channels(&self) -> usize {
         match self.kind {
-            StreamKind::Hr | StreamKind::Ecg => 1,
+            StreamKind::Hr | StreamKind::Ecg | StreamKind::Ppi => 1,
             StreamKind::Acc => 3,
             StreamKind::Ppg => 4,
         }
     }
 
-    /// The start request's settings.
-    pub fn start_settings(&self) -> control::StreamSettings {
-        control::StreamSettings {
+    /// The control-point request that starts this stream (`None` for the Heart Rate service,
+    /// which streams once subscribed). PPI takes no settings.
+    pub fn start_request(&self) -> Option<Vec<u8>> {
+        let m = self.kind.measurement()?;
+        if self.kind == StreamKind::Ppi {
+            return Some(vec![control::Op::Start as u8, m as u8]);
+        }
+        let settings = control::StreamSettings {
             sample_rate: self.rate_hz.round() as u16,
             resolution: u16::from(self.resolution),
             range: self.range,
             channels: (self.kind == StreamKind::Ppg).then_some(4),
-        }
+        };
+        Some(control::start_request(m, &settings))
     }
 
     /// The pipeline channels this stream fills, in order.
     pub fn specs(&self) -> Vec<ChannelSpec> {
         let rate = self.rate_hz;
         match self.kind {
-            StreamKind::Hr => vec![ChannelSpec::new("hr", Modality::Other, "bpm", rate)],
+            StreamKind::Hr => vec![
+                ChannelSpec::new("hr", Modality::Other, "bpm", rate),
+                ChannelSpec::new("rr", Modality::Rr, "ms", rate),
+            ],
+            StreamKind::Ppi => vec![ChannelSpec::new("ppi", Modality::Rr, "ms", rate)],
             StreamKind::Ecg => vec![ChannelSpec::new("ecg", Modality::Ecg, "mV", rate)],
             StreamKind::Acc => {
                 ["acc_x", "acc_y", "acc_z"].into_iter().map(|n| ChannelSpec::new(n, Modality::Acc, "g", rate)).collect()
@@ -178,6 +192,7 @@ struct StreamState {
     /// (sensor time, samples) since the rate was last checked.
     rate_probe: Option<(f64, u64)>,
     rate_noted: bool,
+    beats: BeatClock,
 }
 
 /// Turns notifications into timed chunks for the channels of its streams.
@@ -208,6 +223,7 @@ impl Assembler {
                     factor: 1.0,
                     rate_probe: None,
                     rate_noted: false,
+                    beats: BeatClock::default(),
                 }
             })
             .collect();
@@ -225,6 +241,7 @@ impl Assembler {
             s.clock.reconnect();
             s.last_sensor = None;
             s.rate_probe = None;
+            s.beats = BeatClock::default();
         }
     }
 
@@ -265,12 +282,13 @@ impl Assembler {
     }
 
     fn heart_rate(&mut self, bytes: &[u8], arrival_unix: f64, out: &mut Timed) {
-        let Some(s) = self.streams.iter().find(|s| s.spec.kind == StreamKind::Hr) else { return };
+        let Some(s) = self.streams.iter_mut().find(|s| s.spec.kind == StreamKind::Hr) else { return };
         match hrs::parse_measurement(bytes) {
             Ok(m) => {
                 let start = out.values.len();
                 out.values.push(f32::from(m.heart_rate_bpm));
                 out.chunks.push(TimedChunk { channel: s.first_channel, time: arrival_unix, start, len: 1 });
+                place_beats(&mut s.beats, m.rr_ms(), arrival_unix, s.first_channel + 1, out);
             }
             Err(e) => out.error(e.to_string()),
         }
@@ -284,6 +302,13 @@ impl Assembler {
             // A stream another client started, or one we stopped asking for: not ours to decode.
             return Ok(());
         };
+        if stream.spec.kind == StreamKind::Ppi {
+            // PPI frames carry no timestamp: beats are placed from the arrival, like RR values.
+            // An interval the sensor marks unreliable is left out (HRV would reject most anyway).
+            let intervals = pmd::decode_ppi(frame.payload)?.filter(|p| !p.invalid()).map(|p| f64::from(p.interval_ms));
+            place_beats(&mut stream.beats, intervals, arrival_unix, stream.first_channel, out);
+            return Ok(());
+        }
         let layout = Layout { channels: stream.spec.channels(), resolution: stream.spec.resolution };
         self.raw.clear();
         let (samples, channels) = pmd::decode_samples(&frame, layout, &mut self.raw)?;
@@ -336,7 +361,7 @@ impl Assembler {
                 push(first, &mut self.raw.chunks_exact(4).map(|s| (s[0] + s[1] + s[2]) as f32 / 3.0 * scale));
                 push(first + 1, &mut self.raw.chunks_exact(4).map(|s| s[3] as f32 * scale));
             }
-            StreamKind::Hr => unreachable!("the heart rate stream has no PMD measurement"),
+            StreamKind::Hr | StreamKind::Ppi => unreachable!("event streams are placed above"),
         }
         Ok(())
     }
@@ -346,7 +371,7 @@ impl Assembler {
 fn unit_scale(kind: StreamKind) -> f32 {
     match kind {
         StreamKind::Ecg | StreamKind::Acc => 1e-3,
-        StreamKind::Hr | StreamKind::Ppg => 1.0,
+        StreamKind::Hr | StreamKind::Ppg | StreamKind::Ppi => 1.0,
     }
 }
 
@@ -376,78 +401,33 @@ fn check_rate(stream: &mut StreamState, sensor_s: f64, samples: u64, out: &mut T
     stream.rate_noted = true;
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::ingest::protocol::ble::pmd::tests::{hex, ECG_G6};
-
-    /// ECG_G6 with its timestamp moved to `ns`.
-    fn ecg_frame(ns: u64) -> Vec<u8> {
-        let mut b = hex(&ECG_G6);
-        b[1..9].copy_from_slice(&ns.to_le_bytes());
-        b
+/// Place beat intervals (ms, oldest first) that arrived at `arrival_unix` as samples of
+/// `channel`, each at the time of the beat it ends.
+fn place_beats(
+    clock: &mut BeatClock,
+    intervals_ms: impl Iterator<Item = f64>,
+    arrival_unix: f64,
+    channel: usize,
+    out: &mut Timed,
+) {
+    let first = out.chunks.len();
+    let mut span_s = 0.0;
+    for ms in intervals_ms {
+        let at = out.values.len();
+        out.values.push(ms as f32);
+        out.chunks.push(TimedChunk { channel, time: 0.0, start: at, len: 1 });
+        span_s += ms / 1000.0;
     }
-
-    #[test]
-    fn ecg_frames_become_chunks_ending_at_their_timestamp() {
-        let mut a = Assembler::new(&[StreamSpec::default_for(StreamKind::Ecg)], TimeBase::Sensor);
-        let mut out = Timed::default();
-        let ts = 599_622_176_564_550_314u64;
-        a.push(Source::PmdData, &ecg_frame(ts), 0.0, &mut out);
-        assert_eq!(out.chunks.len(), 1);
-        let c = out.chunks[0];
-        assert_eq!((c.channel, c.len), (0, 73));
-        let last = pmd::EPOCH_UNIX_S + ts as f64 / 1e9;
-        assert!((c.time + 72.0 / 130.0 - last).abs() < 1e-6);
-        assert_eq!(out.values_of(&c)[0], 117.0 * 1e-3);
-        // A frame two frames later: one frame (73 samples) was lost.
-        out.clear();
-        a.push(Source::PmdData, &ecg_frame(ts + 2 * 561_538_461), 0.0, &mut out);
-        assert_eq!(out.lost_samples, 73);
-        // The same timestamp again is an error, not a sample.
-        out.clear();
-        a.push(Source::PmdData, &ecg_frame(ts + 2 * 561_538_461), 0.0, &mut out);
-        assert_eq!((out.decode_errors, out.chunks.len()), (1, 0));
-        assert!(out.errors[0].contains("not after the previous frame"), "{:?}", out.errors);
+    if out.chunks.len() == first {
+        return;
     }
-
-    #[test]
-    fn control_responses_battery_and_heart_rate() {
-        let streams = [StreamSpec::default_for(StreamKind::Hr), StreamSpec::default_for(StreamKind::Ppg)];
-        let mut a = Assembler::new(&streams, TimeBase::Arrival);
-        assert_eq!(a.specs().iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["hr", "ppg", "ppg_ambient"]);
-        let mut out = Timed::default();
-        a.push(Source::PmdControl, &[0xF0, 0x02, 0x01, 0x00, 0x00, 0x05, 0x01, 0x00, 0x00, 0x00, 0x40], 0.0, &mut out);
-        assert_eq!(out.responses, [(1, Ok(()))]);
-        a.push(Source::PmdControl, &[0xF0, 0x02, 0x00, 0x05, 0x00], 0.0, &mut out);
-        assert!(out.responses[1].1.is_err());
-        a.push(Source::Battery, &[0x5A], 0.0, &mut out);
-        assert_eq!(out.battery, Some(90));
-        a.push(Source::HeartRate, &[0x16, 0x4D, 0x16, 0x03], 1234.5, &mut out);
-        assert_eq!(out.chunks, [TimedChunk { channel: 0, time: 1234.5, start: 0, len: 1 }]);
-        // The PPG factor 2.0 of the start response above scales the samples.
-        let mut frame = vec![1, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-        frame.extend(hex(&["01 00 00 02 00 00 03 00 00 07 00 00"]));
-        frame[1] = 1;
-        out.clear();
-        a.push(Source::PmdData, &frame, 10.0, &mut out);
-        assert_eq!(out.values, [4.0, 14.0]);
-        a.push(Source::HeartRate, &[0x01], 0.0, &mut out);
-        assert_eq!(out.decode_errors, 1);
+    let mut t = clock.start_of(span_s, arrival_unix);
+    for chunk in &mut out.chunks[first..] {
+        t += f64::from(out.values[chunk.start]) / 1000.0;
+        chunk.time = t;
     }
-
-    #[test]
-    fn a_wrong_configured_rate_is_noted_once() {
-        // Frames of 73 samples every 0.5615 s are 130 Hz; configured 135 Hz.
-        let spec = StreamSpec { rate_hz: 135.0, ..StreamSpec::default_for(StreamKind::Ecg) };
-        let mut a = Assembler::new(&[spec], TimeBase::Sensor);
-        let mut out = Timed::default();
-        let mut notes = Vec::new();
-        for k in 0..120u64 {
-            a.push(Source::PmdData, &ecg_frame(1_000_000_000_000 + k * 561_538_461), 0.0, &mut out);
-            notes.append(&mut out.notes);
-        }
-        assert_eq!(notes.len(), 1, "{notes:?}");
-        assert!(notes[0].contains("come at 130.0 Hz, not the configured 135 Hz"), "{}", notes[0]);
-    }
+    clock.ended_at(t);
 }
+
+#[cfg(test)]
+mod tests;
