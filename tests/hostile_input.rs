@@ -372,6 +372,67 @@ const CASES: &[Case] = &[
         files: |d| manifest_with(d, "temperature = 1.5757", "temperature = -1.0"),
         expect: Expect::Error(&["stress-s0.toml", "calibration.temperature", "not -1"]),
     },
+    Case {
+        name: "pmd replay of a CSV file",
+        args: &["replay", "--format", "pmd", "--input", "{repo}/data/demo/bio_eventrelated_100hz.csv"],
+        files: no_files,
+        expect: Expect::Error(&["bio_eventrelated_100hz.csv", "not a BLE capture"]),
+    },
+    Case {
+        name: "pmd replay of an empty file",
+        args: &["replay", "--format", "pmd", "--input", "{dir}/empty.capture"],
+        files: |d| std::fs::write(d.join("empty.capture"), b"").unwrap(),
+        expect: Expect::Error(&["empty.capture", "too short to be a BLE capture"]),
+    },
+    Case {
+        name: "capture header with an absurd rate",
+        args: &["replay", "--format", "pmd", "--input", "{dir}/bad.capture"],
+        files: |d| {
+            let header = "biofeedd BLE capture v1\n{\"streams\":[{\"kind\":\"ecg\",\"rate_hz\":1e300,\"resolution\":14,\"range\":null}]}\n";
+            std::fs::write(d.join("bad.capture"), header).unwrap()
+        },
+        expect: Expect::Error(&["bad.capture", "rate_hz", "between"]),
+    },
+    Case {
+        name: "h10 recording whose record claims 4 GB",
+        args: &["replay", "--format", "pmd", "--input", "{dir}/huge.bin"],
+        files: |d| {
+            let mut bytes = b"H10 ECG v1.0 binary data".to_vec();
+            bytes.extend(u32::MAX.to_le_bytes());
+            std::fs::write(d.join("huge.bin"), bytes).unwrap()
+        },
+        expect: Expect::Error(&["huge.bin", "at most 512"]),
+    },
+    Case {
+        name: "h10 recording of garbage frames",
+        args: &["replay", "--format", "pmd", "--input", "{dir}/garbage.bin"],
+        files: |d| {
+            let mut bytes = b"H10 ECG v1.0 binary data".to_vec();
+            for k in 0..200u32 {
+                bytes.extend(229u32.to_le_bytes());
+                // An ECG frame's type byte, then noise: bad frame types, timestamps that jump back.
+                bytes.push(0);
+                bytes.extend((1..229u32).map(|i| (i.wrapping_mul(2_654_435_761).wrapping_add(k * 7919)) as u8));
+            }
+            std::fs::write(d.join("garbage.bin"), bytes).unwrap()
+        },
+        expect: Expect::Ok(&["notifications could not be decoded (first: "]),
+    },
+    Case {
+        name: "hrs replay of an ECG-only recording",
+        args: &["replay", "--format", "hrs", "--input", "{dir}/h10.bin"],
+        files: |d| std::fs::write(d.join("h10.bin"), b"H10 ECG v1.0 binary data").unwrap(),
+        expect: Expect::Error(&["h10.bin", "no heart rate stream", "--format pmd"]),
+    },
+    Case {
+        name: "ble source with neither address nor name",
+        args: &["check", "--config", "{dir}/c.toml"],
+        files: |d| {
+            let config = std::fs::read_to_string(repo("config/ble-polar.toml")).unwrap();
+            std::fs::write(d.join("c.toml"), config.replacen("name = \"Polar H10\"", "", 1)).unwrap()
+        },
+        expect: Expect::Error(&["c.toml", "sensor[0].source.address", "needs `address` or `name`"]),
+    },
 ];
 
 /// The demo config running only stage 0, whose manifest has `from` replaced by `to`.
