@@ -13,13 +13,11 @@ mod common;
 #[path = "support/fake_bluez.rs"]
 mod fake_bluez;
 
-use ble_devices::{hr_strap, polar_h10, PMD_CONTROL, PMD_DATA};
+use ble_devices::{hr_strap, pmd_control_point, polar_h10, Streaming, PMD_DATA};
 use fake_bluez::{uuid16, AdapterSpec, DeviceSpec, FakeBluez, FakeBus};
 use serde_json::Value;
-use std::collections::HashMap;
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const H10: &str = "A0:9E:1A:00:00:01";
@@ -49,7 +47,7 @@ fn h10_frame(frames: &[Vec<u8>], k: u64) -> Vec<u8> {
 struct Rig {
     bus: FakeBus,
     bluez: FakeBluez,
-    streaming: Arc<Mutex<HashMap<String, bool>>>,
+    streaming: Streaming,
     dir: tempfile::TempDir,
 }
 
@@ -63,19 +61,8 @@ impl Rig {
         for d in devices {
             bluez.add_device(d);
         }
-        let streaming = Arc::new(Mutex::new(HashMap::new()));
-        let state = streaming.clone();
-        bluez.set_write_handler(Box::new(move |device, uuid, request| match (uuid, request) {
-            (PMD_CONTROL, [0x02, 0x00, ..]) => {
-                state.lock().unwrap().insert(device.to_string(), true);
-                vec![(PMD_CONTROL.into(), vec![0xF0, 0x02, 0x00, 0x00, 0x00, 0x00])]
-            }
-            (PMD_CONTROL, [0x03, 0x00]) => {
-                state.lock().unwrap().insert(device.to_string(), false);
-                vec![(PMD_CONTROL.into(), vec![0xF0, 0x03, 0x00, 0x00, 0x00])]
-            }
-            _ => vec![],
-        }));
+        let streaming = Streaming::default();
+        bluez.set_write_handler(pmd_control_point(streaming.clone()));
         Rig { bus, bluez, streaming, dir: tempfile::tempdir().unwrap() }
     }
 

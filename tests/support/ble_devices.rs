@@ -2,7 +2,9 @@
 //! Polar's PMD services) and a plain heart-rate strap, with the UUIDs they are found by.
 #![allow(dead_code)]
 
-use super::fake_bluez::{uuid16, CharSpec, DeviceSpec, ServiceSpec};
+use super::fake_bluez::{uuid16, CharSpec, DeviceSpec, ServiceSpec, WriteHandler};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 pub const PMD_SERVICE: &str = "fb005c80-02e7-f387-1cad-8acd2d8df0c8";
 pub const PMD_CONTROL: &str = "fb005c81-02e7-f387-1cad-8acd2d8df0c8";
@@ -54,4 +56,24 @@ pub fn hr_strap(address: &str) -> DeviceSpec {
         ],
         ..Default::default()
     }
+}
+
+/// Which devices have their PMD ECG stream on, as Polar's control point left it.
+pub type Streaming = Arc<Mutex<HashMap<String, bool>>>;
+
+/// A model of Polar's control point as the captured exchanges show it (CP-5, CP-6 of
+/// VECTORS.md): a start request is answered with success and turns the device's ECG on, a stop
+/// turns it off.
+pub fn pmd_control_point(streaming: Streaming) -> WriteHandler {
+    Box::new(move |device, uuid, request| match (uuid, request) {
+        (PMD_CONTROL, [0x02, 0x00, ..]) => {
+            streaming.lock().unwrap().insert(device.to_string(), true);
+            vec![(PMD_CONTROL.into(), vec![0xF0, 0x02, 0x00, 0x00, 0x00, 0x00])]
+        }
+        (PMD_CONTROL, [0x03, 0x00]) => {
+            streaming.lock().unwrap().insert(device.to_string(), false);
+            vec![(PMD_CONTROL.into(), vec![0xF0, 0x03, 0x00, 0x00, 0x00])]
+        }
+        _ => vec![],
+    })
 }

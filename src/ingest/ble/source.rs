@@ -20,6 +20,7 @@ use crate::ingest::{Health, LinkState, RunningSource, SourceContext, SourceError
 use crate::ring::ChannelProducer;
 use crate::signal::ChunkStamp;
 use btleplug::api::{Central, CentralEvent, Peripheral as _, WriteType};
+use btleplug::platform::Manager;
 use futures_util::StreamExt;
 use std::fs::File;
 use std::io::BufWriter;
@@ -52,6 +53,7 @@ impl BleConfig {
             capture,
             report: SourceReport::default(),
             timed: Timed::default(),
+            manager: None,
         };
         Ok(RunningSource { health, task: Box::pin(supervisor.run()), waits_for_room: false })
     }
@@ -85,6 +87,9 @@ struct Supervisor {
     capture: Option<CaptureWriter<BufWriter<File>>>,
     report: SourceReport,
     timed: Timed,
+    /// One D-Bus connection for the supervisor's life: btleplug never closes a manager's
+    /// connection (its task outlives the manager), so one per attempt would leak one per retry.
+    manager: Option<Manager>,
 }
 
 impl Supervisor {
@@ -126,6 +131,11 @@ impl Supervisor {
                 self.report.notes.push(format!("the capture could not be written to the end: {e}"));
             }
         }
+        if let Some(ppm) = self.assembler.drift_ppm() {
+            // Followed, not corrected for after the fact: worth knowing when comparing devices.
+            let way = if ppm >= 0.0 { "slow" } else { "fast" };
+            self.report.notes.push(format!("the sensor's clock ran {:.0} ppm {way} against the host's", ppm.abs()));
+        }
         self.health.set_state(LinkState::Ended);
         self.report.completed = true;
         self.report
@@ -141,8 +151,11 @@ impl Supervisor {
 
     /// One attempt: find, connect, stream until the link ends.
     async fn connect_and_stream(&mut self, connections: &mut u64) -> Result<Ended, String> {
-        let manager = link::manager().await?;
-        let adapter = link::adapter(&manager, self.config.adapter.as_deref()).await?;
+        if self.manager.is_none() {
+            self.manager = Some(link::manager().await?);
+        }
+        let manager = self.manager.as_ref().expect("just set");
+        let adapter = link::adapter(manager, self.config.adapter.as_deref()).await?;
         let mut events = adapter.events().await.map_err(|e| format!("cannot watch the adapter: {e}"))?;
         let scan = Duration::from_secs_f64(self.config.scan_timeout_s);
         let found = tokio::select! {
