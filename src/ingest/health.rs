@@ -15,8 +15,12 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LinkState {
-    /// Built, not yet delivering samples (connecting, opening, waiting for the first packet).
+    /// Built, not yet delivering samples (opening, waiting for the first packet).
     Starting,
+    /// Looking for its device (a BLE scan).
+    Scanning,
+    /// Found it; connecting, discovering, starting its streams.
+    Connecting,
     /// Samples are arriving.
     Streaming,
     /// The link dropped; the source is trying again.
@@ -28,8 +32,15 @@ pub enum LinkState {
 }
 
 impl LinkState {
-    const ALL: [LinkState; 5] =
-        [LinkState::Starting, LinkState::Streaming, LinkState::Reconnecting, LinkState::Ended, LinkState::Failed];
+    const ALL: [LinkState; 7] = [
+        LinkState::Starting,
+        LinkState::Scanning,
+        LinkState::Connecting,
+        LinkState::Streaming,
+        LinkState::Reconnecting,
+        LinkState::Ended,
+        LinkState::Failed,
+    ];
 }
 
 /// A copy of a source's health at one instant.

@@ -158,6 +158,7 @@ impl Supervisor {
         let adapter = link::adapter(manager, self.config.adapter.as_deref()).await?;
         let mut events = adapter.events().await.map_err(|e| format!("cannot watch the adapter: {e}"))?;
         let scan = Duration::from_secs_f64(self.config.scan_timeout_s);
+        self.health.set_state(LinkState::Scanning);
         let found = tokio::select! {
             found = link::find(&adapter, &self.config, scan) => found?,
             _ = self.shutdown.wait_for(|stop| *stop) => return Ok(Ended::Shutdown),
@@ -166,6 +167,7 @@ impl Supervisor {
         if let Some(rssi) = rssi {
             self.health.set_rssi(rssi);
         }
+        self.health.set_state(LinkState::Connecting);
         let opened = tokio::select! {
             link = Link::open(peripheral.clone(), &self.config) => link,
             _ = self.shutdown.wait_for(|stop| *stop) => return Ok(Ended::Shutdown),
