@@ -7,7 +7,7 @@
 //! - Verity Sense ACC, delta-compressed: ACC-1 (polar-ble-sdk issue #443, 58 samples × 3 axes).
 //! - Heart Rate Measurement: HRS-4b (three RR intervals).
 
-use biofeedd::ingest::protocol::ble::stream::{Assembler, Source, StreamKind, StreamSpec, TimeBase, Timed};
+use biofeedd::ingest::protocol::ble::stream::{Assembler, Gatt, StreamKind, StreamSpec, TimeBase, Timed};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
 
@@ -33,7 +33,7 @@ E9 68 00";
 
 /// `frames` notifications of `frame`, timestamps advanced by `step_ns`, through a fresh
 /// assembler; returns the samples decoded.
-fn run(kind: StreamKind, source: Source, frame: &[u8], frames: u64, step_ns: u64, timed: bool) -> usize {
+fn run(kind: StreamKind, source: Gatt, frame: &[u8], frames: u64, step_ns: u64, timed: bool) -> usize {
     let spec = StreamSpec {
         rate_hz: if kind == StreamKind::Acc { 52.0 } else { StreamSpec::default_for(kind).rate_hz },
         ..StreamSpec::default_for(kind)
@@ -56,14 +56,14 @@ fn run(kind: StreamKind, source: Source, frame: &[u8], frames: u64, step_ns: u64
 }
 
 /// (name, stream, characteristic, notification, ns between notifications, stamped frames).
-type Case = (&'static str, StreamKind, Source, Vec<u8>, u64, bool);
+type Case = (&'static str, StreamKind, Gatt, Vec<u8>, u64, bool);
 
 fn ble_decode(c: &mut Criterion) {
     let mut group = c.benchmark_group("ble_decode");
     let cases: [Case; 3] = [
-        ("h10_ecg", StreamKind::Ecg, Source::PmdData, ecg_frame(), 561_347_000, true),
-        ("verity_acc_delta", StreamKind::Acc, Source::PmdData, hex(ACC_1), 1_115_000_000, true),
-        ("hrs_rr", StreamKind::Hr, Source::HeartRate, hex("16 78 FF 01 FF 01 0C 01"), 1_000_000_000, false),
+        ("h10_ecg", StreamKind::Ecg, Gatt::PmdData, ecg_frame(), 561_347_000, true),
+        ("verity_acc_delta", StreamKind::Acc, Gatt::PmdData, hex(ACC_1), 1_115_000_000, true),
+        ("hrs_rr", StreamKind::Hr, Gatt::HeartRate, hex("16 78 FF 01 FF 01 0C 01"), 1_000_000_000, false),
     ];
     for (name, kind, source, frame, step, timed) in cases {
         let frames = 1000;

@@ -1,9 +1,10 @@
 //! A stream of BLE notifications, any bytes from any characteristic, through the assembler the
-//! live BLE source and capture replay share: chunks lie inside the values, times and values
-//! are finite and every channel's chunks come in time order, never a panic.
+//! live BLE source and capture replay share, with reconnects between them: chunks lie inside
+//! the values, times and values are finite and every channel's chunks come in time order (live
+//! or replayed), never a panic.
 #![no_main]
 
-use biofeedd::ingest::protocol::ble::stream::{Assembler, Source, StreamKind, StreamSpec, TimeBase, Timed};
+use biofeedd::ingest::protocol::ble::stream::{Assembler, Gatt, StreamKind, StreamSpec, TimeBase, Timed};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|bytes: &[u8]| {
@@ -20,29 +21,32 @@ fuzz_target!(|bytes: &[u8]| {
     let mut last_time = vec![f64::NEG_INFINITY; channels];
     let mut out = Timed::default();
     let mut arrival = 1_700_000_000.0;
-    // Records: source (2 bits) and arrival step, length, bytes.
+    // Records: head (source: bits 0–1, arrival step: bits 2–6, a reconnect first: bit 7),
+    // length, bytes.
     while let [head, len, tail @ ..] = rest {
         let n = usize::from(*len).min(tail.len());
         let (notification, after) = tail.split_at(n);
         rest = after;
-        let source = [Source::HeartRate, Source::Battery, Source::PmdControl, Source::PmdData][usize::from(head & 3)];
-        arrival += f64::from(head >> 2) * 0.01;
+        let source = [Gatt::HeartRate, Gatt::Battery, Gatt::PmdControl, Gatt::PmdData][usize::from(head & 3)];
+        arrival += f64::from((head >> 2) & 0x1F) * 0.05;
+        if head & 0x80 != 0 {
+            a.reconnect();
+        }
         out.clear();
         a.push(source, notification, arrival, &mut out);
         for c in &out.chunks {
             assert!(c.channel < channels && c.len > 0);
             assert!(c.start + c.len <= out.values.len());
             assert!(c.time.is_finite(), "{c:?}");
-            // Events may share a time only if they are the same beat; samples never go back.
-            assert!(c.time > last_time[c.channel] - 1e-6 || time_base == TimeBase::Arrival, "{c:?}");
-            last_time[c.channel] = last_time[c.channel].max(c.time);
+            // Never before what the channel already had: the windower would drop it.
+            assert!(c.time >= last_time[c.channel] - 1e-6, "{c:?} after {}", last_time[c.channel]);
+            let period = a.specs()[c.channel].period_s();
+            let span = if a.evenly_sampled(c.channel) { c.len as f64 * period } else { 0.0 };
+            last_time[c.channel] = last_time[c.channel].max(c.time + span);
         }
         assert!(out.values.iter().all(|v| v.is_finite()));
         if let Some(b) = out.battery {
             assert!(b <= 100);
         }
-    }
-    if mode & 0x40 != 0 {
-        a.reconnect();
     }
 });

@@ -61,11 +61,17 @@ pub fn hr_strap(address: &str) -> DeviceSpec {
 /// Which devices have their PMD ECG stream on, as Polar's control point left it.
 pub type Streaming = Arc<Mutex<HashMap<String, bool>>>;
 
-/// A model of Polar's control point as the captured exchanges show it (CP-5, CP-6 of
-/// VECTORS.md): a start request is answered with success and turns the device's ECG on, a stop
-/// turns it off.
+/// A model of an H10's control point as the captured exchanges show it (CP-3, CP-5, CP-6 of
+/// VECTORS.md): "get ECG settings" offers 130 Hz at 14 bits, a start request is answered with
+/// success and turns the device's ECG on, a stop turns it off.
 pub fn pmd_control_point(streaming: Streaming) -> WriteHandler {
     Box::new(move |device, uuid, request| match (uuid, request) {
+        (PMD_CONTROL, [0x01, 0x00]) => {
+            vec![(
+                PMD_CONTROL.into(),
+                vec![0xF0, 0x01, 0x00, 0x00, 0x00, 0x00, 0x01, 0x82, 0x00, 0x01, 0x01, 0x0E, 0x00],
+            )]
+        }
         (PMD_CONTROL, [0x02, 0x00, ..]) => {
             streaming.lock().unwrap().insert(device.to_string(), true);
             vec![(PMD_CONTROL.into(), vec![0xF0, 0x02, 0x00, 0x00, 0x00, 0x00])]

@@ -35,9 +35,9 @@ pub struct BleConfig {
     /// How long one scan looks for the device before backing off.
     #[serde(default = "default_scan")]
     pub scan_timeout_s: f64,
-    /// A connected device that sends nothing this long is treated as gone (and reconnected).
-    #[serde(default = "default_data_timeout")]
-    pub data_timeout_s: f64,
+    /// A connected device that sends no samples this long is treated as gone (and reconnected).
+    /// Default 3 s, or 15 s when the only stream is `ppi` (five beats a notification).
+    pub data_timeout_s: Option<f64>,
     /// Reconnect backoff: the first wait, doubled after each failed attempt up to the last, with
     /// ±25 % jitter.
     #[serde(default = "default_backoff_initial")]
@@ -74,10 +74,6 @@ impl StreamEntry {
 fn default_scan() -> f64 {
     10.0
 }
-fn default_data_timeout() -> f64 {
-    // An H10 sends ECG every 0.56 s and heart rate every second.
-    3.0
-}
 fn default_backoff_initial() -> f64 {
     0.2
 }
@@ -95,6 +91,13 @@ impl BleConfig {
     /// The channels, in ring order (each stream's channels in turn).
     pub fn channels(&self) -> Vec<ChannelSpec> {
         self.stream_specs().iter().flat_map(StreamSpec::specs).collect()
+    }
+
+    /// The data-age watchdog's limit: the config's, or one that suits the streams (an H10 sends
+    /// ECG every 0.56 s and heart rate every second; a PPI notification holds five beats).
+    pub fn data_timeout(&self) -> f64 {
+        let only_ppi = self.stream_specs().iter().all(|s| s.kind == StreamKind::Ppi);
+        self.data_timeout_s.unwrap_or(if only_ppi { 15.0 } else { 3.0 })
     }
 
     /// How the device is named in log lines.
@@ -133,15 +136,20 @@ impl BleConfig {
                 return Err(Invalid::new(key_path!["streams", i], format!("stream `{:?}` is listed twice", s.kind)));
             }
             Invalid::bounded(at("rate_hz"), bounds::SAMPLE_RATE_HZ, s.rate_hz)?;
-            if s.kind != StreamKind::Hr && s.rate_hz.fract() != 0.0 {
+            if s.kind.measurement().is_some() && s.kind != StreamKind::Ppi && s.rate_hz.fract() != 0.0 {
                 return Err(Invalid::new(at("rate_hz"), "a Polar stream's rate is a whole number of Hz"));
+            }
+            if s.range.is_some() && s.kind != StreamKind::Acc {
+                return Err(Invalid::new(at("range"), "only the accelerometer (`acc`) has a range"));
             }
             if !(1..=32).contains(&s.resolution) {
                 return Err(Invalid::new(at("resolution"), format!("{} bits is not 1–32", s.resolution)));
             }
         }
         Invalid::bounded(key_path!["scan_timeout_s"], bounds::SILENCE_S, self.scan_timeout_s)?;
-        Invalid::bounded(key_path!["data_timeout_s"], bounds::SILENCE_S, self.data_timeout_s)?;
+        if let Some(t) = self.data_timeout_s {
+            Invalid::bounded(key_path!["data_timeout_s"], bounds::SILENCE_S, t)?;
+        }
         Invalid::bounded(key_path!["backoff_initial_s"], bounds::BACKOFF_S, self.backoff_initial_s)?;
         Invalid::bounded(key_path!["backoff_max_s"], bounds::BACKOFF_S, self.backoff_max_s)?;
         if self.backoff_max_s < self.backoff_initial_s {

@@ -4,7 +4,7 @@
 
 use super::config::BleConfig;
 use crate::ingest::protocol::ble::pmd;
-use crate::ingest::protocol::ble::stream::{Source, StreamKind};
+use crate::ingest::protocol::ble::stream::{Gatt, StreamKind};
 use btleplug::api::{
     bleuuid::uuid_from_u16, Central, CharPropFlags, Characteristic, Manager as _, Peripheral as _, ScanFilter,
 };
@@ -104,6 +104,14 @@ async fn wanted_peripheral(adapter: &Adapter, config: &BleConfig) -> Option<(Per
     None
 }
 
+/// Why a device could not be opened.
+pub enum OpenError {
+    /// The link failed (connect, discovery): worth trying again.
+    Link(String),
+    /// The device lacks a service a stream needs: trying again cannot help.
+    Missing(String),
+}
+
 /// A connected device and the characteristics our streams use.
 pub struct Link {
     pub peripheral: Peripheral,
@@ -115,16 +123,16 @@ pub struct Link {
 
 impl Link {
     /// Connect and resolve services; an error says what is missing.
-    pub async fn open(peripheral: Peripheral, config: &BleConfig) -> Result<Link, String> {
-        let timed = |what: &str| format!("{what} took longer than {} s", CONNECT_TIMEOUT.as_secs());
+    pub async fn open(peripheral: Peripheral, config: &BleConfig) -> Result<Link, OpenError> {
+        let timed = |what: &str| OpenError::Link(format!("{what} took longer than {} s", CONNECT_TIMEOUT.as_secs()));
         tokio::time::timeout(CONNECT_TIMEOUT, peripheral.connect())
             .await
             .map_err(|_| timed("connecting"))?
-            .map_err(|e| format!("cannot connect: {e}"))?;
+            .map_err(|e| OpenError::Link(format!("cannot connect: {e}")))?;
         tokio::time::timeout(CONNECT_TIMEOUT, peripheral.discover_services())
             .await
             .map_err(|_| timed("service discovery"))?
-            .map_err(|e| format!("service discovery failed: {e}"))?;
+            .map_err(|e| OpenError::Link(format!("service discovery failed: {e}")))?;
         let chars = peripheral.characteristics();
         let find = |uuid: Uuid| chars.iter().find(|c| c.uuid == uuid).cloned();
         let link = Link {
@@ -140,23 +148,23 @@ impl Link {
                 _ => (link.pmd_control.is_none() || link.pmd_data.is_none()).then_some("Polar's PMD service"),
             };
             if let Some(what) = missing {
-                return Err(format!("the device has no {what}, which stream `{:?}` needs", s.kind));
+                return Err(OpenError::Missing(format!("the device has no {what}, which stream `{:?}` needs", s.kind)));
             }
         }
         Ok(link)
     }
 
     /// Which of our characteristics a notification came from.
-    pub fn source_of(&self, uuid: Uuid) -> Option<Source> {
+    pub fn source_of(&self, uuid: Uuid) -> Option<Gatt> {
         let is = |c: &Option<Characteristic>| c.as_ref().is_some_and(|c| c.uuid == uuid);
         if is(&self.pmd_data) {
-            Some(Source::PmdData)
+            Some(Gatt::PmdData)
         } else if is(&self.heart_rate) {
-            Some(Source::HeartRate)
+            Some(Gatt::HeartRate)
         } else if is(&self.pmd_control) {
-            Some(Source::PmdControl)
+            Some(Gatt::PmdControl)
         } else if is(&self.battery) {
-            Some(Source::Battery)
+            Some(Gatt::Battery)
         } else {
             None
         }

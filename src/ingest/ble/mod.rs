@@ -3,7 +3,7 @@
 //!
 //! - `config.rs`: `[sensor.source]` of `kind = "ble"` ([`BleConfig`]).
 //! - `link.rs`: the thin btleplug layer (adapter, scan, connect, characteristics).
-//! - `source.rs`: the per-device supervisor task.
+//! - `source.rs`: the per-device supervisor task; `session.rs`: one connection's life in it.
 //! - [`scan`]: `biofeedd scan`.
 //!
 //! What the bytes mean is in `ingest::protocol::ble` (pure decoders and the assembler that
@@ -12,6 +12,7 @@
 mod config;
 mod link;
 pub mod scan;
+mod session;
 mod source;
 
 pub use config::{BleConfig, StreamEntry};

@@ -6,8 +6,8 @@
 
 use super::recording::{ReadError, Segment};
 use super::stream::SampleSource;
-use crate::ingest::protocol::ble::capture::{CaptureReader, Layout};
-use crate::ingest::protocol::ble::stream::{Assembler, Source, StreamKind, StreamSpec, TimeBase, Timed};
+use crate::ingest::protocol::ble::capture::{CaptureReader, Format};
+use crate::ingest::protocol::ble::stream::{Assembler, Gatt, StreamKind, StreamSpec, TimeBase, Timed};
 use crate::signal::ChannelSpec;
 use std::fs::File;
 use std::io::BufReader;
@@ -27,10 +27,10 @@ impl Profile {
         (kind == StreamKind::Hr) == (self == Profile::Hrs)
     }
 
-    fn takes_source(self, source: Source) -> bool {
+    fn takes_source(self, source: Gatt) -> bool {
         match self {
-            Profile::Pmd => matches!(source, Source::PmdData | Source::PmdControl),
-            Profile::Hrs => source == Source::HeartRate,
+            Profile::Pmd => matches!(source, Gatt::PmdData | Gatt::PmdControl),
+            Profile::Hrs => source == Gatt::HeartRate,
         }
     }
 }
@@ -59,12 +59,16 @@ fn streams(
 }
 
 fn open_reader(path: &Path) -> Result<CaptureReader<BufReader<File>>, ReadError> {
-    let io = |source| ReadError::Io { path: path.to_path_buf(), source };
-    let file = File::open(path).map_err(io)?;
-    CaptureReader::new(BufReader::with_capacity(64 * 1024, file)).map_err(|e| match e.kind() {
+    let file = File::open(path).map_err(|e| read_error(path, e))?;
+    CaptureReader::new(BufReader::with_capacity(64 * 1024, file)).map_err(|e| read_error(path, e))
+}
+
+/// The capture reader's error, naming the file: bad content is `Invalid`, the rest I/O.
+fn read_error(path: &Path, e: std::io::Error) -> ReadError {
+    match e.kind() {
         std::io::ErrorKind::InvalidData => ReadError::Invalid { path: path.to_path_buf(), message: e.to_string() },
-        _ => io(e),
-    })
+        _ => ReadError::Io { path: path.to_path_buf(), source: e },
+    }
 }
 
 /// The channels a replay of the capture at `path` gives, from its header alone.
@@ -93,9 +97,9 @@ impl CaptureStream {
     pub fn open(path: &Path, profile: Profile) -> Result<CaptureStream, ReadError> {
         let reader = open_reader(path)?;
         let streams = streams(&reader, profile, path)?;
-        let time_base = match reader.layout {
-            Layout::Biofeedd => TimeBase::Arrival,
-            Layout::H10Ecg => TimeBase::Sensor,
+        let time_base = match reader.format {
+            Format::Biofeedd => TimeBase::Arrival,
+            Format::H10Ecg => TimeBase::Sensor,
         };
         let assembler = Assembler::new(&streams, time_base);
         let specs = assembler.specs().to_vec();
@@ -132,12 +136,7 @@ impl CaptureStream {
     /// Decode records until one gives samples; `false` at the end.
     fn load_next(&mut self) -> Result<bool, ReadError> {
         while self.release.is_none() {
-            let record = self.reader.next_record().map_err(|e| match e.kind() {
-                std::io::ErrorKind::InvalidData => {
-                    ReadError::Invalid { path: self.path.clone(), message: e.to_string() }
-                }
-                _ => ReadError::Io { path: self.path.clone(), source: e },
-            })?;
+            let record = self.reader.next_record().map_err(|e| read_error(&self.path, e))?;
             let Some(record) = record else { return Ok(false) };
             if !self.profile.takes_source(record.source) {
                 continue;
@@ -183,8 +182,13 @@ impl SampleSource for CaptureStream {
                 let values = self.pending.values_of(c);
                 let period = self.specs[c.channel].period_s();
                 let segments = &mut out[c.channel];
+                // Evenly sampled chunks that follow each other make one segment. Beats and
+                // heart-rate readings keep their own times: a segment would re-space them.
+                let evenly = self.assembler.evenly_sampled(c.channel);
                 match segments.last_mut() {
-                    Some(s) if (s.start_time + s.samples.len() as f64 * period - c.time).abs() < 0.5 * period => {
+                    Some(s)
+                        if evenly && (s.start_time + s.samples.len() as f64 * period - c.time).abs() < 0.5 * period =>
+                    {
                         s.samples.extend_from_slice(values)
                     }
                     _ => segments.push(Segment { start_time: c.time, samples: values.to_vec() }),
@@ -233,13 +237,13 @@ mod tests {
         };
         let mut w = CaptureWriter::new(File::create(&path).unwrap(), &header).unwrap();
         let t0 = 1_700_000_000.0;
-        w.write(t0, Source::PmdControl, &[0xF0, 0x02, 0x00, 0x00, 0x00, 0x00]).unwrap();
+        w.write(t0, Gatt::PmdControl, &[0xF0, 0x02, 0x00, 0x00, 0x00, 0x00]).unwrap();
         for k in 0..100u64 {
             // 20–40 ms of radio delay, and a heart-rate notification every other frame.
             let arrival = t0 + (k as f64 * FRAME_NS as f64) / 1e9 + 0.02 + 0.02 * ((k * 7 % 10) as f64 / 10.0);
-            w.write(arrival, Source::PmdData, &frame(k)).unwrap();
+            w.write(arrival, Gatt::PmdData, &frame(k)).unwrap();
             if k % 2 == 0 {
-                w.write(arrival, Source::HeartRate, &[0x10, 0x3B, 0x53, 0x04]).unwrap();
+                w.write(arrival, Gatt::HeartRate, &[0x10, 0x3B, 0x53, 0x04]).unwrap();
             }
         }
         w.flush().unwrap();

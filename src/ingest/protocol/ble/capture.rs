@@ -13,7 +13,7 @@
 //! times): those are paced by the frames' own timestamps. A file cut short inside its last
 //! record (a recorder killed mid-write) ends cleanly before it, with a note.
 
-use super::stream::{Source, StreamKind, StreamSpec};
+use super::stream::{Gatt, StreamKind, StreamSpec};
 use serde::{Deserialize, Serialize};
 use std::io::{self, BufRead, Read, Write};
 
@@ -58,13 +58,13 @@ impl From<CapturedStream> for StreamSpec {
 pub struct Record {
     /// Unix seconds the notification arrived; `None` in a file that did not record it.
     pub arrival_unix: Option<f64>,
-    pub source: Source,
+    pub source: Gatt,
     pub bytes: Vec<u8>,
 }
 
-/// Which layout a capture is in.
+/// Which file format a capture is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Layout {
+pub enum Format {
     Biofeedd,
     H10Ecg,
 }
@@ -72,7 +72,7 @@ pub enum Layout {
 /// Reads records one at a time.
 pub struct CaptureReader<R> {
     input: R,
-    pub layout: Layout,
+    pub format: Format,
     pub header: CaptureHeader,
     /// Bytes consumed so far (for error positions).
     pub offset: u64,
@@ -90,7 +90,7 @@ impl<R: BufRead> CaptureReader<R> {
                 streams: vec![StreamSpec::default_for(StreamKind::Ecg).into()],
                 device: "Polar H10".into(),
             };
-            return Ok(CaptureReader { input, layout: Layout::H10Ecg, header, offset: 24, truncated: None });
+            return Ok(CaptureReader { input, format: Format::H10Ecg, header, offset: 24, truncated: None });
         }
         if magic != MAGIC {
             return Err(invalid(format!(
@@ -120,34 +120,29 @@ impl<R: BufRead> CaptureReader<R> {
             }
         }
         let offset = (MAGIC.len() + line.len()) as u64;
-        Ok(CaptureReader { input, layout: Layout::Biofeedd, header, offset, truncated: None })
+        Ok(CaptureReader { input, format: Format::Biofeedd, header, offset, truncated: None })
     }
 
     /// The next record, `None` at the end (or before a record the file ends inside).
     pub fn next_record(&mut self) -> io::Result<Option<Record>> {
         let at = self.offset;
-        let (prefix_len, arrival_unix, source, len) = match self.layout {
-            Layout::H10Ecg => {
+        let (prefix_len, arrival_unix, source, len) = match self.format {
+            Format::H10Ecg => {
                 let mut prefix = [0u8; 4];
                 if !self.fill(&mut prefix)? {
                     return Ok(None);
                 }
                 let len = u32::from_le_bytes(prefix) as usize;
-                (4, None, Source::PmdData, len)
+                (4, None, Gatt::PmdData, len)
             }
-            Layout::Biofeedd => {
+            Format::Biofeedd => {
                 let mut prefix = [0u8; 11];
                 if !self.fill(&mut prefix)? {
                     return Ok(None);
                 }
                 let ns = u64::from_le_bytes(prefix[..8].try_into().expect("8 bytes"));
-                let source = match prefix[8] {
-                    0 => Source::HeartRate,
-                    1 => Source::Battery,
-                    2 => Source::PmdControl,
-                    3 => Source::PmdData,
-                    other => return Err(invalid(format!("record at byte {at}: unknown source {other}"))),
-                };
+                let source = Gatt::from_code(prefix[8])
+                    .ok_or_else(|| invalid(format!("record at byte {at}: unknown source {}", prefix[8])))?;
                 (11, Some(ns as f64 / 1e9), source, usize::from(u16::from_le_bytes([prefix[9], prefix[10]])))
             }
         };
@@ -200,20 +195,14 @@ impl<W: Write> CaptureWriter<W> {
         Ok(CaptureWriter { out })
     }
 
-    pub fn write(&mut self, arrival_unix: f64, source: Source, bytes: &[u8]) -> io::Result<()> {
+    pub fn write(&mut self, arrival_unix: f64, source: Gatt, bytes: &[u8]) -> io::Result<()> {
         let len = u16::try_from(bytes.len())
             .ok()
             .filter(|l| usize::from(*l) <= MAX_NOTIFICATION)
             .ok_or_else(|| invalid(format!("a {}-byte notification is too long to capture", bytes.len())))?;
-        let code: u8 = match source {
-            Source::HeartRate => 0,
-            Source::Battery => 1,
-            Source::PmdControl => 2,
-            Source::PmdData => 3,
-        };
         let ns = (arrival_unix.max(0.0) * 1e9).round() as u64;
         self.out.write_all(&ns.to_le_bytes())?;
-        self.out.write_all(&[code])?;
+        self.out.write_all(&[source.code()])?;
         self.out.write_all(&len.to_le_bytes())?;
         self.out.write_all(bytes)
     }
@@ -241,14 +230,14 @@ mod tests {
             device: "Polar H10 8AA87D20 (EC:EA:02:85:D9:7A)".into(),
         };
         let mut w = CaptureWriter::new(Vec::new(), &header).unwrap();
-        w.write(1_700_000_000.25, Source::HeartRate, &[0x10, 0x3B, 0x53, 0x04]).unwrap();
-        w.write(1_700_000_000.5, Source::PmdData, &[0u8; 229]).unwrap();
-        assert!(w.write(0.0, Source::PmdData, &[0u8; 600]).is_err());
+        w.write(1_700_000_000.25, Gatt::HeartRate, &[0x10, 0x3B, 0x53, 0x04]).unwrap();
+        w.write(1_700_000_000.5, Gatt::PmdData, &[0u8; 229]).unwrap();
+        assert!(w.write(0.0, Gatt::PmdData, &[0u8; 600]).is_err());
         let mut bytes = w.out;
         let mut r = CaptureReader::new(&bytes[..]).unwrap();
-        assert_eq!((r.layout, &r.header), (Layout::Biofeedd, &header));
+        assert_eq!((r.format, &r.header), (Format::Biofeedd, &header));
         let first = r.next_record().unwrap().unwrap();
-        assert_eq!((first.source, first.bytes.len()), (Source::HeartRate, 4));
+        assert_eq!((first.source, first.bytes.len()), (Gatt::HeartRate, 4));
         // Nanoseconds in a u64; an f64 of unix seconds holds them to about 0.2 µs.
         assert!((first.arrival_unix.unwrap() - 1_700_000_000.25).abs() < 1e-6);
         assert_eq!(r.next_record().unwrap().unwrap().bytes.len(), 229);
@@ -269,9 +258,9 @@ mod tests {
         bytes.extend(229u32.to_le_bytes());
         bytes.extend([0u8; 100]);
         let mut r = CaptureReader::new(&bytes[..]).unwrap();
-        assert_eq!(r.layout, Layout::H10Ecg);
+        assert_eq!(r.format, Format::H10Ecg);
         let rec = r.next_record().unwrap().unwrap();
-        assert_eq!((rec.arrival_unix, rec.source), (None, Source::PmdData));
+        assert_eq!((rec.arrival_unix, rec.source), (None, Gatt::PmdData));
         assert_eq!(r.next_record().unwrap(), None);
         assert!(r.truncated.is_some());
         let e = CaptureReader::new(&b"time,ecg\n0,1\n1,2\n3,4\n5,6\n"[..]).err().unwrap();

@@ -7,4 +7,5 @@ pub mod capture;
 pub mod clock;
 pub mod hrs;
 pub mod pmd;
+pub mod spec;
 pub mod stream;

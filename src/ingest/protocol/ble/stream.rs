@@ -1,115 +1,13 @@
-//! From notifications to timed samples: what a BLE sensor streams, the channels that makes, and
-//! the [`Assembler`] that turns each notification into chunks on the recording clock. Pure —
+//! From notifications to timed samples: the [`Assembler`] that turns each notification into
+//! chunks on the recording clock (what a sensor streams, and its channels, is in `spec.rs`). Pure —
 //! the live BLE source and the replay of a capture drive the same assembler, one with what the
 //! radio delivers, the other with what a file recorded.
 
 use super::clock::{BeatClock, SensorClock};
 use super::hrs;
-use super::pmd::{self, control, Layout, Measurement, PmdError};
-use crate::signal::{ChannelSpec, Modality};
-use serde::Deserialize;
-
-/// One stream a BLE sensor can deliver (`streams = ["ecg", "acc"]` in a `kind = "ble"` source).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StreamKind {
-    /// Heart Rate service: the heart rate of each notification (about 1 Hz).
-    Hr,
-    /// Polar PMD ECG (H10: 130 Hz, µV at 14 bits).
-    Ecg,
-    /// Polar PMD accelerometer (three axes, in g).
-    Acc,
-    /// Polar PMD PPG (Verity Sense, OH1: three green channels and ambient).
-    Ppg,
-    /// Polar PMD peak-to-peak intervals (Verity Sense, OH1), the armband's own beat detection.
-    Ppi,
-}
-
-impl StreamKind {
-    /// The PMD measurement behind this stream, if it is one.
-    pub fn measurement(self) -> Option<Measurement> {
-        match self {
-            StreamKind::Hr => None,
-            StreamKind::Ecg => Some(Measurement::Ecg),
-            StreamKind::Acc => Some(Measurement::Acc),
-            StreamKind::Ppg => Some(Measurement::Ppg),
-            StreamKind::Ppi => Some(Measurement::Ppi),
-        }
-    }
-}
-
-/// A stream and the settings it is started with.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct StreamSpec {
-    pub kind: StreamKind,
-    /// The rate the samples really come at. (A Verity Sense outside SDK mode reports 135 Hz for
-    /// its PPG whatever it does; the assembler measures the rate and says when they differ.)
-    pub rate_hz: f64,
-    /// Bits per value, as started.
-    pub resolution: u8,
-    /// ACC range in g, when the stream has one.
-    pub range: Option<u16>,
-}
-
-impl StreamSpec {
-    /// The defaults for `kind`: an H10's ECG (130 Hz, 14 bit) and ACC (200 Hz, 16 bit, ±8 g), a
-    /// Verity Sense's PPG (55 Hz, 22 bit), and the Heart Rate service's ~1 Hz.
-    pub fn default_for(kind: StreamKind) -> StreamSpec {
-        let (rate_hz, resolution, range) = match kind {
-            // Event streams: the typical beat rate, for sizing buffers.
-            StreamKind::Hr | StreamKind::Ppi => (1.0, 16, None),
-            StreamKind::Ecg => (130.0, 14, None),
-            StreamKind::Acc => (200.0, 16, Some(8)),
-            StreamKind::Ppg => (55.0, 22, None),
-        };
-        StreamSpec { kind, rate_hz, resolution, range }
-    }
-
-    /// Channels of a compressed frame of this stream.
-    fn channels(&self) -> usize {
-        match self.kind {
-            StreamKind::Hr | StreamKind::Ecg | StreamKind::Ppi => 1,
-            StreamKind::Acc => 3,
-            StreamKind::Ppg => 4,
-        }
-    }
-
-    /// The control-point request that starts this stream (`None` for the Heart Rate service,
-    /// which streams once subscribed). PPI takes no settings.
-    pub fn start_request(&self) -> Option<Vec<u8>> {
-        let m = self.kind.measurement()?;
-        if self.kind == StreamKind::Ppi {
-            return Some(vec![control::Op::Start as u8, m as u8]);
-        }
-        let settings = control::StreamSettings {
-            sample_rate: self.rate_hz.round() as u16,
-            resolution: u16::from(self.resolution),
-            range: self.range,
-            channels: (self.kind == StreamKind::Ppg).then_some(4),
-        };
-        Some(control::start_request(m, &settings))
-    }
-
-    /// The pipeline channels this stream fills, in order.
-    pub fn specs(&self) -> Vec<ChannelSpec> {
-        let rate = self.rate_hz;
-        match self.kind {
-            StreamKind::Hr => vec![
-                ChannelSpec::new("hr", Modality::Other, "bpm", rate),
-                ChannelSpec::new("rr", Modality::Rr, "ms", rate),
-            ],
-            StreamKind::Ppi => vec![ChannelSpec::new("ppi", Modality::Rr, "ms", rate)],
-            StreamKind::Ecg => vec![ChannelSpec::new("ecg", Modality::Ecg, "mV", rate)],
-            StreamKind::Acc => {
-                ["acc_x", "acc_y", "acc_z"].into_iter().map(|n| ChannelSpec::new(n, Modality::Acc, "g", rate)).collect()
-            }
-            StreamKind::Ppg => vec![
-                ChannelSpec::new("ppg", Modality::Ppg, "a.u.", rate),
-                ChannelSpec::new("ppg_ambient", Modality::Other, "a.u.", rate),
-            ],
-        }
-    }
-}
+use super::pmd::{self, control, Layout, PmdError};
+pub use super::spec::{StreamKind, StreamSpec};
+use crate::signal::ChannelSpec;
 
 /// Which clock a notification's times are read on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,13 +18,40 @@ pub enum TimeBase {
     Sensor,
 }
 
-/// The characteristic a notification came from.
+/// The GATT characteristic a notification came from (each has its own decoder).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    HeartRate,
-    Battery,
-    PmdControl,
-    PmdData,
+pub enum Gatt {
+    /// Heart Rate Measurement, 0x2A37. (The values are capture-file codes: never renumber.)
+    HeartRate = 0,
+    /// Battery Level, 0x2A19.
+    Battery = 1,
+    /// Polar PMD control point (indications answering requests).
+    PmdControl = 2,
+    /// Polar PMD data.
+    PmdData = 3,
+}
+
+impl Gatt {
+    const ALL: [Gatt; 4] = [Gatt::HeartRate, Gatt::Battery, Gatt::PmdControl, Gatt::PmdData];
+
+    /// Its code in a capture file's records.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    pub fn from_code(code: u8) -> Option<Gatt> {
+        Gatt::ALL.into_iter().find(|g| g.code() == code)
+    }
+}
+
+/// A control-point answer: which request and measurement it answers, whether the sensor did
+/// it, and for "get settings" what it offers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ControlAnswer {
+    pub op: control::Op,
+    pub measurement: u8,
+    pub result: Result<(), PmdError>,
+    pub offered: Option<control::Settings>,
 }
 
 /// One run of samples for one channel, its first sample at `time` (recording clock).
@@ -149,8 +74,8 @@ pub struct Timed {
     /// The first few decode errors' messages since the last clear, for a log line.
     pub errors: Vec<String>,
     pub battery: Option<u8>,
-    /// Control-point responses: which measurement, and whether the request succeeded.
-    pub responses: Vec<(u8, Result<(), PmdError>)>,
+    /// Control-point answers, in arrival order.
+    pub responses: Vec<ControlAnswer>,
     /// Things worth telling the user once (a PPG rate that is not what was configured).
     pub notes: Vec<String>,
 }
@@ -193,6 +118,8 @@ struct StreamState {
     rate_probe: Option<(f64, u64)>,
     rate_noted: bool,
     beats: BeatClock,
+    /// Recording time just past the last sample handed out: the next chunk starts no earlier.
+    next_time: Option<f64>,
 }
 
 /// Turns notifications into timed chunks for the channels of its streams.
@@ -224,6 +151,7 @@ impl Assembler {
                     rate_probe: None,
                     rate_noted: false,
                     beats: BeatClock::default(),
+                    next_time: None,
                 }
             })
             .collect();
@@ -235,13 +163,23 @@ impl Assembler {
         &self.specs
     }
 
+    /// Whether `channel`'s chunks are evenly sampled runs (ECG, ACC, PPG), as opposed to
+    /// readings each at its own time (heart rate per notification, beat intervals).
+    pub fn evenly_sampled(&self, channel: usize) -> bool {
+        self.streams
+            .iter()
+            .rev()
+            .find(|s| s.first_channel <= channel)
+            .is_some_and(|s| matches!(s.spec.kind, StreamKind::Ecg | StreamKind::Acc | StreamKind::Ppg))
+    }
+
     /// A new connection: the streams start again (a lost stretch is a gap, not lost frames).
+    /// The clocks carry on: times after the reconnect never go back before those already given.
     pub fn reconnect(&mut self) {
         for s in &mut self.streams {
             s.clock.reconnect();
             s.last_sensor = None;
             s.rate_probe = None;
-            s.beats = BeatClock::default();
         }
     }
 
@@ -251,14 +189,14 @@ impl Assembler {
     }
 
     /// Decode one notification from `source` that arrived at `arrival_unix` into `out`.
-    pub fn push(&mut self, source: Source, bytes: &[u8], arrival_unix: f64, out: &mut Timed) {
+    pub fn push(&mut self, source: Gatt, bytes: &[u8], arrival_unix: f64, out: &mut Timed) {
         match source {
-            Source::HeartRate => self.heart_rate(bytes, arrival_unix, out),
-            Source::Battery => match hrs::parse_battery(bytes) {
+            Gatt::HeartRate => self.heart_rate(bytes, arrival_unix, out),
+            Gatt::Battery => match hrs::parse_battery(bytes) {
                 Ok(level) => out.battery = Some(level),
                 Err(e) => out.error(e.to_string()),
             },
-            Source::PmdControl => match control::parse_response(bytes) {
+            Gatt::PmdControl => match control::parse_response(bytes) {
                 Ok(r) => {
                     if let (Ok(()), Some(factor)) = (r.check(), r.start_factor()) {
                         for s in self
@@ -269,11 +207,18 @@ impl Assembler {
                             s.factor = factor;
                         }
                     }
-                    out.responses.push((r.measurement, r.check()));
+                    let offered =
+                        (r.op == control::Op::GetSettings && r.status == 0).then(|| r.settings().ok()).flatten();
+                    out.responses.push(ControlAnswer {
+                        op: r.op,
+                        measurement: r.measurement,
+                        result: r.check(),
+                        offered,
+                    });
                 }
                 Err(e) => out.error(e.to_string()),
             },
-            Source::PmdData => {
+            Gatt::PmdData => {
                 if let Err(e) = self.pmd_frame(bytes, arrival_unix, out) {
                     out.error(e.to_string());
                 }
@@ -322,12 +267,29 @@ impl Assembler {
         }
         let rate = stream.spec.rate_hz;
         let sensor_s = frame.timestamp_ns as f64 / 1e9;
+        let name = pmd::Measurement::name_of(frame.measurement);
+        // In a recording the sensor's timestamps are the clock; live, they are mapped onto the
+        // host's, and a step of the sensor's clock (set by another app, reset to its 2019
+        // default) is measured anew rather than taken for hours of lost frames.
+        let (last_time, stepped) = match self.time_base {
+            TimeBase::Sensor => (pmd::EPOCH_UNIX_S + sensor_s, false),
+            TimeBase::Arrival => {
+                let m = stream.clock.map(sensor_s, arrival_unix);
+                (m.time, m.stepped)
+            }
+        };
+        if stepped {
+            out.notes.push(format!(
+                "the sensor's {name} clock stepped by {:+.0} s; its timestamps are followed from here",
+                sensor_s - stream.last_sensor.unwrap_or(sensor_s)
+            ));
+            stream.last_sensor = None;
+            stream.rate_probe = None;
+        }
         if let Some(last) = stream.last_sensor {
             if sensor_s <= last {
                 return Err(PmdError::Format(format!(
-                    "{} frame stamped {:.6} s, not after the previous frame's {last:.6} s",
-                    pmd::Measurement::name_of(frame.measurement),
-                    sensor_s
+                    "{name} frame stamped {sensor_s:.6} s, not after the previous frame's {last:.6} s"
                 )));
             }
             let span = samples as f64 / rate;
@@ -337,12 +299,11 @@ impl Assembler {
         }
         stream.last_sensor = Some(sensor_s);
         check_rate(stream, sensor_s, samples as u64, out);
-        let last_time = match self.time_base {
-            TimeBase::Arrival => stream.clock.map(sensor_s, arrival_unix),
-            TimeBase::Sensor => pmd::EPOCH_UNIX_S + sensor_s,
-        };
-        let first_time = last_time - (samples - 1) as f64 / rate;
-        let scale = stream.factor * unit_scale(stream.spec.kind);
+        // Never before what was handed out: a frame that overlaps the last (a sensor slightly
+        // faster than its configured rate, the clock's correction) follows it instead.
+        let first_time = (last_time - (samples - 1) as f64 / rate).max(stream.next_time.unwrap_or(f64::NEG_INFINITY));
+        stream.next_time = Some(first_time + samples as f64 / rate);
+        let scale = stream.factor * unit_scale(stream.spec.kind, frame.compressed, frame.frame_type);
         let mut push = |channel: usize, values: &mut dyn Iterator<Item = f32>| {
             let start = out.values.len();
             out.values.extend(values);
@@ -358,7 +319,9 @@ impl Assembler {
             }
             StreamKind::Ppg => {
                 // The three green channels see the same pulse: their mean is the PPG.
-                push(first, &mut self.raw.chunks_exact(4).map(|s| (s[0] + s[1] + s[2]) as f32 / 3.0 * scale));
+                // Summed wide: a hostile delta frame may carry any i32.
+                let mean = |s: &[i32]| (i64::from(s[0]) + i64::from(s[1]) + i64::from(s[2])) as f32 / 3.0;
+                push(first, &mut self.raw.chunks_exact(4).map(|s| mean(s) * scale));
                 push(first + 1, &mut self.raw.chunks_exact(4).map(|s| s[3] as f32 * scale));
             }
             StreamKind::Hr | StreamKind::Ppi => unreachable!("event streams are placed above"),
@@ -367,9 +330,13 @@ impl Assembler {
     }
 }
 
-/// From the sensor's raw integers to the channel's unit: ECG µV → mV, ACC mG → g.
-fn unit_scale(kind: StreamKind) -> f32 {
+/// From the sensor's raw integers (times the start response's factor) to the channel's unit:
+/// ECG µV → mV; ACC mG → g, except a delta frame of type 0, whose values times the factor are
+/// already g (the Polar SDK's AccData: 0x80 frames scale by the factor alone, 0x81 and raw
+/// frames are mG).
+fn unit_scale(kind: StreamKind, compressed: bool, frame_type: u8) -> f32 {
     match kind {
+        StreamKind::Acc if compressed && frame_type == 0 => 1.0,
         StreamKind::Ecg | StreamKind::Acc => 1e-3,
         StreamKind::Hr | StreamKind::Ppg | StreamKind::Ppi => 1.0,
     }
@@ -412,7 +379,8 @@ fn place_beats(
 ) {
     let first = out.chunks.len();
     let mut span_s = 0.0;
-    for ms in intervals_ms {
+    // A zero interval (a strap's placeholder) ends no beat.
+    for ms in intervals_ms.filter(|ms| *ms > 0.0) {
         let at = out.values.len();
         out.values.push(ms as f32);
         out.chunks.push(TimedChunk { channel, time: 0.0, start: at, len: 1 });

@@ -47,9 +47,9 @@ pub fn decode(payload: &[u8], channels: usize, resolution: u8, out: &mut Vec<i32
             return Err(PmdError::Format(format!("delta frame ends inside a block header ({} byte left)", rest.len())));
         };
         let (bits, count) = (*bits, usize::from(*count));
-        if bits == 0 || bits > MAX_BITS {
+        if bits > MAX_BITS {
             out.truncate(start);
-            return Err(PmdError::Format(format!("delta block of {bits} bits per value (1–{MAX_BITS})")));
+            return Err(PmdError::Format(format!("delta block of {bits} bits per value (0–{MAX_BITS})")));
         }
         let need = (usize::from(bits) * channels * count).div_ceil(8);
         let Some((block, after)) = packed.split_at_checked(need) else {
@@ -61,9 +61,12 @@ pub fn decode(payload: &[u8], channels: usize, resolution: u8, out: &mut Vec<i32
         };
         let mut reader = BitReader { bytes: block, bit: 0 };
         for _ in 0..count {
-            for value in current.iter_mut().take(channels) {
-                // Wrapping: a hostile frame may add past i32; a real one never does.
-                *value = value.wrapping_add(sign_extend(reader.take(bits), bits));
+            // A 0-bit block repeats the last sample (the SDK reads it so too).
+            if bits > 0 {
+                for value in current.iter_mut().take(channels) {
+                    // Wrapping: a hostile frame may add past i32; a real one never does.
+                    *value = value.wrapping_add(sign_extend(reader.take(bits), bits));
+                }
             }
             out.extend_from_slice(&current[..channels]);
         }
@@ -147,7 +150,10 @@ mod tests {
         let e = decode(&hex("EE 02 1F FE 82 FF 0A 2F 01 02 03"), 3, 16, &mut out).unwrap_err();
         assert!(e.to_string().contains("needs 177 bytes, 3 left"), "{e}");
         assert_eq!(out, [7]);
-        assert!(decode(&hex("EE 02 1F FE 82 FF 00 01"), 3, 16, &mut out).is_err());
+        // A 0-bit block repeats the reference; 33 bits is no width.
+        let mut zero = Vec::new();
+        assert_eq!(decode(&hex("EE 02 1F FE 82 FF 00 02"), 3, 16, &mut zero), Ok(3));
+        assert_eq!(zero, [750, -481, -126, 750, -481, -126, 750, -481, -126]);
         assert!(decode(&hex("EE 02 1F FE 82 FF 21 01 00 00 00 00 00"), 3, 16, &mut out).is_err());
         assert!(decode(&hex("EE 02 1F FE 82 FF 08"), 3, 16, &mut out).is_err());
         assert!(decode(&hex("EE 02"), 3, 16, &mut out).is_err());
