@@ -214,7 +214,8 @@ fn one_device_failing_never_stalls_another() {
         let n = notifications[k % 4];
         if rig.bluez.notify(STRAP, &uuid16(0x2A37), &n) {
             k += 1;
-            // A strap notifies once per beat: wait the interval it carries.
+            // Paced by the interval each carries (a real strap notifies about once a second,
+            // with the beats since the last; these each carry one).
             std::thread::sleep(Duration::from_secs_f64(f64::from(u16::from_le_bytes([n[2], n[3]])) / 1024.0));
         } else {
             std::thread::sleep(Duration::from_millis(20));

@@ -173,7 +173,7 @@ pub fn start_request(m: Measurement, s: &StreamSettings) -> Vec<u8> {
     out
 }
 
-/// `03 <type>`: stop `m`. A PMD stream runs until stopped, even across the central's reconnects.
+/// `03 <type>`: stop `m`. Polar's protocol has the central stop what it started.
 pub fn stop_request(m: Measurement) -> [u8; 2] {
     [Op::Stop as u8, m as u8]
 }
