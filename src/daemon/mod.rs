@@ -88,7 +88,7 @@ pub fn load_fusion(config: &Config, channels: &[Vec<ChannelSpec>]) -> anyhow::Re
                     }
                     // A chest strap alone still gives heart rate, HRV and quality: publish them.
                     tracing::warn!(
-                        "{e}: `{subject}` gets features and quality every window and `unknown` as its prediction (`[fusion] required = true` makes this an error)"
+                        "{e}: `{subject}` gets features and quality every window and `unknown` as its prediction (`[fusion] required = true` makes this an error; for heart sensors alone, `[fusion] model = \"models/stress-hr.toml\"` reads stress from heart rate, a weak model: see README, \"The models\")"
                     );
                     unfed = Some(format!("no configured model can be fed: {e}"));
                     break;

@@ -17,6 +17,11 @@ const MAX_SLEW: f64 = 500e-6;
 /// Frames whose delays the minimum is taken over (at an H10's 0.56 s per ECG frame, ~36 s).
 const WINDOW: usize = 64;
 
+/// The slew while the first window of delays fills: the first frame's own delay (tens to
+/// hundreds of ms) is shed within seconds rather than minutes. Still under half a sample per
+/// frame at 130 Hz (5 ms a second moves a 0.56 s frame by 2.8 ms; samples are 7.7 ms apart).
+const SETTLING_SLEW: f64 = 5e-3;
+
 /// A disagreement between the sensor's clock and the arrivals beyond this is a *step* of the
 /// sensor's clock (another app set it; a battery change reset it to 2019), not delay or drift.
 pub const STEP_S: f64 = 5.0;
@@ -64,7 +69,8 @@ impl SensorClock {
         let offset = match self.offset {
             None => floor,
             Some(offset) => {
-                let budget = MAX_SLEW * (sensor_s - self.last_sensor).max(0.0);
+                let slew = if self.written < WINDOW { SETTLING_SLEW } else { MAX_SLEW };
+                let budget = slew * (sensor_s - self.last_sensor).max(0.0);
                 offset + (floor - offset).clamp(-budget, budget)
             }
         };
