@@ -225,6 +225,15 @@ impl Config {
                 .help(format!("sensor {j} already has this id; ids must be unique")));
             }
             sensor.source.validate().map_err(|e| e.under(key_path!["sensor", i, "source"]))?;
+            if let Some(device) = sensor.source.device() {
+                if let Some(j) = self.sensors[..i].iter().position(|s| s.source.device().as_ref() == Some(&device)) {
+                    return Err(Invalid::new(
+                        key_path!["sensor", i, "source"],
+                        format!("reads the same {device} as sensor {j}"),
+                    )
+                    .help("one sensor per device: list every stream it gives in that one sensor"));
+                }
+            }
         }
         self.fusion.validate().map_err(|e| e.under(key_path!["fusion"]))?;
         if let Some(mqtt) = &self.mqtt {
@@ -398,6 +407,17 @@ channels = [{ column = "ECG", modality = "ecg", unit = "mV" }]
         assert!(e.message.contains("invalid type: string \"fast\""), "{e}");
         let e = parse(&MINIMAL.replace("rate_hz = 100.0", "rate_hz = 100.0\nspeeed = 2")).unwrap_err();
         assert_eq!(e.location.expect("location").line, 13, "{e}");
+    }
+
+    #[test]
+    fn two_sensors_on_one_device_are_refused() {
+        let one = "[[sensor]]\nid = \"a\"\nsubject = \"s\"\n[sensor.source]\nkind = \"ble\"\naddress = \"a0:9e:1a:00:00:01\"\nstreams = [\"ecg\"]\n";
+        let two = one.replace("id = \"a\"", "id = \"b\"").replace("a0:9e", "A0:9E").replace("[\"ecg\"]", "[\"hr\"]");
+        let e = parse(&format!("[hub]\nid = \"h\"\n{one}{two}")).unwrap_err();
+        assert!(
+            e.to_string().contains("sensor[1].source: reads the same BLE device A0:9E:1A:00:00:01 as sensor 0"),
+            "{e}"
+        );
     }
 
     #[test]

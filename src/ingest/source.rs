@@ -121,6 +121,21 @@ impl SourceConfig {
         }
     }
 
+    /// What device the source reads, for spotting two sensors on one device (a port has one
+    /// reader; a BLE device one connection from us): `None` for a recording.
+    pub fn device(&self) -> Option<String> {
+        match self {
+            SourceConfig::Replay(_) => None,
+            #[cfg(feature = "serial")]
+            SourceConfig::Serial(s) => Some(format!("serial port {}", s.path.display())),
+            #[cfg(feature = "ble")]
+            SourceConfig::Ble(b) => Some(match (&b.address, &b.name) {
+                (Some(a), _) => format!("BLE device {}", a.to_ascii_uppercase()),
+                (None, n) => format!("BLE device named `{}…`", n.as_deref().unwrap_or_default()),
+            }),
+        }
+    }
+
     /// Check the source's own fields; paths in the error are relative to `[sensor.source]`.
     pub fn validate(&self) -> Result<(), Invalid> {
         match self {
