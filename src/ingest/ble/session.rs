@@ -79,7 +79,8 @@ impl Supervisor {
         Ok(notifications)
     }
 
-    /// Start measurement `m` with the settings the sensor offers closest to the config's.
+    /// Start measurement `m` with the configured settings, each replaced by the sensor's first
+    /// offer where it does not offer the configured one.
     async fn start(
         &mut self,
         link: &Link,
