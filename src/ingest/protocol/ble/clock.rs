@@ -119,15 +119,17 @@ const BEAT_REANCHOR_S: f64 = 2.0;
 const BEAT_PULL: f64 = 0.1;
 
 impl BeatClock {
-    /// The time of the beat before a run of intervals lasting `span_s` in all that arrived at
-    /// `arrival_unix` (its last beat ending about then).
-    pub fn start_of(&self, span_s: f64, arrival_unix: f64) -> f64 {
+    /// The time of the beat before a run of intervals lasting `span_s` in all, the first of them
+    /// `first_s`, that arrived at `arrival_unix` (its last beat ending about then). The run's
+    /// first beat always comes after the last one placed.
+    pub fn start_of(&self, span_s: f64, first_s: f64, arrival_unix: f64) -> f64 {
         let anchored = arrival_unix - span_s;
         match self.last_beat {
             None => anchored,
-            // At most 10 ms a notification: far less than any interval, so beats keep their order.
+            // At most 10 ms a notification, and never back by half the first interval, so the
+            // first beat stays after the last one.
             Some(last) if (anchored - last).abs() < BEAT_REANCHOR_S => {
-                last + (BEAT_PULL * (anchored - last)).clamp(-0.01, 0.01)
+                last + (BEAT_PULL * (anchored - last)).clamp(-(0.01f64.min(0.5 * first_s)), 0.01)
             }
             Some(last) if anchored > last => anchored,
             // The intervals claim more time than has passed since the last beat (a sensor that
@@ -197,11 +199,14 @@ mod tests {
     #[test]
     fn beats_never_go_back() {
         let mut beats = BeatClock::default();
-        let t = beats.start_of(1.0, 100.0);
+        let t = beats.start_of(1.0, 1.0, 100.0);
         beats.ended_at(t + 1.0);
         // Intervals claiming 20 s before an arrival 1 s later: placed after the last beat.
-        assert_eq!(beats.start_of(20.0, 101.0), 100.0);
+        assert_eq!(beats.start_of(20.0, 1.0, 101.0), 100.0);
         // Ten seconds of silence (lost notifications): re-anchored forward at the arrival.
-        assert!((beats.start_of(1.0, 111.0) - 110.0).abs() < 1e-9);
+        assert!((beats.start_of(1.0, 1.0, 111.0) - 110.0).abs() < 1e-9);
+        // A 1 ms interval arriving early (the fuzzer's find): pulled back by half of it at most.
+        let start = beats.start_of(0.001, 0.001, 100.5);
+        assert!(start + 0.001 > 100.0, "{start}");
     }
 }

@@ -389,7 +389,8 @@ fn place_beats(
     if out.chunks.len() == first {
         return;
     }
-    let mut t = clock.start_of(span_s, arrival_unix);
+    let first_s = f64::from(out.values[out.chunks[first].start]) / 1000.0;
+    let mut t = clock.start_of(span_s, first_s, arrival_unix);
     for chunk in &mut out.chunks[first..] {
         t += f64::from(out.values[chunk.start]) / 1000.0;
         chunk.time = t;
