@@ -17,8 +17,10 @@ use tokio_serial::SerialStream;
 /// Recording time played per step.
 const STEP_S: f64 = 0.01;
 /// How long a write may wait for the reader; past it the bytes are dropped, as a device with no
-/// host listening loses them, instead of piling up for the next reader.
-const WRITE_PATIENCE: Duration = Duration::from_millis(50);
+/// host listening loses them, instead of piling up for the next reader. Long enough that a
+/// reader merely slowed by a loaded machine (two cores shared with a build) loses nothing: at
+/// 50 ms a CI run under load once saw a dropped line.
+const WRITE_PATIENCE: Duration = Duration::from_millis(500);
 
 /// A pseudo-terminal standing in for a device, optionally reachable through a symlink.
 pub struct SimPort {
