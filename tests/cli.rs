@@ -453,7 +453,12 @@ fn eval_alone(manifest: &Path) -> Value {
     );
     let path = dir.path().join("alone.toml");
     std::fs::write(&path, config).unwrap();
-    let out = biofeedd(&[
+    eval_json(&["--config", path.to_str().unwrap()])
+}
+
+/// `biofeedd eval --json` on the committed evaluation set, with `extra` arguments.
+fn eval_json(extra: &[&str]) -> Value {
+    let args = [
         "eval",
         "--input",
         "tests/data/stress-eval",
@@ -461,28 +466,16 @@ fn eval_alone(manifest: &Path) -> Value {
         "tests/data/stress-eval/labels.csv",
         "--exclude-task",
         "hyperventilation",
-        "--config",
-        path.to_str().unwrap(),
         "--json",
-    ]);
+    ];
+    let out = biofeedd(&[&args[..], extra].concat());
     assert!(out.status.success(), "{}", text(&out.stderr));
     serde_json::from_str(text(&out.stdout).trim()).expect("one JSON object")
 }
 
 #[test]
 fn eval_reproduces_the_manifests_metrics_on_the_committed_evaluation_set() {
-    let out = biofeedd(&[
-        "eval",
-        "--input",
-        "tests/data/stress-eval",
-        "--labels",
-        "tests/data/stress-eval/labels.csv",
-        "--exclude-task",
-        "hyperventilation",
-        "--json",
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let report: Value = serde_json::from_str(text(&out.stdout).trim()).expect("one JSON object");
+    let report = eval_json(&[]);
     let models = report["models"].as_object().unwrap();
     let mut checked = 0;
     for entry in std::fs::read_dir(common::repo_path("models")).unwrap() {

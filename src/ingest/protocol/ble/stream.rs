@@ -198,14 +198,10 @@ impl Assembler {
             },
             Gatt::PmdControl => match control::parse_response(bytes) {
                 Ok(r) => {
-                    if let (Ok(()), Some(factor)) = (r.check(), r.start_factor()) {
-                        for s in self
-                            .streams
-                            .iter_mut()
-                            .filter(|s| s.spec.kind.measurement().map(|m| m as u8) == Some(r.measurement))
-                        {
-                            s.factor = factor;
-                        }
+                    if let (Ok(()), Some(factor), Some(s)) =
+                        (r.check(), r.start_factor(), stream_of(&mut self.streams, r.measurement))
+                    {
+                        s.factor = factor;
                     }
                     let offered =
                         (r.op == control::Op::GetSettings && r.status == 0).then(|| r.settings().ok()).flatten();
@@ -241,9 +237,7 @@ impl Assembler {
 
     fn pmd_frame(&mut self, bytes: &[u8], arrival_unix: f64, out: &mut Timed) -> Result<(), PmdError> {
         let frame = pmd::parse_frame(bytes)?;
-        let Some(stream) =
-            self.streams.iter_mut().find(|s| s.spec.kind.measurement().map(|m| m as u8) == Some(frame.measurement))
-        else {
+        let Some(stream) = stream_of(&mut self.streams, frame.measurement) else {
             // A stream another client started, or one we stopped asking for: not ours to decode.
             return Ok(());
         };
@@ -366,6 +360,11 @@ fn check_rate(stream: &mut StreamState, sensor_s: f64, samples: u64, out: &mut T
         ));
     }
     stream.rate_noted = true;
+}
+
+/// The stream of PMD measurement type `measurement` (a frame's first byte), if we run one.
+fn stream_of(streams: &mut [StreamState], measurement: u8) -> Option<&mut StreamState> {
+    streams.iter_mut().find(|s| s.spec.kind.measurement().map(|m| m as u8) == Some(measurement))
 }
 
 /// Place beat intervals (ms, oldest first) that arrived at `arrival_unix` as samples of
