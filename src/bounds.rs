@@ -111,6 +111,12 @@ pub const CACHE_ENTRIES: Bound = Bound::within(1.0, 1_000_000.0, "entries");
 pub const CONNECT_TIMEOUT_S: Bound = Bound::above(0.0, 600.0, "s");
 /// MQTT keep-alive (whole seconds).
 pub const KEEP_ALIVE_S: Bound = Bound::within(1.0, 3600.0, "s");
+/// The MQTT outbox's disk bound (MiB): room for a few messages at least, a disk at most.
+pub const OUTBOX_MB: Bound = Bound::within(0.25, 1_000_000.0, "MiB");
+/// How long live feedback stays worth delivering (0: forever); a week at most.
+pub const FEEDBACK_TTL_S: Bound = Bound::within(0.0, 604_800.0, "s");
+/// Seconds between metrics reports.
+pub const METRICS_INTERVAL_S: Bound = Bound::within(1.0, 3600.0, "s");
 /// A probability threshold such as a cascade stage's exit confidence.
 pub const PROBABILITY: Bound = Bound::above(0.0, 1.0, "");
 /// A softmax temperature.

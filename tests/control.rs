@@ -3,7 +3,6 @@
 
 mod common;
 
-use biofeedd::bridge::MqttConfig;
 use biofeedd::config::Config;
 use biofeedd::control::Control;
 use biofeedd::daemon::{self, RunOptions};
@@ -35,7 +34,7 @@ speed = 10
         excerpt.display()
     );
     let mut config = Config::parse(&text, Path::new("control.toml"), Path::new(".")).expect("test config");
-    config.mqtt = Some(MqttConfig::loopback(port));
+    config.mqtt = Some(common::loopback_mqtt(port));
     config
 }
 

@@ -3,7 +3,6 @@
 
 mod common;
 
-use biofeedd::bridge::MqttConfig;
 use biofeedd::config::Config;
 use biofeedd::daemon::{self, RunOptions};
 use biofeedd::ingest::replay::Speed;
@@ -17,7 +16,7 @@ fn demo_config(port: u16, hub: &str) -> Config {
     let text = std::fs::read_to_string(common::repo_path("config/demo.toml")).unwrap();
     let mut config = Config::parse(&text, Path::new("demo.toml"), &common::repo_path("config")).expect("demo config");
     config.hub.id = hub.into();
-    config.mqtt = Some(MqttConfig::loopback(port));
+    config.mqtt = Some(common::loopback_mqtt(port));
     let SourceConfig::Replay(replay) = &mut config.sensors[0].source else { panic!("the demo replays a recording") };
     replay.speed = Speed::Max;
     config
@@ -41,30 +40,41 @@ async fn replay_to_broker_delivers_every_window_in_order() {
 
     let mut feedback = Vec::new();
     let mut status_states = Vec::new();
+    let mut sensor_states = Vec::new();
+    let mut reports = 0;
     while status_states.last().map(String::as_str) != Some("offline") {
         let (topic, payload) = tokio::time::timeout(Duration::from_secs(10), messages.recv())
             .await
             .expect("messages keep coming until offline status")
             .expect("subscriber alive");
-        if topic == format!("biofeedd/v1/{hub}/status") {
-            assert_eq!(payload["schema"], "biofeedd.status.v1");
+        let root = format!("biofeedd/v1/{hub}");
+        if topic == format!("{root}/status") {
+            common::assert_schema(&payload, "status.v1.json");
             status_states.push(payload["state"].as_str().unwrap().to_string());
             let channels = &payload["sensors"][0]["channels"];
             assert_eq!(channels.as_array().unwrap().len(), 3, "{payload}");
             assert_eq!(channels[0]["type"], "ecg");
             assert_eq!(channels[0]["nominal_srate"], 100.0);
+        } else if topic == format!("{root}/sensor/demo-replay/state") {
+            common::assert_schema(&payload, "sensor_state.v1.json");
+            sensor_states.push(payload["state"].as_str().unwrap().to_string());
+        } else if topic == format!("{root}/metrics") {
+            common::assert_schema(&payload, "metrics.v1.json");
+            reports += 1;
         } else {
-            assert_eq!(topic, format!("biofeedd/v1/{hub}/s01/feedback"));
+            assert_eq!(topic, format!("{root}/s01/feedback"));
+            common::assert_schema(&payload, "feedback.v1.json");
             feedback.push(payload);
         }
     }
     assert_eq!(status_states, ["online", "offline"]);
     assert_eq!(feedback.len(), 19, "one message per hop");
+    assert_eq!(sensor_states.last().map(String::as_str), Some("ended"), "{sensor_states:?}");
+    let _ = reports; // a flat-out replay ends before the first 10 s report; tests/mqtt_delivery.rs checks them
+    let runs: std::collections::BTreeSet<&str> = feedback.iter().map(|f| f["run"].as_str().unwrap()).collect();
+    assert_eq!(runs.len(), 1, "one run id for the whole run");
 
-    let schema: Value =
-        serde_json::from_str(&std::fs::read_to_string(common::repo_path("schemas/feedback.v1.json")).unwrap()).unwrap();
     for (i, f) in feedback.iter().enumerate() {
-        assert_matches_schema(f, &schema);
         assert_eq!(f["seq"], i as u64, "in order, no gaps");
         assert_eq!(f["subject"], "s01");
         let (start, end) = (f["window_start"].as_f64().unwrap(), f["window_end"].as_f64().unwrap());
@@ -90,37 +100,5 @@ async fn replay_to_broker_delivers_every_window_in_order() {
         }
         let hr = f["features"]["hr_mean_bpm"].as_f64().expect("heart rate from the ECG");
         assert!((40.0..120.0).contains(&hr), "{hr}");
-    }
-}
-
-/// Check the keys of a payload against a JSON Schema's `required` and `properties` (with
-/// `additionalProperties: false`) and the primitive `type` of each property. Enough to catch a
-/// payload and its documented schema drifting apart.
-fn assert_matches_schema(payload: &Value, schema: &Value) {
-    let obj = payload.as_object().expect("object payload");
-    let props = schema["properties"].as_object().unwrap();
-    for key in schema["required"].as_array().unwrap() {
-        assert!(obj.contains_key(key.as_str().unwrap()), "payload lacks required `{key}`: {payload}");
-    }
-    for (key, value) in obj {
-        let prop = props.get(key).unwrap_or_else(|| panic!("payload key `{key}` is not in the schema"));
-        let types: Vec<&str> = match &prop["type"] {
-            Value::String(t) => vec![t.as_str()],
-            Value::Array(ts) => ts.iter().map(|t| t.as_str().unwrap()).collect(),
-            _ => continue,
-        };
-        let actual = match value {
-            Value::Null => "null",
-            Value::Bool(_) => "boolean",
-            Value::Number(n) if n.is_u64() || n.is_i64() => "integer",
-            Value::Number(_) => "number",
-            Value::String(_) => "string",
-            Value::Array(_) => "array",
-            Value::Object(_) => "object",
-        };
-        assert!(
-            types.contains(&actual) || (actual == "integer" && types.contains(&"number")),
-            "`{key}` is {actual}, the schema says {types:?}"
-        );
     }
 }

@@ -7,7 +7,6 @@
 
 mod common;
 
-use biofeedd::bridge::MqttConfig;
 use biofeedd::config::Config;
 use biofeedd::daemon::{self, RunOptions};
 use biofeedd::ingest::protocol::ProtocolConfig;
@@ -87,7 +86,7 @@ fn daemon_config(port: u16, hub: &str, link: &Path, protocol: ProtocolConfig) ->
         subject: "s01".into(),
         source: SourceConfig::Serial(source),
     });
-    config.mqtt = Some(MqttConfig::loopback(port));
+    config.mqtt = Some(common::loopback_mqtt(port));
     config
 }
 

@@ -1,18 +1,23 @@
-//! The way out to MQTT: the v1 topic tree, payloads, the connection and delivery tracking.
+//! The way out to MQTT: the v1 topic tree, payloads, the durable outbox and the connection.
 //!
-//! [`mqtt`] connects rumqttc v5 (`tcp_nodelay`, keep-alive, retained `offline` LWT) and polls its
-//! event loop in its own task; [`publisher`] publishes with QoS 1 and pairs each PUBACK with the
-//! message it acknowledges by packet id; [`payload`] defines the JSON payloads (schemas in
-//! `schemas/`). The durable outbox will sit between the output task and the publisher; TLS, the
-//! metrics and sensor-state topics and offload join here in their issues.
+//! Data flows one way: the output task hands each message to the [`Publisher`], which appends it
+//! to the [`outbox`] (on disk before anything is sent) and feeds rumqttc from there ([`link`]:
+//! the client and its event-loop task; [`pairing`]: PUBACKs matched to messages by packet id).
+//! [`config`] and [`tls`] hold `[mqtt]`: URL, credentials, rustls, the outbox's bounds.
+//! [`payload`] defines the JSON payloads (schemas in `schemas/`).
 //!
 //! Architecture invariant: the topic tree is built only by [`Topics`].
 
-pub mod mqtt;
+pub mod config;
+pub mod link;
+pub mod outbox;
+pub mod pairing;
 pub mod payload;
 pub mod publisher;
+pub mod reports;
+pub mod tls;
 
-pub use mqtt::MqttConfig;
+pub use config::MqttConfig;
 pub use payload::{Feedback, Status};
 pub use publisher::Publisher;
 
@@ -26,10 +31,19 @@ impl Topics {
     pub fn new(hub: &str) -> Self {
         Topics { root: format!("biofeedd/v1/{hub}") }
     }
+    /// Retained hub status; the last will says `offline`.
     pub fn status(&self) -> String {
         format!("{}/status", self.root)
     }
     pub fn feedback(&self, subject: &str) -> String {
         format!("{}/{subject}/feedback", self.root)
+    }
+    /// Retained state of one sensor (its source's health).
+    pub fn sensor_state(&self, sensor: &str) -> String {
+        format!("{}/sensor/{sensor}/state", self.root)
+    }
+    /// Periodic pipeline metrics of the hub.
+    pub fn metrics(&self) -> String {
+        format!("{}/metrics", self.root)
     }
 }

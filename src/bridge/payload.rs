@@ -13,9 +13,12 @@ pub const STATUS_SCHEMA: &str = "biofeedd.status.v1";
 #[derive(Debug, Clone, Serialize)]
 pub struct Feedback {
     pub schema: &'static str,
-    /// Per-subject window sequence number, from 0; consecutive messages differ by one.
+    /// Per-subject window sequence number, from 0 in each run; consecutive messages differ by
+    /// one. `(run, subject, seq)` names a message uniquely: a QoS 1 duplicate repeats it.
     pub seq: u64,
     pub hub: String,
+    /// Id of the daemon run that produced this message (new at every start).
+    pub run: String,
     pub subject: String,
     /// Window bounds on the recording clock, unix seconds (`[window_start, window_end)`).
     pub window_start: f64,
@@ -42,6 +45,7 @@ impl Feedback {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         hub: &str,
+        run: &str,
         subject: &str,
         seq: u64,
         window_start: f64,
@@ -54,6 +58,7 @@ impl Feedback {
             schema: FEEDBACK_SCHEMA,
             seq,
             hub: hub.to_string(),
+            run: run.to_string(),
             subject: subject.to_string(),
             window_start,
             window_end,
@@ -117,12 +122,22 @@ fn clock_time(unix: f64) -> String {
     format!("{h:02}:{m:02}:{s:04.1}")
 }
 
+/// A new id for a daemon run: 64 random bits (std's per-process hash keys) in hex.
+pub fn new_run_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.write_u32(std::process::id());
+    format!("{:016x}", h.finish())
+}
+
 /// `biofeedd/v1/{hub}/status`, retained; the LWT carries the same shape with `state: offline`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
     pub schema: &'static str,
     pub state: &'static str,
     pub hub: String,
+    pub run: String,
     pub version: &'static str,
     /// Unix seconds.
     pub started_at: f64,

@@ -1,58 +1,95 @@
-//! QoS 1 publishing with delivery tracking: each publish carries a tag, and the tag comes back
-//! when the broker's PUBACK for that publish arrives.
+//! QoS 1 publishing through the durable outbox.
 //!
-//! Pairing is by packet id. rumqttc chooses the id when its event loop takes a request and reports
-//! it as `Outgoing::Publish(id)`; its requests are taken strictly in the order they were made, so
-//! the n-th *new* id reported belongs to the n-th publish requested — that is the one place order
-//! is used, to learn the id. From then on every step goes by id: a PUBACK releases exactly the
-//! message that went out under its id, a resend after a reconnect (same id, already in flight)
-//! binds nothing new, and a reconnect without a session present (the broker and rumqttc have
-//! forgotten the unacknowledged publishes, which will never be acknowledged) counts them as lost
-//! instead of waiting for them forever. The durable outbox sits in front of this in its issue.
+//! Every message is appended to the [`Outbox`] first; the publisher then hands the oldest unsent
+//! ones to rumqttc, never more than [`WINDOW`] unacknowledged at once and never with an await on
+//! rumqttc's queue (`try_publish`), so a broker that stops answering can fill the disk bound but
+//! never stall the daemon. A PUBACK (paired by packet id, see [`super::pairing`]) retires its
+//! message from the outbox; a reconnect without the session rewinds the outbox so everything not
+//! acknowledged is offered again; every CONNACK republishes the retained `online` status ahead of
+//! the backlog (the broker published our `offline` will while we were gone).
 
-use super::mqtt::{LinkEvent, MqttLink};
+use super::link::{LinkEvent, MqttLink};
+use super::outbox::record::Class;
+use super::outbox::{Outbox, OutboxError, OutboxStats};
+use super::pairing::{Deliveries, Outcome};
+use rumqttc::v5::mqttbytes::v5::PublishProperties;
 use rumqttc::v5::mqttbytes::QoS;
-use std::collections::{HashMap, VecDeque};
-use std::time::Duration;
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// How long a publish may wait for room in rumqttc's request queue.
-const PUBLISH_PATIENCE: Duration = Duration::from_secs(1);
+/// Publishes handed to rumqttc and not yet acknowledged, at most. Far below rumqttc's request
+/// queue, so a request always finds room; at loopback round trips it is no limit on throughput.
+pub const WINDOW: usize = 64;
+/// How long shutdown waits for the broker to take the `offline` status.
+const STATUS_PATIENCE: Duration = Duration::from_millis(500);
 
-/// Publishes and their delivery state on one MQTT link.
-pub struct Publisher<T> {
-    link: MqttLink,
-    deliveries: Deliveries<T>,
+/// Unix time in ms, the outbox's clock (expiry survives restarts only on the wall clock).
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-/// A publish could not be handed to the client (it has shut down, or its queue stayed full).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("MQTT publish not accepted: {0}")]
-pub struct PublishError(String);
+/// The retained hub status: what to publish on every CONNACK and at a clean shutdown.
+#[derive(Debug, Clone)]
+pub struct StatusMessages {
+    pub topic: String,
+    pub online: String,
+    pub offline: String,
+}
+
+/// What the publisher left behind when it closed.
+#[derive(Debug, Clone)]
+pub struct Closed {
+    /// Messages still in the outbox (sent by the next run).
+    pub left: usize,
+    /// Whether the broker was reached at all during the run.
+    pub ever_connected: bool,
+    pub stats: OutboxStats,
+    pub refused: u64,
+}
+
+/// The outbox, the link and the pairing between them.
+pub struct Publisher<T> {
+    link: MqttLink,
+    outbox: Outbox,
+    pairing: Deliveries<u64>,
+    /// Caller's tags (delivery timing) by outbox id, returned on PUBACK.
+    tags: HashMap<u64, T>,
+    status: StatusMessages,
+    connected: bool,
+    ever_connected: bool,
+    refused: u64,
+}
 
 impl<T> Publisher<T> {
-    pub fn new(link: MqttLink) -> Self {
-        Publisher { link, deliveries: Deliveries::default() }
+    pub fn new(link: MqttLink, outbox: Outbox, status: StatusMessages) -> Self {
+        Publisher {
+            link,
+            outbox,
+            pairing: Deliveries::default(),
+            tags: HashMap::new(),
+            status,
+            connected: false,
+            ever_connected: false,
+            refused: 0,
+        }
     }
 
-    /// Publish with QoS 1; `tag` (if any) is returned by [`Publisher::next_event`] once the
-    /// broker acknowledges this message.
-    pub async fn publish(
+    /// Accept a message: on its way to disk when this returns, sent as soon as the link allows.
+    /// `tag` comes back from [`Publisher::next_event`] when the broker acknowledges it.
+    pub fn submit(
         &mut self,
-        topic: String,
-        payload: String,
+        topic: &str,
+        payload: &[u8],
+        class: Class,
         retain: bool,
+        ttl: Option<Duration>,
         tag: Option<T>,
-    ) -> Result<(), PublishError> {
-        // While the broker is unreachable rumqttc takes no requests; once its queue is full a
-        // publish would wait forever, and shutdown with it.
-        let request = self.link.client.publish(topic, QoS::AtLeastOnce, retain, payload);
-        match tokio::time::timeout(PUBLISH_PATIENCE, request).await {
-            Ok(result) => result.map_err(|e| PublishError(e.to_string()))?,
-            Err(_) => {
-                return Err(PublishError("its request queue stayed full: the broker is not taking messages".into()))
-            }
+    ) -> Result<(), OutboxError> {
+        let id = self.outbox.append(class, retain, topic, payload, ttl, now_ms())?;
+        if let Some(tag) = tag {
+            self.tags.insert(id, tag);
         }
-        self.deliveries.requested.push_back(tag);
+        self.pump();
         Ok(())
     }
 
@@ -61,135 +98,163 @@ impl<T> Publisher<T> {
     /// the link has ended. Cancel-safe: the only await is the event channel's receive.
     pub async fn next_event(&mut self) -> Option<Option<T>> {
         let event = self.link.events.recv().await?;
-        Some(self.deliveries.apply(event))
+        Some(self.apply(event))
     }
 
-    /// Publishes requested or in flight and not yet acknowledged.
-    pub fn outstanding(&self) -> usize {
-        self.deliveries.requested.len() + self.deliveries.in_flight.len()
-    }
-
-    /// Publishes dropped unacknowledged when a session could not be resumed.
-    pub fn lost(&self) -> u64 {
-        self.deliveries.lost
-    }
-
-    /// Wait up to `patience` for every outstanding acknowledgement, handing each acknowledged
-    /// tag to `on_ack`, then disconnect. Returns how many were still unacknowledged.
-    pub async fn close(mut self, patience: Duration, mut on_ack: impl FnMut(T)) -> usize {
-        let deadline = tokio::time::Instant::now() + patience;
-        while self.outstanding() > 0 {
-            match tokio::time::timeout_at(deadline, self.next_event()).await {
-                Ok(Some(Some(tag))) => on_ack(tag),
-                Ok(Some(None)) => {}
-                Ok(None) | Err(_) => break,
-            }
-        }
-        let unacknowledged = self.outstanding();
-        self.link.close().await;
-        unacknowledged
-    }
-}
-
-/// Delivery state by packet id; pure, so its rules are tested without a broker.
-#[derive(Debug)]
-struct Deliveries<T> {
-    /// Requested publishes still waiting for rumqttc to give them an id, in request order.
-    requested: VecDeque<Option<T>>,
-    /// Publishes sent under an id and not yet acknowledged.
-    in_flight: HashMap<u16, Option<T>>,
-    /// Requested publishes rumqttc held unsent when the connection last failed (the oldest ones).
-    unsent: usize,
-    lost: u64,
-}
-
-impl<T> Default for Deliveries<T> {
-    fn default() -> Self {
-        Deliveries { requested: VecDeque::new(), in_flight: HashMap::new(), unsent: 0, lost: 0 }
-    }
-}
-
-impl<T> Deliveries<T> {
-    /// Apply one link event; returns the tag of the message it acknowledged, if any.
     fn apply(&mut self, event: LinkEvent) -> Option<T> {
+        let acked = match self.pairing.apply(&event) {
+            Outcome::Acked(id) => {
+                self.outbox.acknowledged(id);
+                self.tags.remove(&id)
+            }
+            Outcome::Refused(id, why) => {
+                // Retrying a refusal (an ACL, a quota) would be refused again: drop it, loudly.
+                if self.refused == 0 {
+                    tracing::error!("the MQTT broker refused a publish ({why}): check this client's ACL; refused messages are dropped and counted");
+                }
+                self.refused += 1;
+                self.outbox.refused(id);
+                self.tags.remove(&id);
+                None
+            }
+            Outcome::Nothing => None,
+        };
         match event {
-            LinkEvent::Sent(pkid) if !self.in_flight.contains_key(&pkid) => {
-                if let Some(tag) = self.requested.pop_front() {
-                    self.in_flight.insert(pkid, tag);
+            LinkEvent::Connected { session_present } => {
+                self.connected = true;
+                self.ever_connected = true;
+                if !session_present {
+                    self.outbox.rewind();
                 }
-                None
+                self.publish_status(true);
             }
-            LinkEvent::Acked(pkid) => self.in_flight.remove(&pkid).flatten(),
-            LinkEvent::Error { unsent, .. } => {
-                self.unsent = unsent.min(self.requested.len());
-                None
-            }
-            LinkEvent::Connected { session_present: false } => {
-                // Without a session the broker and rumqttc forget what was in flight, and rumqttc
-                // drops what it had not sent yet: none of it will ever be acknowledged.
-                let dropped = self.in_flight.len() + self.unsent;
-                if dropped > 0 {
-                    tracing::warn!(
-                        "MQTT session not resumed: {dropped} unacknowledged publishes were dropped by the client"
-                    );
-                }
-                self.lost += dropped as u64;
-                self.in_flight.clear();
-                self.requested.drain(..self.unsent);
-                self.unsent = 0;
-                None
-            }
-            LinkEvent::Sent(_) | LinkEvent::Connected { .. } => None,
+            LinkEvent::Error { .. } => self.connected = false,
+            LinkEvent::Sent(_) | LinkEvent::Acked { .. } => {}
+        }
+        self.pump();
+        acked
+    }
+
+    /// Publish the retained status directly (not through the outbox: it is regenerated at every
+    /// CONNACK and at shutdown, and must go ahead of any backlog).
+    fn publish_status(&mut self, online: bool) {
+        let payload = if online { &self.status.online } else { &self.status.offline };
+        let request = self.link.client.try_publish(&self.status.topic, QoS::AtLeastOnce, true, payload.clone());
+        if request.is_ok() {
+            self.pairing.requested(None);
         }
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn deliveries(requested: &[u32]) -> Deliveries<u32> {
-        Deliveries { requested: requested.iter().map(|&t| Some(t)).collect(), ..Deliveries::default() }
-    }
-
-    #[test]
-    fn acks_release_the_message_sent_under_their_id_in_any_order() {
-        let mut d = deliveries(&[10, 11, 12]);
-        for pkid in [7, 8, 9] {
-            assert_eq!(d.apply(LinkEvent::Sent(pkid)), None);
+    /// Hand the oldest unsent messages to rumqttc while the link is up and the window has room.
+    fn pump(&mut self) {
+        while self.connected && self.pairing.outstanding() < WINDOW {
+            let now = now_ms();
+            let message = match self.outbox.next_to_send(now) {
+                Ok(Some(m)) => m,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    break;
+                }
+            };
+            let properties = PublishProperties {
+                // MQTT 5 message expiry: a broker holding it for an offline subscriber drops it
+                // when it goes stale, as the outbox would have.
+                message_expiry_interval: message.expires_ms.map(|e| e.saturating_sub(now).div_ceil(1000) as u32),
+                ..PublishProperties::default()
+            };
+            let id = message.id;
+            let request = self.link.client.try_publish_with_properties(
+                message.topic,
+                QoS::AtLeastOnce,
+                message.retain,
+                message.payload,
+                properties,
+            );
+            match request {
+                Ok(()) => self.pairing.requested(Some(id)),
+                Err(_) => {
+                    // The client's queue is closed or full: offer the message again later.
+                    self.outbox.unsend(id);
+                    break;
+                }
+            }
         }
-        assert_eq!(d.apply(LinkEvent::Acked(9)), Some(12));
-        assert_eq!(d.apply(LinkEvent::Acked(7)), Some(10));
-        assert_eq!(d.apply(LinkEvent::Acked(7)), None, "a duplicate ack releases nothing");
-        assert_eq!(d.apply(LinkEvent::Acked(8)), Some(11));
-        assert!(d.in_flight.is_empty() && d.requested.is_empty());
     }
 
-    #[test]
-    fn a_resend_binds_nothing_new_and_a_lost_session_counts_what_it_dropped() {
-        let mut d = deliveries(&[1, 2, 3]);
-        d.apply(LinkEvent::Sent(1));
-        d.apply(LinkEvent::Sent(2));
-        d.apply(LinkEvent::Error { message: "broken pipe".into(), unsent: 0 });
-        d.apply(LinkEvent::Connected { session_present: true });
-        d.apply(LinkEvent::Sent(1));
-        assert_eq!(d.requested.len(), 1, "the resend of id 1 did not take message 3");
-        assert_eq!(d.apply(LinkEvent::Acked(1)), Some(1));
-        d.apply(LinkEvent::Connected { session_present: false });
-        assert_eq!((d.lost, d.in_flight.len()), (1, 0), "message 2 will never be acknowledged");
-        d.apply(LinkEvent::Sent(1));
-        assert_eq!(d.apply(LinkEvent::Acked(1)), Some(3));
+    /// Periodic work ([`super::outbox::SYNC_INTERVAL`]): force the outbox to disk, retire expired
+    /// messages, and send what the window allows.
+    pub fn tick(&mut self) -> Result<(), OutboxError> {
+        self.outbox.expire(now_ms());
+        self.outbox.sync()?;
+        if self.tags.len() > self.outbox.depth() {
+            let outbox = &self.outbox;
+            self.tags.retain(|id, _| outbox.is_pending(*id));
+        }
+        self.pump();
+        Ok(())
     }
 
-    #[test]
-    fn publishes_never_sent_before_a_sessionless_reconnect_are_lost_not_misattributed() {
-        let mut d = deliveries(&[1, 2, 3, 4]);
-        d.apply(LinkEvent::Sent(7));
-        // Messages 2 and 3 were queued in rumqttc, unsent, when the link broke; 4 came after.
-        d.apply(LinkEvent::Error { message: "reset".into(), unsent: 2 });
-        d.apply(LinkEvent::Connected { session_present: false });
-        assert_eq!(d.lost, 3, "1 in flight and 2 unsent");
-        d.apply(LinkEvent::Sent(1));
-        assert_eq!(d.apply(LinkEvent::Acked(1)), Some(4), "the next id belongs to message 4");
+    /// Messages waiting in the outbox, and the age of the oldest.
+    pub fn backlog(&self) -> (usize, Option<Duration>) {
+        (self.outbox.depth(), self.outbox.oldest_age(now_ms()))
+    }
+
+    pub fn disk_bytes(&self) -> u64 {
+        self.outbox.disk_bytes()
+    }
+
+    /// Messages the broker refused (answered with a failure reason).
+    pub fn refused(&self) -> u64 {
+        self.refused
+    }
+
+    pub fn stats(&self) -> &OutboxStats {
+        self.outbox.stats()
+    }
+
+    /// Publishes the client dropped with a session the broker did not resume (resent from the
+    /// outbox).
+    pub fn resent_after_session_loss(&self) -> u64 {
+        self.pairing.forgotten()
+    }
+
+    /// Shut down: while the broker is connected, give it up to `patience` to take the backlog,
+    /// then publish `offline`, disconnect and force the outbox to disk. While it is not, nothing
+    /// is waited for: everything is already in the outbox for the next run.
+    pub async fn close(mut self, patience: Duration, mut on_ack: impl FnMut(T)) -> Result<Closed, OutboxError> {
+        let deadline = tokio::time::Instant::now() + patience;
+        // The backlog first, then `offline` last (a clean DISCONNECT suppresses the will, so the
+        // retained status would otherwise stay `online`), each bounded.
+        while self.connected && self.outbox.depth() > 0 && self.wait_event(deadline, &mut on_ack).await {}
+        if self.connected {
+            self.publish_status(false);
+            let deadline = deadline.max(tokio::time::Instant::now() + STATUS_PATIENCE);
+            while self.connected && self.pairing.outstanding() > 0 && self.wait_event(deadline, &mut on_ack).await {}
+        }
+        self.link.close().await;
+        self.outbox.sync()?;
+        Ok(Closed {
+            left: self.outbox.depth(),
+            ever_connected: self.ever_connected,
+            stats: self.outbox.stats().clone(),
+            refused: self.refused,
+        })
+    }
+
+    /// Apply the next event before `deadline`; false when the deadline passed or the link ended.
+    async fn wait_event(&mut self, deadline: tokio::time::Instant, on_ack: &mut impl FnMut(T)) -> bool {
+        match tokio::time::timeout_at(deadline, self.next_event()).await {
+            Ok(Some(Some(tag))) => {
+                on_ack(tag);
+                true
+            }
+            Ok(Some(None)) => true,
+            Ok(None) | Err(_) => false,
+        }
+    }
+
+    pub fn outbox_dir(&self) -> &std::path::Path {
+        self.outbox.dir()
     }
 }

@@ -51,10 +51,17 @@ pub fn execute(config: Config, options: RunOptions) -> anyhow::Result<()> {
         eprint!("{summary}");
     }
     // What was read before a source failed was delivered; the run still did not do its job.
-    match summary.failed_sources.len() {
-        0 => Ok(()),
-        n => anyhow::bail!("{n} source(s) failed; see `failed:` above"),
+    if !summary.failed_sources.is_empty() {
+        anyhow::bail!("{} source(s) failed; see `failed:` above", summary.failed_sources.len());
     }
+    if let Some(d) = summary.delivery.as_ref().filter(|d| d.broker_required && !d.broker_reached) {
+        anyhow::bail!(
+            "the MQTT broker ([mqtt] url) was never reached; {} messages wait in the outbox at {}",
+            d.waiting,
+            d.outbox_dir.display()
+        );
+    }
+    Ok(())
 }
 
 /// The default pipeline over one recording: a one-sensor config, or `base`'s settings with it.

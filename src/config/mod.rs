@@ -237,7 +237,7 @@ impl Config {
         }
         self.fusion.validate().map_err(|e| e.under(key_path!["fusion"]))?;
         if let Some(mqtt) = &self.mqtt {
-            mqtt.validate().map_err(|e| e.under(key_path!["mqtt"]))?;
+            mqtt.validate(&self.base_dir).map_err(|e| e.under(key_path!["mqtt"]))?;
         }
         Ok(())
     }

@@ -4,21 +4,23 @@
 //! Shutdown (mini-redis style, each step owned by one task): a signal, `--duration` or the end of
 //! every recording → sources stop and drop their ring producers → the pipeline drains the rings,
 //! emits the last complete windows and returns → the record channel closes → the output task
-//! flushes stdout, publishes the retained `offline` status, waits for PUBACKs and disconnects →
-//! the summary is printed and the process exits 0.
+//! flushes stdout; with a broker connected it gives it a few seconds to take the outbox's
+//! backlog, publishes the retained `offline` status and disconnects (without one it waits for
+//! nothing: every message is already in the outbox) → the summary is printed and the process
+//! exits 0 (1 when a source failed, or a required broker was never reached).
 
+mod mqtt;
 pub mod output;
 pub mod pipeline;
 mod stop;
 
-use crate::bridge::payload::{ChannelStatus, SensorStatus, Status, STATUS_SCHEMA};
-use crate::bridge::{mqtt, Publisher, Topics};
+use crate::bridge::payload::{new_run_id, ChannelStatus, SensorStatus, Status, STATUS_SCHEMA};
 use crate::config::Config;
 use crate::control::{self, ControlHandle};
 use crate::fusion::raw::RawSpec;
 use crate::fusion::Fusion;
 use crate::ingest::{Health, HealthSnapshot, SourceContext, SourceReport};
-use crate::metrics::{Metrics, SharedMetrics, Summary};
+use crate::metrics::{DeliverySummary, Metrics, SharedMetrics, Summary};
 use crate::ring::{self, RingStats, Waker};
 use crate::signal::{ChannelSpec, Modality};
 use crate::sink::queue::{self, Overflow};
@@ -140,7 +142,7 @@ pub struct Daemon {
     stop: StopSignals,
     stop_request: watch::Sender<bool>,
     pipeline: std::thread::JoinHandle<Vec<WindowerStats>>,
-    output: JoinHandle<anyhow::Result<()>>,
+    output: JoinHandle<anyhow::Result<Option<DeliverySummary>>>,
     rings: Vec<Arc<RingStats>>,
     metrics: SharedMetrics,
 }
@@ -206,11 +208,12 @@ pub async fn start(config: Config, options: RunOptions) -> anyhow::Result<Daemon
         .collect();
 
     // Output side first, so the first window has somewhere to go.
-    let topics = Topics::new(&config.hub.id);
+    let run = new_run_id();
     let status = Status {
         schema: STATUS_SCHEMA,
         state: "online",
         hub: config.hub.id.clone(),
+        run: run.clone(),
         version: env!("CARGO_PKG_VERSION"),
         started_at: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
         sensors: config
@@ -226,13 +229,7 @@ pub async fn start(config: Config, options: RunOptions) -> anyhow::Result<Daemon
             .collect(),
     };
     let mqtt = match (&config.mqtt, options.features_only) {
-        (Some(m), false) => {
-            let will = Status { state: "offline", ..status.clone() }.to_json();
-            mqtt::connect(m, &format!("biofeedd-{}", config.hub.id), &topics.status(), will)
-                .await
-                .map_err(|e| anyhow::anyhow!("[mqtt] {e}"))?
-                .map(|link| (Publisher::new(link), topics, status))
-        }
+        (Some(m), false) => mqtt::start(m, &config, &run, &status, &health).await?,
         _ => None,
     };
     let tensors = options.raw_dump.as_ref().map(|(_, path)| TensorFile::create(path.clone())).transpose()?;
@@ -244,7 +241,7 @@ pub async fn start(config: Config, options: RunOptions) -> anyhow::Result<Daemon
     let output = tokio::spawn(output::run(record_rx, sinks, metrics.clone()));
 
     let raw = options.raw_dump.as_ref().map(|(spec, _)| spec.clone());
-    let pipeline = Pipeline { hub: config.hub.id.clone(), bindings, subjects: windowers, fusion, raw };
+    let pipeline = Pipeline { hub: config.hub.id.clone(), run, bindings, subjects: windowers, fusion, raw };
     let (control, control_rx) = control::channel(waker.clone());
     let pipeline_metrics = metrics.clone();
     let pipeline = std::thread::Builder::new()
@@ -305,7 +302,7 @@ impl Daemon {
             .await
             .context("pipeline thread join")?
             .map_err(|_| anyhow::anyhow!("the pipeline thread panicked"))?;
-        self.output.await.context("output task")??;
+        let delivery = self.output.await.context("output task")??;
 
         let mut m = self.metrics.lock().expect("metrics lock");
         if m.counters.windows == 0 {
@@ -322,6 +319,7 @@ impl Daemon {
             m.counters.empty_windows_skipped += s.empty_windows_skipped;
         }
         let mut summary = m.summary();
+        summary.delivery = delivery;
         summary.failed_sources = reports
             .iter()
             .filter_map(|(sensor, r)| r.failure.as_ref().map(|why| format!("sensor `{sensor}`: {why}")))

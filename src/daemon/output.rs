@@ -1,13 +1,20 @@
 //! The output task: takes records off the pipeline's queue and gives each to the sinks and the
-//! MQTT publisher; measures delivery; says goodbye on MQTT when the queue closes.
+//! MQTT publisher; reports sensor state and metrics on MQTT; measures delivery; says goodbye on
+//! MQTT when the queue closes.
 
-use crate::bridge::{Publisher, Status, Topics};
-use crate::metrics::{SharedMetrics, Stage};
+use crate::bridge::outbox::record::Class;
+use crate::bridge::outbox::SYNC_INTERVAL;
+use crate::bridge::publisher::now_ms;
+use crate::bridge::reports::{MetricsReport, OutboxReport, SensorState, STATE_REFRESH};
+use crate::bridge::{Publisher, Topics};
+use crate::ingest::Health;
+use crate::metrics::{DeliverySummary, SharedMetrics, Stage};
 use crate::sink::stdout::Stdout;
 use crate::sink::tensor::TensorFile;
 use crate::sink::Record;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+use tokio::time::MissedTickBehavior;
 
 /// When a feedback message entered the pipeline and left it: delivery latencies start here.
 #[derive(Debug, Clone, Copy)]
@@ -16,22 +23,55 @@ pub struct Delivery {
     handed: Instant,
 }
 
-/// How long shutdown waits for the broker's outstanding acknowledgements.
+/// How long shutdown gives a connected broker to take the outbox's backlog.
 const ACK_PATIENCE: Duration = Duration::from_secs(3);
+/// How often sensor health is looked at for news (the state topic's rate limit).
+const STATE_CHECK: Duration = Duration::from_secs(1);
+
+/// A sensor whose state is reported.
+pub struct ReportedSensor {
+    pub id: String,
+    pub subject: String,
+    pub kind: &'static str,
+    pub health: Health,
+}
+
+/// Everything MQTT: the publisher (with its outbox) and what to say on which topic.
+pub struct Mqtt {
+    pub publisher: Publisher<Delivery>,
+    pub topics: Topics,
+    pub hub: String,
+    pub run: String,
+    pub feedback_ttl: Option<Duration>,
+    pub metrics_interval: Duration,
+    pub sensors: Vec<ReportedSensor>,
+    /// `[mqtt] optional`: a broker never reached is then not a failure of the run.
+    pub optional: bool,
+}
 
 /// The sinks one run writes to.
 pub struct Sinks {
     pub stdout: Stdout,
     pub tensors: Option<TensorFile>,
-    pub mqtt: Option<(Publisher<Delivery>, Topics, Status)>,
+    pub mqtt: Option<Mqtt>,
 }
 
-/// Run until the pipeline closes `records`; then flush, publish `offline` and disconnect.
-pub async fn run(mut records: mpsc::Receiver<Record>, mut sinks: Sinks, metrics: SharedMetrics) -> anyhow::Result<()> {
-    if let Some((publisher, topics, status)) = &mut sinks.mqtt {
-        // A failed publish means the client has shut down; the event loop has logged why.
-        let _ = publisher.publish(topics.status(), status.to_json(), true, None).await;
+/// Run until the pipeline closes `records`; then flush and close the MQTT side. Returns what
+/// MQTT delivery left behind, when there was a broker.
+pub async fn run(
+    mut records: mpsc::Receiver<Record>,
+    mut sinks: Sinks,
+    metrics: SharedMetrics,
+) -> anyhow::Result<Option<DeliverySummary>> {
+    let mut sync = tokio::time::interval(SYNC_INTERVAL);
+    let mut state_check = tokio::time::interval(STATE_CHECK);
+    let interval = sinks.mqtt.as_ref().map_or(Duration::from_secs(3600), |m| m.metrics_interval);
+    let mut report = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    for t in [&mut sync, &mut state_check, &mut report] {
+        t.set_missed_tick_behavior(MissedTickBehavior::Delay);
     }
+    let mut last_states: Vec<Option<(SensorState, Instant)>> = Vec::new();
+    let has_mqtt = sinks.mqtt.is_some();
     loop {
         tokio::select! {
             record = records.recv() => {
@@ -43,6 +83,23 @@ pub async fn run(mut records: mpsc::Receiver<Record>, mut sinks: Sinks, metrics:
                     delivered(&metrics, delivery, true);
                 }
             }
+            _ = sync.tick(), if has_mqtt => {
+                if let Some(m) = &mut sinks.mqtt {
+                    if let Err(e) = m.publisher.tick() {
+                        tracing::error!("{e}");
+                    }
+                }
+            }
+            _ = state_check.tick(), if has_mqtt => {
+                if let Some(m) = &mut sinks.mqtt {
+                    report_states(m, &mut last_states);
+                }
+            }
+            _ = report.tick(), if has_mqtt => {
+                if let Some(m) = &mut sinks.mqtt {
+                    report_metrics(m, &metrics, interval);
+                }
+            }
         }
     }
     let Sinks { stdout, tensors, mqtt } = sinks;
@@ -51,15 +108,25 @@ pub async fn run(mut records: mpsc::Receiver<Record>, mut sinks: Sinks, metrics:
     if let Some(tensors) = tensors {
         tensors.finish()?;
     }
-    let Some((mut publisher, topics, status)) = mqtt else { return Ok(()) };
-    let offline = Status { state: "offline", ..status };
-    let _ = publisher.publish(topics.status(), offline.to_json(), true, None).await;
-    // Wait (bounded) for every PUBACK so the summary counts what the broker really took.
-    let unacknowledged = publisher.close(ACK_PATIENCE, |d| delivered(&metrics, d, true)).await;
-    if unacknowledged > 0 {
-        tracing::warn!("{unacknowledged} publishes not acknowledged by the broker at shutdown");
+    let Some(mut m) = mqtt else { return Ok(None) };
+    // The sensors' last word (ended, failed) before the hub says it is going.
+    report_states(&mut m, &mut last_states);
+    let dir = m.publisher.outbox_dir().to_path_buf();
+    let closed = m.publisher.close(ACK_PATIENCE, |d| delivered(&metrics, d, true)).await?;
+    if closed.left > 0 {
+        tracing::warn!("{} messages wait in the outbox at {}: the next run sends them", closed.left, dir.display());
     }
-    Ok(())
+    Ok(Some(DeliverySummary {
+        waiting: closed.left,
+        outbox_dir: dir,
+        broker_reached: closed.ever_connected,
+        broker_required: !m.optional,
+        recovered: closed.stats.recovered,
+        expired: closed.stats.expired,
+        dropped_live: closed.stats.dropped_live,
+        dropped_durable: closed.stats.dropped_durable,
+        refused: closed.refused,
+    }))
 }
 
 async fn deliver(record: Record, sinks: &mut Sinks, metrics: &SharedMetrics) -> anyhow::Result<()> {
@@ -74,13 +141,23 @@ async fn deliver(record: Record, sinks: &mut Sinks, metrics: &SharedMetrics) -> 
             sinks.stdout.feedback(&feedback).await;
             let delivery = Delivery { arrival, handed };
             match &mut sinks.mqtt {
-                Some((publisher, topics, _)) => {
-                    let topic = topics.feedback(&feedback.subject);
-                    match publisher.publish(topic, feedback.to_json(), false, Some(delivery)).await {
+                Some(m) => {
+                    let topic = m.topics.feedback(&feedback.subject);
+                    let payload = feedback.to_json();
+                    match m.publisher.submit(
+                        &topic,
+                        payload.as_bytes(),
+                        Class::Live,
+                        false,
+                        m.feedback_ttl,
+                        Some(delivery),
+                    ) {
                         Ok(()) => metrics.lock().expect("metrics lock").counters.published += 1,
-                        Err(e) => {
-                            tracing::warn!("feedback #{} for `{}` not published: {e}", feedback.seq, feedback.subject)
-                        }
+                        Err(e) => tracing::error!(
+                            "feedback #{} for `{}` not accepted by the outbox: {e}",
+                            feedback.seq,
+                            feedback.subject
+                        ),
                     }
                 }
                 // No broker: delivery is the hand-over to the stdout writer.
@@ -91,10 +168,65 @@ async fn deliver(record: Record, sinks: &mut Sinks, metrics: &SharedMetrics) -> 
     Ok(())
 }
 
+/// Publish each sensor's state when it has news, or when the last one is getting old.
+fn report_states(m: &mut Mqtt, last: &mut Vec<Option<(SensorState, Instant)>>) {
+    last.resize(m.sensors.len(), None);
+    let now = Instant::now();
+    let at = now_ms() as f64 / 1000.0;
+    for (sensor, last) in m.sensors.iter().zip(last.iter_mut()) {
+        let state = SensorState::new(
+            &m.hub,
+            &m.run,
+            &sensor.id,
+            &sensor.subject,
+            sensor.kind,
+            &sensor.health.snapshot(),
+            now,
+            at,
+        );
+        let due = match last {
+            None => true,
+            Some((before, when)) => state.differs_from(before) || now - *when >= STATE_REFRESH,
+        };
+        if !due {
+            continue;
+        }
+        let topic = m.topics.sensor_state(&sensor.id);
+        match m.publisher.submit(&topic, state.to_json().as_bytes(), Class::Durable, true, None, None) {
+            Ok(()) => *last = Some((state, now)),
+            Err(e) => tracing::error!("sensor `{}` state not accepted by the outbox: {e}", sensor.id),
+        }
+    }
+}
+
+fn report_metrics(m: &mut Mqtt, metrics: &SharedMetrics, interval: Duration) {
+    let (latency, counters) = {
+        let mut guard = metrics.lock().expect("metrics lock");
+        (guard.take_interval(), guard.counters.clone())
+    };
+    let (depth, oldest) = m.publisher.backlog();
+    let stats = m.publisher.stats();
+    let outbox = OutboxReport {
+        depth,
+        oldest_age_s: oldest.map(|d| d.as_secs_f64()),
+        disk_bytes: m.publisher.disk_bytes(),
+        expired: stats.expired,
+        dropped_live: stats.dropped_live,
+        dropped_durable: stats.dropped_durable,
+        refused: m.publisher.refused(),
+    };
+    let report = MetricsReport::new(&m.hub, &m.run, now_ms() as f64 / 1000.0, interval, latency, &counters, outbox);
+    let ttl = m.feedback_ttl.or(Some(interval * 3));
+    if let Err(e) = m.publisher.submit(&m.topics.metrics(), report.to_json().as_bytes(), Class::Live, false, ttl, None)
+    {
+        tracing::error!("metrics report not accepted by the outbox: {e}");
+    }
+}
+
 /// The next acknowledgement event of the publisher, or never when there is none.
-async fn next_ack(mqtt: &mut Option<(Publisher<Delivery>, Topics, Status)>) -> Option<Option<Delivery>> {
+async fn next_ack(mqtt: &mut Option<Mqtt>) -> Option<Option<Delivery>> {
     match mqtt {
-        Some((publisher, _, _)) => publisher.next_event().await,
+        Some(m) => m.publisher.next_event().await,
         None => std::future::pending().await,
     }
 }

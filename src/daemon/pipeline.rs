@@ -48,6 +48,8 @@ impl SubjectPipeline {
 
 pub struct Pipeline {
     pub hub: String,
+    /// This run's id, carried by every feedback message.
+    pub run: String,
     pub bindings: Vec<Binding>,
     pub subjects: Vec<SubjectPipeline>,
     /// `None` in features-only mode (`biofeedd features`).
@@ -132,6 +134,7 @@ impl Pipeline {
                             let cache_on = fusion.cache_stats().is_some();
                             let feedback = Feedback::new(
                                 &self.hub,
+                                &self.run,
                                 &window.subject,
                                 window.seq,
                                 window.start,

@@ -39,6 +39,8 @@ impl Stage {
 #[derive(Debug)]
 pub struct Metrics {
     hists: Vec<Histogram<u64>>,
+    /// The same stages since the last `metrics` report ([`Metrics::take_interval`]).
+    interval_hists: Vec<Histogram<u64>>,
     /// Per cascade stage: latency of each run of that stage.
     cascade_hists: Vec<Histogram<u64>>,
     pub counters: Counters,
@@ -76,6 +78,7 @@ impl Default for Metrics {
     fn default() -> Self {
         Metrics {
             hists: Stage::ALL.iter().map(|_| latency_histogram()).collect(),
+            interval_hists: Stage::ALL.iter().map(|_| latency_histogram()).collect(),
             cascade_hists: Vec::new(),
             counters: Counters::default(),
         }
@@ -124,6 +127,14 @@ impl Metrics {
     pub fn record(&mut self, stage: Stage, d: Duration) {
         let i = Stage::ALL.iter().position(|s| *s == stage).expect("stage listed");
         record_latency(&mut self.hists[i], d);
+        record_latency(&mut self.interval_hists[i], d);
+    }
+
+    /// Each stage's latency since the last call, and a fresh start for the next interval.
+    pub fn take_interval(&mut self) -> Vec<StageSummary> {
+        let out = Stage::ALL.iter().zip(&self.interval_hists).map(|(s, h)| StageSummary::of(s.name(), h)).collect();
+        self.interval_hists.iter_mut().for_each(Histogram::reset);
+        out
     }
 
     /// One fusion answer: which stage it exited at, whether it was a fallback, and how long each
@@ -155,9 +166,26 @@ impl Metrics {
             stages: Stage::ALL.iter().map(|s| self.stage(*s)).collect(),
             cascade,
             counters: self.counters.clone(),
+            delivery: None,
             failed_sources: Vec::new(),
         }
     }
+}
+
+/// What MQTT delivery left behind at the end of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliverySummary {
+    /// Messages still in the outbox, not acknowledged by the broker.
+    pub waiting: usize,
+    pub outbox_dir: std::path::PathBuf,
+    pub broker_reached: bool,
+    /// `[mqtt] optional = false`: a broker never reached fails the run.
+    pub broker_required: bool,
+    pub recovered: u64,
+    pub expired: u64,
+    pub dropped_live: u64,
+    pub dropped_durable: u64,
+    pub refused: u64,
 }
 
 /// What a finished run prints.
@@ -167,6 +195,8 @@ pub struct Summary {
     /// Latency of each cascade stage, over the windows that ran it.
     pub cascade: Vec<StageSummary>,
     pub counters: Counters,
+    /// What MQTT delivery left behind, when a broker was configured.
+    pub delivery: Option<DeliverySummary>,
     /// `sensor `id`: why` for each source that gave up before its stream ended.
     pub failed_sources: Vec<String>,
 }
@@ -220,6 +250,20 @@ impl fmt::Display for Summary {
         if c.cache_lookups > 0 {
             let rate = 100.0 * c.cache_hits as f64 / c.cache_lookups as f64;
             writeln!(f, "prediction cache: {} hits of {} lookups ({rate:.1} %)", c.cache_hits, c.cache_lookups)?;
+        }
+        if let Some(d) = &self.delivery {
+            write!(f, "mqtt: {} waiting in the outbox", d.waiting)?;
+            if d.waiting > 0 {
+                write!(f, " at {} (the next run sends them)", d.outbox_dir.display())?;
+            }
+            writeln!(
+                f,
+                "; {} recovered from an earlier run, {} expired, {} live and {} durable dropped for room, {} refused by the broker",
+                d.recovered, d.expired, d.dropped_live, d.dropped_durable, d.refused
+            )?;
+            if !d.broker_reached {
+                writeln!(f, "mqtt: the broker was never reached during this run")?;
+            }
         }
         for failure in &self.failed_sources {
             writeln!(f, "failed: {failure}")?;

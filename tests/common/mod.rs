@@ -98,3 +98,21 @@ pub async fn subscribe(port: u16, filter: &str) -> tokio::sync::mpsc::UnboundedR
     tokio::time::timeout(Duration::from_secs(10), subscribed_rx).await.expect("SUBACK in time").unwrap();
     rx
 }
+
+/// Check `payload` against `schemas/{file}` with a full JSON Schema (2020-12) validator.
+pub fn assert_schema(payload: &serde_json::Value, file: &str) {
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(repo_path(&format!("schemas/{file}"))).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("a valid schema");
+    let errors: Vec<String> =
+        validator.iter_errors(payload).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    assert!(errors.is_empty(), "payload does not match schemas/{file}: {errors:?}\n{payload}");
+}
+
+/// `[mqtt]` for a broker on this machine, with the outbox under cargo's temporary folder for
+/// tests (never the user's state directory; each client id has its own folder there).
+pub fn loopback_mqtt(port: u16) -> biofeedd::bridge::MqttConfig {
+    let mut config = biofeedd::bridge::MqttConfig::loopback(port);
+    config.outbox_dir = Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("outbox"));
+    config
+}

@@ -1,0 +1,301 @@
+//! `[mqtt]`: the broker, how to reach it securely, and the outbox in front of it.
+
+use super::tls::{self, TlsConfig};
+use crate::bounds;
+use crate::diagnostic::Invalid;
+use crate::key_path;
+use rumqttc::v5::MqttOptions;
+use rumqttc::Transport;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// `[mqtt]`: the broker feedback is published to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttConfig {
+    /// `mqtt://host:port` (plain TCP) or `mqtts://host:port` (TLS; port 8883 by default).
+    pub url: String,
+    /// Client id; default `biofeedd-{hub}`. Stable across restarts: the broker keeps the session.
+    pub client_id: Option<String>,
+    /// When true, a broker that cannot be reached at start-up is skipped with a warning and
+    /// feedback goes to stdout only (the demo's setting). When false, the daemon keeps retrying.
+    #[serde(default)]
+    pub optional: bool,
+    /// Seconds to wait for the broker's CONNACK at start-up.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_s: f64,
+    /// MQTT keep-alive in seconds; the broker publishes our LWT after 1.5× this without traffic.
+    #[serde(default = "default_keep_alive")]
+    pub keep_alive_s: u64,
+    /// Plain `mqtt://` to a host that is not this machine sends health data in the clear; it is
+    /// refused unless this says so.
+    #[serde(default)]
+    pub allow_insecure: bool,
+    pub username: Option<String>,
+    /// A file holding the password (first line; mode 0600 is wise). Never logged.
+    pub password_file: Option<PathBuf>,
+    /// An environment variable holding the password. Never logged.
+    pub password_env: Option<String>,
+    #[serde(default)]
+    pub tls: TlsConfig,
+    /// Where unacknowledged messages wait; default `$STATE_DIRECTORY/outbox`, else
+    /// `$XDG_STATE_HOME/biofeedd/outbox`, else `~/.local/state/biofeedd/outbox`. Each client id
+    /// has its own folder inside.
+    pub outbox_dir: Option<PathBuf>,
+    /// The outbox's bound on disk.
+    #[serde(default = "default_outbox_max_mb")]
+    pub outbox_max_mb: f64,
+    /// Seconds a feedback message stays worth delivering (also its MQTT 5 message expiry);
+    /// older ones are dropped and counted, never sent late. 0: never expires.
+    #[serde(default = "default_feedback_ttl")]
+    pub feedback_ttl_s: f64,
+    /// Seconds between `metrics` reports.
+    #[serde(default = "default_metrics_interval")]
+    pub metrics_interval_s: f64,
+}
+
+fn default_connect_timeout() -> f64 {
+    3.0
+}
+fn default_keep_alive() -> u64 {
+    15
+}
+fn default_outbox_max_mb() -> f64 {
+    64.0
+}
+fn default_feedback_ttl() -> f64 {
+    120.0
+}
+fn default_metrics_interval() -> f64 {
+    10.0
+}
+
+/// Where the broker is, parsed from the URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broker {
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+}
+
+impl Broker {
+    pub fn parse(url: &str) -> Result<Broker, String> {
+        let parsed = url::Url::parse(url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+        let tls = match parsed.scheme() {
+            "mqtt" | "tcp" => false,
+            "mqtts" | "ssl" => true,
+            other => return Err(format!("`{url}`: scheme `{other}` is neither mqtt:// nor mqtts://")),
+        };
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(format!(
+                "`{}`: credentials do not belong in the URL (it is logged); use username and password_file or password_env",
+                redact(&parsed)
+            ));
+        }
+        let host = match parsed.host() {
+            Some(url::Host::Ipv6(a)) => a.to_string(),
+            Some(h) => h.to_string(),
+            None => return Err(format!("`{url}` has no host")),
+        };
+        if host.is_empty() {
+            return Err(format!("`{url}` has no host"));
+        }
+        let port = parsed.port().unwrap_or(if tls { 8883 } else { 1883 });
+        Ok(Broker { host, port, tls })
+    }
+
+    /// This machine: plaintext here never crosses a network.
+    pub fn is_loopback(&self) -> bool {
+        self.host == "localhost" || self.host.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
+    }
+}
+
+fn redact(url: &url::Url) -> String {
+    let mut u = url.clone();
+    let _ = u.set_password(None);
+    let _ = u.set_username("");
+    u.to_string()
+}
+
+impl MqttConfig {
+    pub fn loopback(port: u16) -> Self {
+        let text = format!("url = \"mqtt://127.0.0.1:{port}\"");
+        toml::from_str(&text).expect("a loopback [mqtt] parses")
+    }
+
+    pub fn broker(&self) -> Result<Broker, String> {
+        Broker::parse(&self.url)
+    }
+
+    /// The client id this config connects with.
+    pub fn client_id(&self, hub: &str) -> String {
+        self.client_id.clone().unwrap_or_else(|| format!("biofeedd-{hub}"))
+    }
+
+    /// The outbox folder of this client.
+    pub fn outbox_dir(&self, hub: &str, base_dir: &Path) -> Result<PathBuf, String> {
+        let root = match &self.outbox_dir {
+            Some(d) => base_dir.join(d),
+            None => default_state_dir()?.join("outbox"),
+        };
+        Ok(root.join(self.client_id(hub)))
+    }
+
+    pub fn outbox_max_bytes(&self) -> u64 {
+        (self.outbox_max_mb * 1024.0 * 1024.0) as u64
+    }
+
+    pub fn feedback_ttl(&self) -> Option<Duration> {
+        (self.feedback_ttl_s > 0.0).then(|| Duration::from_secs_f64(self.feedback_ttl_s))
+    }
+
+    /// The password, from its file or variable. The error names where, never the value.
+    pub fn password(&self, base_dir: &Path) -> Result<Option<String>, String> {
+        match (&self.password_file, &self.password_env) {
+            (Some(_), Some(_)) => Err("password_file and password_env are both set; keep one".into()),
+            (Some(file), None) => {
+                let path = base_dir.join(file);
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("password_file {}: cannot read it: {e}", path.display()))?;
+                let line = text.lines().next().unwrap_or("").to_string();
+                if line.is_empty() {
+                    return Err(format!("password_file {}: its first line is empty", path.display()));
+                }
+                Ok(Some(line))
+            }
+            (None, Some(var)) => match std::env::var(var) {
+                Ok(p) if !p.is_empty() => Ok(Some(p)),
+                Ok(_) => Err(format!("password_env: the environment variable {var} is empty")),
+                Err(_) => Err(format!("password_env: the environment variable {var} is not set")),
+            },
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// rumqttc's options for this broker (without the last will, which the link sets).
+    pub fn options(&self, hub: &str, base_dir: &Path) -> Result<MqttOptions, String> {
+        let broker = self.broker()?;
+        if !broker.tls && !broker.is_loopback() && !self.allow_insecure {
+            return Err(format!(
+                "`{}` is plaintext MQTT to another host: health data would cross the network unencrypted; use mqtts:// or set allow_insecure = true",
+                self.url
+            ));
+        }
+        let mut options = MqttOptions::new(self.client_id(hub), broker.host.clone(), broker.port);
+        options.set_keep_alive(Duration::from_secs(self.keep_alive_s));
+        // A persistent session: after a reconnect the broker still knows our in-flight publishes.
+        options.set_clean_start(false);
+        options.set_session_expiry_interval(Some(u32::MAX));
+        if let Some(password) = self.password(base_dir)? {
+            let Some(user) = &self.username else {
+                return Err("a password is configured but no username".into());
+            };
+            options.set_credentials(user.clone(), password);
+        } else if let Some(user) = &self.username {
+            options.set_credentials(user.clone(), String::new());
+        }
+        if broker.tls {
+            options.set_transport(Transport::tls_with_config(tls::client_config(&self.tls, base_dir)?.into()));
+        } else if self.tls.is_set() {
+            return Err(format!("[mqtt.tls] is set but `{}` is not an mqtts:// URL", self.url));
+        }
+        // Without this, Nagle holds each QoS 1 publish for ~40 ms (ARCHITECTURE-GUIDE §9).
+        let mut net = rumqttc::NetworkOptions::new();
+        net.set_tcp_nodelay(true);
+        net.set_connection_timeout(self.connect_timeout_s.ceil() as u64);
+        options.set_network_options(net);
+        Ok(options)
+    }
+
+    pub(crate) fn validate(&self, base_dir: &Path) -> Result<(), Invalid> {
+        self.options("check", base_dir).map_err(|e| {
+            let key = if e.starts_with("password") { key_path!["password_file"] } else { key_path!["url"] };
+            Invalid::new(key, e).help("e.g. url = \"mqtts://broker.local:8883\"; see docs/mqtt.md")
+        })?;
+        Invalid::bounded(key_path!["connect_timeout_s"], bounds::CONNECT_TIMEOUT_S, self.connect_timeout_s)?;
+        Invalid::bounded(key_path!["keep_alive_s"], bounds::KEEP_ALIVE_S, self.keep_alive_s as f64)?;
+        Invalid::bounded(key_path!["outbox_max_mb"], bounds::OUTBOX_MB, self.outbox_max_mb)?;
+        Invalid::bounded(key_path!["feedback_ttl_s"], bounds::FEEDBACK_TTL_S, self.feedback_ttl_s)?;
+        Invalid::bounded(key_path!["metrics_interval_s"], bounds::METRICS_INTERVAL_S, self.metrics_interval_s)?;
+        self.outbox_dir("check", base_dir).map_err(|e| Invalid::new(key_path!["outbox_dir"], e))?;
+        Ok(())
+    }
+}
+
+/// `$STATE_DIRECTORY` (systemd's StateDirectory=), else `$XDG_STATE_HOME/biofeedd`, else
+/// `~/.local/state/biofeedd`.
+fn default_state_dir() -> Result<PathBuf, String> {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(d) = var("STATE_DIRECTORY") {
+        // systemd lists several directories separated by ':' when several are configured.
+        let first = d.to_string_lossy().split(':').next().unwrap_or_default().to_string();
+        return Ok(PathBuf::from(first));
+    }
+    if let Some(d) = var("XDG_STATE_HOME") {
+        return Ok(d.join("biofeedd"));
+    }
+    match var("HOME") {
+        Some(h) => Ok(h.join(".local/state/biofeedd")),
+        None => Err("no outbox_dir, and none of STATE_DIRECTORY, XDG_STATE_HOME or HOME is set".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> MqttConfig {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn urls() {
+        let b = |u: &str| Broker::parse(u);
+        assert_eq!(b("mqtt://127.0.0.1:1884").unwrap(), Broker { host: "127.0.0.1".into(), port: 1884, tls: false });
+        assert_eq!(b("mqtt://broker.local").unwrap().port, 1883);
+        assert_eq!(b("mqtts://broker.local").unwrap(), Broker { host: "broker.local".into(), port: 8883, tls: true });
+        assert_eq!(b("mqtt://[::1]:1883").unwrap().host, "::1");
+        assert!(b("http://x").unwrap_err().contains("scheme"));
+        assert!(b("mqtt://x:99999").is_err());
+        assert!(b("mqtt://").is_err());
+        let e = b("mqtt://user:secret@broker.local:1884").unwrap_err();
+        assert!(e.contains("credentials") && !e.contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn plaintext_leaves_this_machine_only_when_allowed() {
+        let base = Path::new(".");
+        assert!(config("url = \"mqtt://localhost\"").options("h", base).is_ok());
+        let e = config("url = \"mqtt://10.0.0.5\"").options("h", base).unwrap_err();
+        assert!(e.contains("allow_insecure"), "{e}");
+        assert!(config("url = \"mqtt://10.0.0.5\"\nallow_insecure = true").options("h", base).is_ok());
+    }
+
+    #[test]
+    fn the_password_comes_from_its_file_or_variable_and_errors_never_show_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pw"), "s3cret\n").unwrap();
+        let c = config("url = \"mqtt://localhost\"\nusername = \"hub\"\npassword_file = \"pw\"");
+        let o = c.options("h", dir.path()).unwrap();
+        let login = o.credentials().unwrap();
+        assert_eq!((login.username.as_str(), login.password.as_str()), ("hub", "s3cret"));
+        assert!(!format!("{c:?}").contains("s3cret"));
+
+        let c = config("url = \"mqtt://localhost\"\nusername = \"hub\"\npassword_env = \"BIOFEEDD_TEST_NO_SUCH_VAR\"");
+        assert!(c.options("h", dir.path()).unwrap_err().contains("BIOFEEDD_TEST_NO_SUCH_VAR is not set"));
+        let c = config("url = \"mqtt://localhost\"\nusername = \"hub\"\npassword_file = \"missing\"");
+        assert!(c.options("h", dir.path()).unwrap_err().contains("missing"));
+    }
+
+    #[test]
+    fn the_outbox_is_per_client_under_the_state_directory() {
+        let c = config("url = \"mqtt://localhost\"\noutbox_dir = \"state\"");
+        assert_eq!(
+            c.outbox_dir("hub1", Path::new("/etc/biofeedd")).unwrap(),
+            Path::new("/etc/biofeedd/state/biofeedd-hub1")
+        );
+        assert_eq!(c.feedback_ttl(), Some(Duration::from_secs(120)));
+        assert_eq!(config("url = \"mqtt://localhost\"\nfeedback_ttl_s = 0").feedback_ttl(), None);
+    }
+}
