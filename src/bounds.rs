@@ -109,8 +109,8 @@ pub const CACHE_QUANTUM: Bound = Bound::above(0.0, 10.0, "spreads");
 pub const CACHE_ENTRIES: Bound = Bound::within(1.0, 1_000_000.0, "entries");
 /// MQTT connect timeout.
 pub const CONNECT_TIMEOUT_S: Bound = Bound::above(0.0, 600.0, "s");
-/// MQTT keep-alive (whole seconds).
-pub const KEEP_ALIVE_S: Bound = Bound::within(1.0, 3600.0, "s");
+/// MQTT keep-alive (whole seconds); rumqttc refuses (panics on) less than 5.
+pub const KEEP_ALIVE_S: Bound = Bound::within(5.0, 3600.0, "s");
 /// The MQTT outbox's disk bound (MiB): room for a few messages at least, a disk at most.
 pub const OUTBOX_MB: Bound = Bound::within(0.25, 1_000_000.0, "MiB");
 /// How long live feedback stays worth delivering (0: forever); a week at most.

@@ -138,7 +138,7 @@ async fn deliver(record: Record, sinks: &mut Sinks, metrics: &SharedMetrics) -> 
             }
         }
         Record::Feedback { feedback, arrival, handed } => {
-            sinks.stdout.feedback(&feedback).await;
+            // The outbox first: a line on stdout then always means the broker will get it too.
             let delivery = Delivery { arrival, handed };
             match &mut sinks.mqtt {
                 Some(m) => {
@@ -160,8 +160,12 @@ async fn deliver(record: Record, sinks: &mut Sinks, metrics: &SharedMetrics) -> 
                         ),
                     }
                 }
+                None => {}
+            }
+            sinks.stdout.feedback(&feedback).await;
+            if sinks.mqtt.is_none() {
                 // No broker: delivery is the hand-over to the stdout writer.
-                None => delivered(metrics, delivery, false),
+                delivered(metrics, delivery, false);
             }
         }
     }
