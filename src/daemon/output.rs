@@ -140,27 +140,24 @@ async fn deliver(record: Record, sinks: &mut Sinks, metrics: &SharedMetrics) -> 
         Record::Feedback { feedback, arrival, handed } => {
             // The outbox first: a line on stdout then always means the broker will get it too.
             let delivery = Delivery { arrival, handed };
-            match &mut sinks.mqtt {
-                Some(m) => {
-                    let topic = m.topics.feedback(&feedback.subject);
-                    let payload = feedback.to_json();
-                    match m.publisher.submit(
-                        &topic,
-                        payload.as_bytes(),
-                        Class::Live,
-                        false,
-                        m.feedback_ttl,
-                        Some(delivery),
-                    ) {
-                        Ok(()) => metrics.lock().expect("metrics lock").counters.published += 1,
-                        Err(e) => tracing::error!(
-                            "feedback #{} for `{}` not accepted by the outbox: {e}",
-                            feedback.seq,
-                            feedback.subject
-                        ),
-                    }
+            if let Some(m) = &mut sinks.mqtt {
+                let topic = m.topics.feedback(&feedback.subject);
+                let accepted = m.publisher.submit(
+                    &topic,
+                    feedback.to_json().as_bytes(),
+                    Class::Live,
+                    false,
+                    m.feedback_ttl,
+                    Some(delivery),
+                );
+                match accepted {
+                    Ok(()) => metrics.lock().expect("metrics lock").counters.published += 1,
+                    Err(e) => tracing::error!(
+                        "feedback #{} for `{}` not accepted by the outbox: {e}",
+                        feedback.seq,
+                        feedback.subject
+                    ),
                 }
-                None => {}
             }
             sinks.stdout.feedback(&feedback).await;
             if sinks.mqtt.is_none() {
