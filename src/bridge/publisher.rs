@@ -223,6 +223,13 @@ impl<T> Publisher<T> {
     /// then publish `offline`, disconnect and force the outbox to disk. While it is not, nothing
     /// is waited for: everything is already in the outbox for the next run.
     pub async fn close(mut self, patience: Duration, mut on_ack: impl FnMut(T)) -> Result<Closed, OutboxError> {
+        // Events already waiting (a CONNACK that just came in, acknowledgements) tell the state
+        // of the link now; without them a link that has just come back would look down.
+        while let Ok(event) = self.link.events.try_recv() {
+            if let Some(tag) = self.apply(event) {
+                on_ack(tag);
+            }
+        }
         let deadline = tokio::time::Instant::now() + patience;
         // The backlog first, then `offline` last (a clean DISCONNECT suppresses the will, so the
         // retained status would otherwise stay `online`), each bounded.
