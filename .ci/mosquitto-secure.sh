@@ -48,6 +48,7 @@ clinician_port=$(free_port)
 cat > mosquitto.conf <<CONF
 user root
 per_listener_settings false
+set_tcp_nodelay true
 allow_anonymous false
 password_file $work/passwd
 acl_file $work/acl

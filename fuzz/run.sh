@@ -42,8 +42,9 @@ seed hrv_peaks
 seed cyton_decoder "$repo"/fuzz/seeds/cyton_decoder/*
 seed line_decoder "$repo"/fuzz/seeds/line_decoder/*
 seed framed_decoder "$repo"/fuzz/seeds/framed_decoder/*
-# BLE decoders: real notification bytes of VECTORS.md (named in the tests that use them).
-for t in hrs_decoder pmd_control pmd_frame ble_assembler ble_capture; do
+# BLE decoders: real notification bytes of VECTORS.md (named in the tests that use them); the
+# outbox: segment files a demo run wrote with no broker (one whole, one cut short).
+for t in hrs_decoder pmd_control pmd_frame ble_assembler ble_capture outbox_record outbox_segment; do
   seed "$t" "$repo"/fuzz/seeds/$t/*
 done
 hex=$(grep -v '^#' "$repo"/tests/data/serial/cyton-packets.txt | tr -d ' \n' | sed 's/\(..\)/\\x\1/g')

@@ -433,8 +433,61 @@ const CASES: &[Case] = &[
         },
         expect: Expect::Error(&["c.toml", "sensor[0].source.address", "needs `address` or `name`"]),
     },
+    // [mqtt]: numbers rumqttc would panic on, secrets where they would be logged, bad files.
+    Case {
+        name: "mqtt keep-alive below rumqttc's minimum",
+        args: &["check", "--config", "{dir}/c.toml"],
+        files: |d| demo_with_mqtt(d, "url = \"mqtt://127.0.0.1:1883\"\nkeep_alive_s = 1"),
+        expect: Expect::Error(&["mqtt.keep_alive_s", "between 5 and 3600"]),
+    },
+    Case {
+        name: "mqtt password in the URL",
+        args: &["check", "--config", "{dir}/c.toml"],
+        files: |d| demo_with_mqtt(d, "url = \"mqtt://hub:hunter2@127.0.0.1:1883\""),
+        expect: Expect::Error(&["mqtt.url", "credentials do not belong in the URL"]),
+    },
+    Case {
+        name: "mqtt password file missing",
+        args: &["check", "--config", "{dir}/c.toml"],
+        files: |d| {
+            demo_with_mqtt(d, "url = \"mqtt://127.0.0.1:1883\"\nusername = \"hub\"\npassword_file = \"nope.txt\"")
+        },
+        expect: Expect::Error(&["mqtt.password_file", "nope.txt"]),
+    },
+    Case {
+        name: "mqtts CA file that is not PEM",
+        args: &["check", "--config", "{dir}/c.toml"],
+        files: |d| {
+            std::fs::write(d.join("ca.pem"), [0u8, 159, 146, 150, 1, 2, 3]).unwrap();
+            demo_with_mqtt(d, "url = \"mqtts://127.0.0.1:8883\"\n[mqtt.tls]\nca_file = \"ca.pem\"");
+        },
+        expect: Expect::Error(&["mqtt.url", "tls.ca_file", "ca.pem"]),
+    },
+    Case {
+        name: "mqtt plaintext to another host",
+        args: &["check", "--config", "{dir}/c.toml"],
+        files: |d| demo_with_mqtt(d, "url = \"mqtt://192.0.2.7:1883\""),
+        expect: Expect::Error(&["mqtt.url", "allow_insecure"]),
+    },
+    Case {
+        name: "mqtt outbox bound of 0 MiB",
+        args: &["check", "--config", "{dir}/c.toml"],
+        files: |d| demo_with_mqtt(d, "url = \"mqtt://127.0.0.1:1883\"\noutbox_max_mb = 0"),
+        expect: Expect::Error(&["mqtt.outbox_max_mb", "between 0.25 and"]),
+    },
+    Case {
+        name: "an outbox segment of random bytes, broker unreachable",
+        args: &["run", "--config", "{dir}/c.toml", "--speed", "max", "--output", "quiet"],
+        files: |d| {
+            let outbox = d.join("outbox/biofeedd-demo-hub");
+            std::fs::create_dir_all(&outbox).unwrap();
+            let junk: Vec<u8> = (0..5000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+            std::fs::write(outbox.join("0000000000000007.seg"), junk).unwrap();
+            demo_with_mqtt(d, "url = \"mqtt://127.0.0.1:1\"\nconnect_timeout_s = 0.2\noutbox_dir = \"outbox\"");
+        },
+        expect: Expect::Error(&["0000000000000007.seg", "cut the last", "never reached"]),
+    },
 ];
-
 /// The demo config running only stage 0, whose manifest has `from` replaced by `to`.
 fn manifest_with(dir: &Path, from: &str, to: &str) {
     let manifest = std::fs::read_to_string(repo("models/stress-s0.toml")).unwrap();
@@ -459,6 +512,14 @@ fn demo_config_with(dir: &Path, tables: &str) {
         }
     }
     std::fs::write(dir.join("c.toml"), format!("{tables}\n{out}")).unwrap();
+}
+
+/// The demo config with its `[mqtt]` table replaced by `[mqtt]` + `table`.
+fn demo_with_mqtt(dir: &Path, table: &str) {
+    let demo = std::fs::read_to_string(repo("config/demo.toml")).unwrap();
+    let head = &demo[..demo.find("[mqtt]").expect("the demo has [mqtt]")];
+    let head = head.replace("../data/demo", repo("data/demo").to_str().unwrap());
+    std::fs::write(dir.join("c.toml"), format!("{head}[mqtt]\n{table}\n")).unwrap();
 }
 
 /// Run one case; returns (exit code or signal, stderr).

@@ -272,7 +272,12 @@ async fn withheld_pubacks_never_stall_the_daemon_and_sigterm_keeps_the_backlog()
     let mut first = Daemon::spawn(&config);
     first.wait_printed(1, Duration::from_secs(60));
     proxy.withhold();
+    first.wait_printed(300, Duration::from_secs(120));
+    let rss_early = rss_kb(first.child.id());
     first.wait_printed(1500, Duration::from_secs(120));
+    let rss_late = rss_kb(first.child.id());
+    // The backlog lives on disk; memory holds an index entry per message (tens of bytes).
+    assert!(rss_late < rss_early + 30_000, "RSS grew from {rss_early} kB to {rss_late} kB with the backlog");
     let (status, first_lines, log) = first.finish(true, Duration::from_secs(15));
     assert!(status.success(), "SIGTERM during an outage is a clean stop: {log}");
     assert!(first_lines.len() >= 1500);
@@ -325,6 +330,13 @@ async fn at_the_disk_bound_live_feedback_goes_first_and_expired_feedback_is_neve
         "expired feedback of the first run was sent late"
     );
     assert!(!log.contains(" 0 expired"), "the second run counted the expired messages it found: {log}");
+}
+
+/// Resident memory of a process, kB.
+fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS in /proc/PID/status");
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
 fn walk(dir: &Path) -> u64 {

@@ -209,12 +209,13 @@ impl MqttConfig {
     }
 
     pub(crate) fn validate(&self, base_dir: &Path) -> Result<(), Invalid> {
+        // Numbers first: building rumqttc's options panics on a keep-alive below 5 s.
+        Invalid::bounded(key_path!["connect_timeout_s"], bounds::CONNECT_TIMEOUT_S, self.connect_timeout_s)?;
+        Invalid::bounded(key_path!["keep_alive_s"], bounds::KEEP_ALIVE_S, self.keep_alive_s as f64)?;
         self.options("check", base_dir).map_err(|e| {
             let key = if e.starts_with("password") { key_path!["password_file"] } else { key_path!["url"] };
             Invalid::new(key, e).help("e.g. url = \"mqtts://broker.local:8883\"; see docs/mqtt.md")
         })?;
-        Invalid::bounded(key_path!["connect_timeout_s"], bounds::CONNECT_TIMEOUT_S, self.connect_timeout_s)?;
-        Invalid::bounded(key_path!["keep_alive_s"], bounds::KEEP_ALIVE_S, self.keep_alive_s as f64)?;
         Invalid::bounded(key_path!["outbox_max_mb"], bounds::OUTBOX_MB, self.outbox_max_mb)?;
         Invalid::bounded(key_path!["feedback_ttl_s"], bounds::FEEDBACK_TTL_S, self.feedback_ttl_s)?;
         Invalid::bounded(key_path!["metrics_interval_s"], bounds::METRICS_INTERVAL_S, self.metrics_interval_s)?;

@@ -1,5 +1,5 @@
-//! Latency histograms per pipeline stage and run counters, for the summary and (later) the
-//! `metrics` topic.
+//! Latency histograms per pipeline stage and run counters, for the summary and the `metrics`
+//! topic (which reports each stage over its interval: [`Metrics::take_interval`]).
 //!
 //! Stages follow ARCHITECTURE-GUIDE §3. `window` runs from the host arrival of the bytes carrying
 //! a window's last sample to the window closing (ring wait + assembly); `features` and `fusion`
