@@ -102,3 +102,23 @@ async fn replay_to_broker_delivers_every_window_in_order() {
         assert!((40.0..120.0).contains(&hr), "{hr}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_3_1_1_delivers_every_window_too() {
+    let port = common::broker_port_v311();
+    let hub = format!("test-v311-{}", std::process::id());
+    let mut feedback = common::subscribe_v311(port, &format!("biofeedd/v1/{hub}/+/feedback")).await;
+    let mut config = demo_config(port, &hub);
+    config.mqtt.as_mut().unwrap().protocol = biofeedd::bridge::config::Protocol::V311;
+    let options = RunOptions { output: OutputFormat::Quiet, duration: None, features_only: false, raw_dump: None };
+    let summary = tokio::time::timeout(Duration::from_secs(60), daemon::run(config, options))
+        .await
+        .expect("replay finishes")
+        .expect("replay succeeds");
+    assert_eq!(summary.counters.acked, 19, "the broker acknowledged every feedback message");
+    for seq in 0..19u64 {
+        let (_, payload) = tokio::time::timeout(Duration::from_secs(10), feedback.recv()).await.unwrap().unwrap();
+        common::assert_schema(&payload, "feedback.v1.json");
+        assert_eq!(payload["seq"], seq);
+    }
+}

@@ -4,7 +4,6 @@ use super::tls::{self, TlsConfig};
 use crate::bounds;
 use crate::diagnostic::Invalid;
 use crate::key_path;
-use rumqttc::v5::MqttOptions;
 use rumqttc::Transport;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -53,6 +52,9 @@ pub struct MqttConfig {
     /// Seconds between `metrics` reports.
     #[serde(default = "default_metrics_interval")]
     pub metrics_interval_s: f64,
+    /// `"5"` (default) or `"3.1.1"`.
+    #[serde(default)]
+    pub protocol: Protocol,
 }
 
 fn default_connect_timeout() -> f64 {
@@ -69,6 +71,32 @@ fn default_feedback_ttl() -> f64 {
 }
 fn default_metrics_interval() -> f64 {
     10.0
+}
+
+/// The MQTT protocol version spoken to the broker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum Protocol {
+    /// MQTT 5 (default): message expiry, PUBACK reason codes, session expiry.
+    #[default]
+    #[serde(rename = "5")]
+    V5,
+    /// MQTT 3.1.1, for brokers without 5: no expiry on the wire (the outbox still enforces the
+    /// TTL before sending), no refusal reasons (a refused publish looks acknowledged).
+    #[serde(rename = "3.1.1")]
+    V311,
+}
+
+/// What [`MqttConfig::settings`] checked and resolved.
+#[derive(Clone)]
+pub struct Settings {
+    pub protocol: Protocol,
+    pub client_id: String,
+    pub broker: Broker,
+    pub keep_alive: Duration,
+    /// (username, password); never logged.
+    pub credentials: Option<(String, String)>,
+    pub transport: Transport,
+    pub network: rumqttc::NetworkOptions,
 }
 
 /// Where the broker is, parsed from the URL.
@@ -173,8 +201,9 @@ impl MqttConfig {
         }
     }
 
-    /// rumqttc's options for this broker (without the last will, which the link sets).
-    pub fn options(&self, hub: &str, base_dir: &Path) -> Result<MqttOptions, String> {
+    /// Everything needed to connect, checked: where, as whom, over what. The client builds
+    /// rumqttc's options of its protocol version from this.
+    pub fn settings(&self, hub: &str, base_dir: &Path) -> Result<Settings, String> {
         let broker = self.broker()?;
         if !broker.tls && !broker.is_loopback() && !self.allow_insecure {
             return Err(format!(
@@ -182,37 +211,41 @@ impl MqttConfig {
                 self.url
             ));
         }
-        let mut options = MqttOptions::new(self.client_id(hub), broker.host.clone(), broker.port);
-        options.set_keep_alive(Duration::from_secs(self.keep_alive_s));
-        // A persistent session: after a reconnect the broker still knows our in-flight publishes.
-        options.set_clean_start(false);
-        options.set_session_expiry_interval(Some(u32::MAX));
-        if let Some(password) = self.password(base_dir)? {
-            let Some(user) = &self.username else {
-                return Err("a password is configured but no username".into());
-            };
-            options.set_credentials(user.clone(), password);
-        } else if let Some(user) = &self.username {
-            options.set_credentials(user.clone(), String::new());
-        }
-        if broker.tls {
-            options.set_transport(Transport::tls_with_config(tls::client_config(&self.tls, base_dir)?.into()));
+        let credentials = match (self.password(base_dir)?, &self.username) {
+            (Some(_), None) => return Err("a password is configured but no username".into()),
+            (password, Some(user)) => Some((user.clone(), password.unwrap_or_default())),
+            (None, None) => None,
+        };
+        let transport = if broker.tls {
+            Transport::tls_with_config(tls::client_config(&self.tls, base_dir)?.into())
         } else if self.tls.is_set() {
             return Err(format!("[mqtt.tls] is set but `{}` is not an mqtts:// URL", self.url));
-        }
+        } else {
+            Transport::Tcp
+        };
         // Without this, Nagle holds each QoS 1 publish for ~40 ms (ARCHITECTURE-GUIDE §9).
-        let mut net = rumqttc::NetworkOptions::new();
-        net.set_tcp_nodelay(true);
-        net.set_connection_timeout(self.connect_timeout_s.ceil() as u64);
-        options.set_network_options(net);
-        Ok(options)
+        let mut network = rumqttc::NetworkOptions::new();
+        network.set_tcp_nodelay(true);
+        network.set_connection_timeout(self.connect_timeout_s.ceil() as u64);
+        Ok(Settings {
+            protocol: self.protocol,
+            client_id: self.client_id(hub),
+            broker,
+            keep_alive: Duration::from_secs(self.keep_alive_s),
+            credentials,
+            transport,
+            network,
+        })
     }
 
     pub(crate) fn validate(&self, base_dir: &Path) -> Result<(), Invalid> {
         // Numbers first: building rumqttc's options panics on a keep-alive below 5 s.
         Invalid::bounded(key_path!["connect_timeout_s"], bounds::CONNECT_TIMEOUT_S, self.connect_timeout_s)?;
         Invalid::bounded(key_path!["keep_alive_s"], bounds::KEEP_ALIVE_S, self.keep_alive_s as f64)?;
-        self.options("check", base_dir).map_err(|e| {
+        if let Some(id) = &self.client_id {
+            check_client_id(id).map_err(|e| Invalid::new(key_path!["client_id"], e))?;
+        }
+        self.settings("check", base_dir).map_err(|e| {
             let key = if e.starts_with("password") { key_path!["password_file"] } else { key_path!["url"] };
             Invalid::new(key, e).help("e.g. url = \"mqtts://broker.local:8883\"; see docs/mqtt.md")
         })?;
@@ -222,6 +255,16 @@ impl MqttConfig {
         self.outbox_dir("check", base_dir).map_err(|e| Invalid::new(key_path!["outbox_dir"], e))?;
         Ok(())
     }
+}
+
+/// A client id names the broker's session and the outbox's folder: 1 to 128 letters, digits,
+/// `-`, `_` and `.`, and not a path of its own (`.`, `..`).
+fn check_client_id(id: &str) -> Result<(), String> {
+    let ok_chars = id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if id.is_empty() || id.len() > 128 || !ok_chars || id == "." || id == ".." {
+        return Err(format!("`{id}` is not a usable client id: use 1 to 128 letters, digits, `-`, `_` and `.`"));
+    }
+    Ok(())
 }
 
 /// `$STATE_DIRECTORY` (systemd's StateDirectory=), else `$XDG_STATE_HOME/biofeedd`, else
@@ -267,10 +310,10 @@ mod tests {
     #[test]
     fn plaintext_leaves_this_machine_only_when_allowed() {
         let base = Path::new(".");
-        assert!(config("url = \"mqtt://localhost\"").options("h", base).is_ok());
-        let e = config("url = \"mqtt://10.0.0.5\"").options("h", base).unwrap_err();
+        assert!(config("url = \"mqtt://localhost\"").settings("h", base).is_ok());
+        let e = config("url = \"mqtt://10.0.0.5\"").settings("h", base).err().unwrap();
         assert!(e.contains("allow_insecure"), "{e}");
-        assert!(config("url = \"mqtt://10.0.0.5\"\nallow_insecure = true").options("h", base).is_ok());
+        assert!(config("url = \"mqtt://10.0.0.5\"\nallow_insecure = true").settings("h", base).is_ok());
     }
 
     #[test]
@@ -278,15 +321,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("pw"), "s3cret\n").unwrap();
         let c = config("url = \"mqtt://localhost\"\nusername = \"hub\"\npassword_file = \"pw\"");
-        let o = c.options("h", dir.path()).unwrap();
-        let login = o.credentials().unwrap();
-        assert_eq!((login.username.as_str(), login.password.as_str()), ("hub", "s3cret"));
+        let login = c.settings("h", dir.path()).ok().unwrap().credentials.unwrap();
+        assert_eq!((login.0.as_str(), login.1.as_str()), ("hub", "s3cret"));
         assert!(!format!("{c:?}").contains("s3cret"));
 
         let c = config("url = \"mqtt://localhost\"\nusername = \"hub\"\npassword_env = \"BIOFEEDD_TEST_NO_SUCH_VAR\"");
-        assert!(c.options("h", dir.path()).unwrap_err().contains("BIOFEEDD_TEST_NO_SUCH_VAR is not set"));
+        assert!(c.settings("h", dir.path()).err().unwrap().contains("BIOFEEDD_TEST_NO_SUCH_VAR is not set"));
         let c = config("url = \"mqtt://localhost\"\nusername = \"hub\"\npassword_file = \"missing\"");
-        assert!(c.options("h", dir.path()).unwrap_err().contains("missing"));
+        assert!(c.settings("h", dir.path()).err().unwrap().contains("missing"));
     }
 
     #[test]
@@ -298,5 +340,14 @@ mod tests {
         );
         assert_eq!(c.feedback_ttl(), Some(Duration::from_secs(120)));
         assert_eq!(config("url = \"mqtt://localhost\"\nfeedback_ttl_s = 0").feedback_ttl(), None);
+    }
+
+    #[test]
+    fn client_ids_that_would_name_another_folder_or_nothing_are_refused() {
+        for bad in ["", "..", "a/b", "hub 1", &"x".repeat(129)] {
+            assert!(check_client_id(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_client_id("biofeedd-ward3.bed_2").is_ok());
+        assert_eq!(config("url = \"mqtt://localhost\"\nprotocol = \"3.1.1\"").protocol, Protocol::V311);
     }
 }

@@ -1,11 +1,9 @@
-//! The MQTT connection: a rumqttc v5 client, its event loop polled in its own task, and what
-//! happens on the link reported as [`LinkEvent`]s.
+//! The MQTT connection: a client (either protocol version, see [`super::client`]), its event
+//! loop polled in its own task, and what happens on the link reported as [`LinkEvent`]s.
 
+use super::client::{self, Client, EventLoop, Polled};
 use super::config::MqttConfig;
-use rumqttc::v5::mqttbytes::v5::{LastWill, Packet, PubAckReason};
-use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop};
-use rumqttc::Outgoing;
+use std::collections::VecDeque;
 use std::path::Path;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -23,7 +21,7 @@ const RETRY_MAX: Duration = Duration::from_secs(5);
 pub enum LinkEvent {
     /// A CONNACK; without a session present the broker (and rumqttc) forgot unacknowledged
     /// publishes, so they will not be resent by the client.
-    Connected { session_present: bool },
+    Connected { session_present: bool, receive_max: Option<u16> },
     /// A publish left with this packet id (QoS 1), in the order they were requested.
     Sent(u16),
     /// The broker's PUBACK; `refused` carries the reason when it did not take the message.
@@ -34,7 +32,7 @@ pub enum LinkEvent {
 
 /// A client and the task polling its event loop.
 pub struct MqttLink {
-    pub client: AsyncClient,
+    pub client: Client,
     pub events: mpsc::UnboundedReceiver<LinkEvent>,
     task: JoinHandle<()>,
 }
@@ -55,19 +53,18 @@ pub async fn connect(
     will_topic: &str,
     will_payload: String,
 ) -> Result<Connect, String> {
-    let broker = config.broker()?;
-    let mut options = config.options(hub, base_dir)?;
-    options.set_last_will(LastWill::new(will_topic, will_payload, QoS::AtLeastOnce, true, None));
-    let (client, mut eventloop) = AsyncClient::new(options, REQUESTS);
+    let settings = config.settings(hub, base_dir)?;
+    let broker = settings.broker.clone();
+    let (client, mut eventloop) = client::new(&settings, will_topic, will_payload, REQUESTS);
     let (tx, events) = mpsc::unbounded_channel();
 
     let deadline = Duration::from_secs_f64(config.connect_timeout_s);
     let first = tokio::time::timeout(deadline, async {
         loop {
             match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(ack))) => return Ok(ack.session_present),
+                Ok(Polled::ConnAck { session_present, receive_max }) => return Ok((session_present, receive_max)),
                 Ok(_) => continue,
-                Err(e) => return Err(describe(&e)),
+                Err(e) => return Err(e.message),
             }
         }
     })
@@ -76,9 +73,9 @@ pub async fn connect(
     let (host, port) = (&broker.host, broker.port);
     let scheme = if broker.tls { "mqtts" } else { "mqtt" };
     match first {
-        Ok(session_present) => {
+        Ok((session_present, receive_max)) => {
             tracing::info!("MQTT connected to {scheme}://{host}:{port}; publishing with QoS 1 through the outbox");
-            let _ = tx.send(LinkEvent::Connected { session_present });
+            let _ = tx.send(LinkEvent::Connected { session_present, receive_max });
         }
         Err(e) if config.optional => {
             tracing::warn!("MQTT broker {scheme}://{host}:{port} not reachable ({e}); feedback goes to stdout only");
@@ -93,54 +90,50 @@ pub async fn connect(
     Ok(Connect::Link(MqttLink { client, events, task }))
 }
 
-/// A connection error in words, with the broker's refusal spelled out.
-fn describe(e: &ConnectionError) -> String {
-    match e {
-        ConnectionError::ConnectionRefused(code) => format!("the broker refused the connection: {code:?}"),
-        ConnectionError::Tls(t) => format!("TLS: {t}"),
-        other => other.to_string(),
-    }
-}
-
 /// Poll the event loop until the client disconnects. rumqttc reconnects on the next poll after
 /// an error; with a session present it resends unacknowledged QoS 1 publishes, without one it
 /// drops them — the publisher then offers them again from the outbox.
 async fn poll_loop(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<LinkEvent>) {
     let mut last_error: Option<String> = None;
     let mut retry = RETRY_FIRST;
+    // Packet ids in flight, in the order they were first sent.
+    let mut sent: VecDeque<u16> = VecDeque::new();
     loop {
         let event = match eventloop.poll().await {
-            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+            Ok(Polled::ConnAck { session_present, receive_max }) => {
                 if last_error.take().is_some() {
                     tracing::info!("MQTT reconnected");
                 }
                 retry = RETRY_FIRST;
-                LinkEvent::Connected { session_present: ack.session_present }
-            }
-            Ok(Event::Incoming(Packet::PubAck(ack))) => {
-                let ok = matches!(ack.reason, PubAckReason::Success | PubAckReason::NoMatchingSubscribers);
-                LinkEvent::Acked { pkid: ack.pkid, refused: (!ok).then(|| format!("{:?}", ack.reason)) }
-            }
-            Ok(Event::Outgoing(Outgoing::Publish(pkid))) if pkid != 0 => LinkEvent::Sent(pkid),
-            Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
-            Ok(_) => continue,
-            Err(e) => {
-                let message = describe(&e);
-                if last_error.as_deref() != Some(&message) {
-                    tracing::warn!("MQTT connection: {message}; retrying");
+                if !session_present {
+                    sent.clear();
                 }
-                // Publishes requested but never sent now wait in `pending` with packet id 0; a
+                LinkEvent::Connected { session_present, receive_max }
+            }
+            Ok(Polled::PubAck { pkid, refused }) => {
+                sent.retain(|&p| p != pkid);
+                LinkEvent::Acked { pkid, refused }
+            }
+            Ok(Polled::Sent(pkid)) => {
+                if !sent.contains(&pkid) {
+                    sent.push_back(pkid);
+                }
+                LinkEvent::Sent(pkid)
+            }
+            Ok(Polled::Disconnected) => return,
+            Ok(Polled::Other) => continue,
+            Err(e) => {
+                if last_error.as_deref() != Some(&e.message) {
+                    tracing::warn!("MQTT connection: {}; retrying", e.message);
+                }
+                // Publishes requested but never sent now wait in rumqttc's pending queue; a
                 // reconnect without a session drops them, and the publisher must know how many.
-                let unsent = eventloop
-                    .pending
-                    .iter()
-                    .filter(|r| matches!(r, rumqttc::v5::Request::Publish(p) if p.pkid == 0))
-                    .count();
-                let done = matches!(e, ConnectionError::RequestsDone);
-                if tx.send(LinkEvent::Error { message: message.clone(), unsent }).is_err() || done {
+                let unsent = eventloop.unsent();
+                eventloop.resend_in_order(&sent);
+                if tx.send(LinkEvent::Error { message: e.message.clone(), unsent }).is_err() || e.requests_done {
                     return;
                 }
-                last_error = Some(message);
+                last_error = Some(e.message);
                 tokio::time::sleep(retry).await;
                 retry = (retry * 2).min(RETRY_MAX);
                 continue;
@@ -157,7 +150,7 @@ impl MqttLink {
     /// to finish. While the broker is unreachable the loop is sleeping between retries: it is
     /// simply stopped.
     pub async fn close(self) {
-        let _ = self.client.try_disconnect();
+        self.client.try_disconnect();
         let mut task = self.task;
         if tokio::time::timeout(Duration::from_secs(2), &mut task).await.is_err() {
             task.abort();

@@ -3,11 +3,13 @@
 //! Data flows one way: the output task hands each message to the [`Publisher`], which appends it
 //! to the [`outbox`] (on disk before anything is sent) and feeds rumqttc from there ([`link`]:
 //! the client and its event-loop task; [`pairing`]: PUBACKs matched to messages by packet id).
+//! [`client`] puts rumqttc's MQTT 5 and 3.1.1 clients behind one face.
 //! [`config`] and [`tls`] hold `[mqtt]`: URL, credentials, rustls, the outbox's bounds.
 //! [`payload`] defines the JSON payloads (schemas in `schemas/`).
 //!
 //! Architecture invariant: the topic tree is built only by [`Topics`].
 
+pub mod client;
 pub mod config;
 pub mod link;
 pub mod outbox;

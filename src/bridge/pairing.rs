@@ -74,7 +74,7 @@ impl<T> Deliveries<T> {
                 self.unsent = unsent.min(self.requested.len());
                 Outcome::Nothing
             }
-            LinkEvent::Connected { session_present: false } => {
+            LinkEvent::Connected { session_present: false, .. } => {
                 // Without a session the broker and rumqttc forget what was in flight, and rumqttc
                 // drops what it had not sent yet: none of it will ever be acknowledged.
                 self.forgotten += (self.in_flight.len() + self.unsent) as u64;
@@ -119,11 +119,11 @@ mod tests {
         d.apply(&LinkEvent::Sent(1));
         d.apply(&LinkEvent::Sent(2));
         d.apply(&LinkEvent::Error { message: "broken pipe".into(), unsent: 0 });
-        d.apply(&LinkEvent::Connected { session_present: true });
+        d.apply(&LinkEvent::Connected { session_present: true, receive_max: None });
         d.apply(&LinkEvent::Sent(1));
         assert_eq!(d.requested.len(), 1, "the resend of id 1 did not take message 3");
         assert_eq!(d.apply(&LinkEvent::Acked { pkid: 1, refused: None }), Outcome::Acked(1));
-        d.apply(&LinkEvent::Connected { session_present: false });
+        d.apply(&LinkEvent::Connected { session_present: false, receive_max: None });
         assert_eq!((d.forgotten, d.in_flight.len()), (1, 0), "message 2 will never be acknowledged");
         d.apply(&LinkEvent::Sent(1));
         assert_eq!(d.apply(&LinkEvent::Acked { pkid: 1, refused: None }), Outcome::Acked(3));
@@ -135,7 +135,7 @@ mod tests {
         d.apply(&LinkEvent::Sent(7));
         // Messages 2 and 3 were queued in rumqttc, unsent, when the link broke; 4 came after.
         d.apply(&LinkEvent::Error { message: "reset".into(), unsent: 2 });
-        d.apply(&LinkEvent::Connected { session_present: false });
+        d.apply(&LinkEvent::Connected { session_present: false, receive_max: None });
         assert_eq!(d.forgotten, 3, "1 in flight and 2 unsent");
         d.apply(&LinkEvent::Sent(1));
         assert_eq!(

@@ -12,8 +12,6 @@ use super::link::{LinkEvent, MqttLink};
 use super::outbox::record::Class;
 use super::outbox::{Outbox, OutboxError, OutboxStats};
 use super::pairing::{Deliveries, Outcome};
-use rumqttc::v5::mqttbytes::v5::PublishProperties;
-use rumqttc::v5::mqttbytes::QoS;
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -58,6 +56,9 @@ pub struct Publisher<T> {
     connected: bool,
     ever_connected: bool,
     refused: u64,
+    /// Publishes outstanding at most on this connection: [`WINDOW`], or less when the broker's
+    /// receive maximum is lower.
+    window: usize,
 }
 
 impl<T> Publisher<T> {
@@ -71,6 +72,7 @@ impl<T> Publisher<T> {
             connected: false,
             ever_connected: false,
             refused: 0,
+            window: WINDOW,
         }
     }
 
@@ -120,7 +122,11 @@ impl<T> Publisher<T> {
             Outcome::Nothing => None,
         };
         match event {
-            LinkEvent::Connected { session_present } => {
+            LinkEvent::Connected { session_present, receive_max } => {
+                // Never more outstanding than the broker takes unacknowledged (Mosquitto: 20),
+                // less one for the status publish: rumqttc resends everything outstanding at a
+                // reconnect, and past the broker's limit its packet ids would collide.
+                self.window = receive_max.map_or(WINDOW, |m| (m as usize).saturating_sub(1).clamp(1, WINDOW));
                 self.connected = true;
                 self.ever_connected = true;
                 if !session_present {
@@ -139,15 +145,14 @@ impl<T> Publisher<T> {
     /// CONNACK and at shutdown, and must go ahead of any backlog).
     fn publish_status(&mut self, online: bool) {
         let payload = if online { &self.status.online } else { &self.status.offline };
-        let request = self.link.client.try_publish(&self.status.topic, QoS::AtLeastOnce, true, payload.clone());
-        if request.is_ok() {
+        if self.link.client.try_publish(self.status.topic.clone(), true, payload.clone().into_bytes(), None) {
             self.pairing.requested(None);
         }
     }
 
     /// Hand the oldest unsent messages to rumqttc while the link is up and the window has room.
     fn pump(&mut self) {
-        while self.connected && self.pairing.outstanding() < WINDOW {
+        while self.connected && self.pairing.outstanding() < self.window {
             let now = now_ms();
             let message = match self.outbox.next_to_send(now) {
                 Ok(Some(m)) => m,
@@ -157,27 +162,17 @@ impl<T> Publisher<T> {
                     break;
                 }
             };
-            let properties = PublishProperties {
-                // MQTT 5 message expiry: a broker holding it for an offline subscriber drops it
-                // when it goes stale, as the outbox would have.
-                message_expiry_interval: message.expires_ms.map(|e| e.saturating_sub(now).div_ceil(1000) as u32),
-                ..PublishProperties::default()
-            };
             let id = message.id;
-            let request = self.link.client.try_publish_with_properties(
-                message.topic,
-                QoS::AtLeastOnce,
-                message.retain,
-                message.payload,
-                properties,
-            );
-            match request {
-                Ok(()) => self.pairing.requested(Some(id)),
-                Err(_) => {
-                    // The client's queue is closed or full: offer the message again later.
-                    self.outbox.unsend(id);
-                    break;
-                }
+            // Sent as MQTT 5 message expiry: a broker holding it for an offline subscriber drops
+            // it when it goes stale, as the outbox would have.
+            let expiry = message.expires_ms.map(|e| Duration::from_millis(e.saturating_sub(now)));
+            let request = self.link.client.try_publish(message.topic, message.retain, message.payload, expiry);
+            if request {
+                self.pairing.requested(Some(id));
+            } else {
+                // The client's queue is closed or full: offer the message again later.
+                self.outbox.unsend(id);
+                break;
             }
         }
     }

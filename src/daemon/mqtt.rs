@@ -26,6 +26,10 @@ pub async fn start(
         online: status.to_json(),
         offline: Status { state: "offline", ..status.clone() }.to_json(),
     };
+    // The outbox first: its lock keeps a second daemon with this client id from connecting and
+    // taking over the first one's session.
+    let dir = mqtt.outbox_dir(hub, &config.base_dir).map_err(|e| anyhow::anyhow!("[mqtt] outbox_dir: {e}"))?;
+    let outbox = Outbox::open(&dir, mqtt.outbox_max_bytes()).context("[mqtt] cannot open the outbox")?;
     let link = match link::connect(mqtt, hub, &config.base_dir, &statuses.topic, statuses.offline.clone())
         .await
         .map_err(|e| anyhow::anyhow!("[mqtt] {e}"))?
@@ -33,8 +37,6 @@ pub async fn start(
         Connect::Link(link) => link,
         Connect::Skipped => return Ok(None),
     };
-    let dir = mqtt.outbox_dir(hub, &config.base_dir).map_err(|e| anyhow::anyhow!("[mqtt] outbox_dir: {e}"))?;
-    let outbox = Outbox::open(&dir, mqtt.outbox_max_bytes()).context("[mqtt] cannot open the outbox")?;
     let recovered = outbox.depth();
     if recovered > 0 {
         tracing::info!("outbox {}: {recovered} messages from an earlier run will be sent first", dir.display());

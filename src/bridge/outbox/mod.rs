@@ -18,10 +18,13 @@
 //! that interval. Done records are batched into the same sync: a crash may resend a message the
 //! broker already acknowledged (a QoS 1 duplicate, recognisable by its `seq`), never lose one.
 //!
-//! Bound: the segment files never grow past `max_bytes`. To make room, in order: whole segments
+//! Bound: the segment files never grow past `max_bytes`; messages fill it up to three segments
+//! (3/8) short, the reserve compaction copies into. To make room, in order: whole segments
 //! whose messages are all done are deleted; live messages in the oldest segment are dropped
-//! (counted); the oldest segment's durable messages are copied forward (compaction) if that makes
-//! room; only then is the oldest durable message dropped, with an error in the log.
+//! (counted); the oldest segment's durable messages are copied forward into the reserve
+//! (compaction), which also brings the next segment, and its live messages, to the front; only
+//! when every segment is dense with durable messages are the oldest segment's dropped (a
+//! segment's worth, about an eighth of the bound), with an error in the log.
 //!
 //! Invariants: ids increase in acceptance order and are never reused while a segment holding
 //! them exists; messages are offered for sending in id order; only the oldest segment is ever
@@ -47,7 +50,7 @@ pub enum OutboxError {
     Io { path: PathBuf, what: &'static str, source: std::io::Error },
     #[error("outbox {0}: another biofeedd process is using it (its lock file is held)")]
     Locked(PathBuf),
-    #[error("a message of {len} bytes cannot fit an outbox bounded at {max} bytes")]
+    #[error("a message of {len} bytes cannot fit an outbox segment ({max} bytes, an eighth of outbox_max_mb)")]
     TooLarge { len: u64, max: u64 },
 }
 
@@ -124,7 +127,9 @@ impl Outbox {
         for entry in std::fs::read_dir(dir).map_err(io(dir, "cannot list the directory"))? {
             let name = entry.map_err(io(dir, "cannot list the directory"))?.file_name();
             let name = name.to_string_lossy();
-            if let Some(n) = name.strip_suffix(".seg").and_then(|n| n.parse::<u64>().ok()) {
+            // Only names this outbox writes (16 digits): another file is left alone.
+            let digits = name.strip_suffix(".seg").filter(|n| n.len() == 16 && n.bytes().all(|b| b.is_ascii_digit()));
+            if let Some(n) = digits.and_then(|n| n.parse::<u64>().ok()) {
                 numbers.push(n);
             }
         }
@@ -179,13 +184,18 @@ impl Outbox {
                         created_ms: m.created_ms,
                         expires_ms: m.expires_ms,
                     };
-                    // A compacted copy replaces the original (same id, newer segment).
-                    if let Some(old) = self.index.insert(m.id, entry) {
-                        if let Some(s) = self.segments.get_mut(&old.segment) {
-                            s.pending -= 1;
+                    // A compacted copy replaces the original (same id, newer segment); the same id
+                    // twice in one segment (damage) counts once.
+                    match self.index.insert(m.id, entry).map(|old| old.segment) {
+                        Some(old) if old == n => {}
+                        Some(old) => {
+                            if let Some(s) = self.segments.get_mut(&old) {
+                                s.pending -= 1;
+                            }
+                            pending += 1;
                         }
+                        None => pending += 1,
                     }
-                    pending += 1;
                     self.next_id = self.next_id.max(m.id + 1);
                     at += len;
                 }
@@ -231,7 +241,12 @@ impl Outbox {
         let bytes = file.metadata().map_err(io(&path, "cannot stat a segment"))?.len();
         self.segments.insert(n, Segment { file, path, bytes, pending: 0 });
         self.active = n;
-        Ok(())
+        self.sync_dir()
+    }
+
+    /// Make the folder's list of segments durable (a new or deleted segment file).
+    fn sync_dir(&self) -> Result<(), OutboxError> {
+        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io(&self.dir, "cannot sync the directory"))
     }
 
     /// Accept a message: it is on its way to the disk when this returns. `ttl` (live messages)
@@ -277,19 +292,17 @@ impl Outbox {
             self.sync()?;
             self.start_segment(self.active + 1)?;
         }
+        self.append_bytes(bytes)?;
         let segment = self.segments.get_mut(&self.active).expect("active segment");
-        segment.file.write_all(bytes).map_err(io(&segment.path, "cannot append"))?;
         let entry = Entry {
             segment: self.active,
-            offset: segment.bytes,
+            offset: segment.bytes - bytes.len() as u64,
             len: bytes.len() as u32,
             class,
             created_ms,
             expires_ms,
         };
-        segment.bytes += bytes.len() as u64;
         segment.pending += 1;
-        self.unsynced = true;
         Ok(entry)
     }
 
@@ -304,7 +317,10 @@ impl Outbox {
             }
             let segment = &self.segments[&entry.segment];
             let mut bytes = vec![0; entry.len as usize];
-            segment.file.read_exact_at(&mut bytes, entry.offset).map_err(io(&segment.path, "cannot read back"))?;
+            if let Err(e) = segment.file.read_exact_at(&mut bytes, entry.offset) {
+                self.cursor = id; // offered again next time, not skipped
+                return Err(io(&segment.path, "cannot read back")(e));
+            }
             match record::decode(&bytes) {
                 Ok(Some((Record::Message(m), _))) if m.id == id => return Ok(Some(m)),
                 // The bytes were checked when written or loaded; damage since then is the disk's.
@@ -377,10 +393,30 @@ impl Outbox {
         if self.done_buffer.is_empty() {
             return Ok(());
         }
+        let done = std::mem::take(&mut self.done_buffer);
+        if let Err(e) = self.append_bytes(&done) {
+            self.done_buffer = done; // tried again at the next sync
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Append whole records to the active segment. A failed write (a full disk, an I/O error)
+    /// may have left part of them behind: the file is cut back to its last whole record, so the
+    /// offsets of what follows stay right and a later open does not take the rest for a torn tail.
+    fn append_bytes(&mut self, bytes: &[u8]) -> Result<(), OutboxError> {
         let segment = self.segments.get_mut(&self.active).expect("active segment");
-        segment.file.write_all(&self.done_buffer).map_err(io(&segment.path, "cannot append"))?;
-        segment.bytes += self.done_buffer.len() as u64;
-        self.done_buffer.clear();
+        if let Err(e) = segment.file.write_all(bytes) {
+            if segment.file.set_len(segment.bytes).is_err() {
+                // Cannot even cut it: leave this segment as it is and write the next one.
+                let next = self.active + 1;
+                let err = io(&segment.path, "cannot append")(e);
+                let _ = self.start_segment(next);
+                return Err(err);
+            }
+            return Err(io(&segment.path, "cannot append")(e));
+        }
+        segment.bytes += bytes.len() as u64;
         self.unsynced = true;
         Ok(())
     }
@@ -408,6 +444,9 @@ impl Outbox {
             let s = self.segments.remove(&n).expect("first segment");
             std::fs::remove_file(&s.path).map_err(io(&s.path, "cannot delete a finished segment"))?;
             any = true;
+        }
+        if any {
+            self.sync_dir()?;
         }
         Ok(any)
     }

@@ -6,11 +6,21 @@ use std::os::unix::fs::FileExt;
 
 impl Outbox {
     /// Make room for a record of `needed` bytes under the bound.
+    ///
+    /// Messages may fill the bound up to three segments short of it: that reserve is where
+    /// compaction copies the oldest segment's durable messages (a segment is at most two
+    /// segment sizes: it rotates once past one, and no record is larger than one), so copying
+    /// them never pushes the files past the bound and never needs a durable message dropped
+    /// while live ones could go.
     pub(super) fn make_room(&mut self, needed: u64) -> Result<(), OutboxError> {
-        if needed > self.max_bytes / 2 {
-            return Err(OutboxError::TooLarge { len: needed, max: self.max_bytes });
+        if needed > self.segment_bytes {
+            return Err(OutboxError::TooLarge { len: needed, max: self.segment_bytes });
         }
-        while self.disk_bytes() + needed > self.max_bytes {
+        let limit = self.max_bytes - 3 * self.segment_bytes;
+        // Compactions of segments dense with durable messages (they free little): once every
+        // segment has been through one, nothing but durable messages is left to make room from.
+        let mut dense_moves = 0;
+        while self.disk_bytes() + needed > limit {
             self.flush_done()?;
             if self.collect_empty_segments()? {
                 continue;
@@ -18,6 +28,7 @@ impl Outbox {
             let oldest = *self.segments.keys().next().expect("the active segment exists");
             if oldest == self.active {
                 // Everything is in one segment: start another so the old one can be retired.
+                self.sync()?;
                 self.start_segment(self.active + 1)?;
                 continue;
             }
@@ -30,24 +41,27 @@ impl Outbox {
                 }
                 continue;
             }
-            let pending_bytes: u64 = self.index.values().map(|e| e.len as u64).sum();
-            if pending_bytes + needed + self.segment_bytes <= self.max_bytes {
+            // Only durable messages hold the oldest segment: copy them forward (into the reserve)
+            // and delete it. A dense one frees little, but moves the next segment — perhaps one
+            // with live messages to drop — to the front.
+            let copy: u64 = in_oldest.iter().map(|(_, e)| e.len as u64).sum();
+            let dense = copy * 2 > self.segments[&oldest].bytes;
+            if !dense || dense_moves < self.segments.len() {
+                dense_moves += dense as usize;
                 self.compact(oldest, &in_oldest)?;
                 continue;
             }
-            // Compaction cannot make room yet: live messages anywhere go before any durable one.
-            let oldest_live = self.index.iter().find(|(_, e)| e.class == Class::Live).map(|(&id, _)| id);
-            if let Some(id) = oldest_live {
-                self.drop_live(id);
-                continue;
-            }
-            let (&id, _) = self.index.iter().next().expect("a pending message holds the oldest segment");
+            // Nothing but durable messages: the oldest segment's go, together (one at a time would
+            // free no disk until the last of them).
             tracing::error!(
-                "outbox {} is full of durable messages ({} bytes bound): dropping durable message {id}, the oldest; raise outbox_max_mb or restore the broker link",
+                "outbox {} is full of durable messages ({} bytes bound): dropping the {} oldest; raise outbox_max_mb or restore the broker link",
                 self.dir.display(),
-                self.max_bytes
+                self.max_bytes,
+                in_oldest.len()
             );
-            self.retire(id, Done::Dropped);
+            for (id, _) in in_oldest {
+                self.retire(id, Done::Dropped);
+            }
         }
         Ok(())
     }
@@ -72,9 +86,10 @@ impl Outbox {
             let mut bytes = vec![0; e.len as usize];
             source.file.read_exact_at(&mut bytes, e.offset).map_err(io(&source.path, "cannot read for compaction"))?;
             let moved = self.write(&bytes, e.class, e.created_ms, e.expires_ms)?;
-            self.segments.get_mut(&n).expect("compacted segment").pending -= 1;
             self.index.insert(id, moved);
         }
+        // Everything indexed in it has moved: it goes now, whatever its count said.
+        self.segments.get_mut(&n).expect("compacted segment").pending = 0;
         self.sync()?;
         Ok(())
     }

@@ -25,6 +25,15 @@ fn segment_files(d: &Path) -> usize {
     std::fs::read_dir(d).unwrap().filter(|e| e.as_ref().unwrap().path().extension() == Some("seg".as_ref())).count()
 }
 
+fn newest_nonempty_segment(d: &Path) -> std::path::PathBuf {
+    std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension() == Some("seg".as_ref()) && std::fs::metadata(p).unwrap().len() > 0)
+        .max()
+        .unwrap()
+}
+
 #[test]
 fn acknowledged_messages_are_gone_after_a_restart_and_the_rest_come_back_in_order() {
     let d = dir();
@@ -78,12 +87,7 @@ fn a_torn_tail_is_cut_with_a_warning_and_appends_go_on() {
     let mut o = Outbox::open(d.path(), 64 * MB).unwrap();
     let ids = put(&mut o, Class::Durable, 3);
     drop(o);
-    let seg = std::fs::read_dir(d.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension() == Some("seg".as_ref()) && std::fs::metadata(p).unwrap().len() > 0)
-        .max()
-        .unwrap();
+    let seg = newest_nonempty_segment(d.path());
     let len = std::fs::metadata(&seg).unwrap().len();
     std::fs::OpenOptions::new().write(true).open(&seg).unwrap().set_len(len - 5).unwrap();
 
@@ -170,4 +174,26 @@ fn finished_segments_are_deleted() {
     assert_eq!(o.depth(), 0);
     assert!(segment_files(d.path()) <= 2, "{} segments left", segment_files(d.path()));
     assert_eq!(o.stats().acknowledged, 1000);
+}
+
+#[test]
+fn the_same_message_twice_in_one_segment_counts_once_and_its_segment_still_goes() {
+    let d = dir();
+    let mut o = Outbox::open(d.path(), 64 * MB).unwrap();
+    let id = put(&mut o, Class::Durable, 1)[0];
+    drop(o);
+    let seg = newest_nonempty_segment(d.path());
+    let once = std::fs::read(&seg).unwrap();
+    std::fs::write(&seg, [once.clone(), once].concat()).unwrap();
+    std::fs::write(d.path().join("5.seg"), b"not ours").unwrap();
+
+    let mut o = Outbox::open(d.path(), 64 * MB).unwrap();
+    assert_eq!(drain(&mut o, T0), [id]);
+    o.acknowledged(id);
+    o.sync().unwrap();
+    drop(o);
+    let o = Outbox::open(d.path(), 64 * MB).unwrap();
+    assert_eq!(o.depth(), 0);
+    assert!(!seg.exists(), "its only message is done: the segment is deleted");
+    assert!(d.path().join("5.seg").exists(), "a file the outbox did not write is left alone");
 }
