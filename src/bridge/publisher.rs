@@ -13,6 +13,8 @@ use super::outbox::record::Class;
 use super::outbox::{Outbox, OutboxError, OutboxStats};
 use super::pairing::{Deliveries, Outcome};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Publishes handed to rumqttc and not yet acknowledged, at most. Far below rumqttc's request
@@ -56,6 +58,8 @@ pub struct Publisher<T> {
     connected: bool,
     ever_connected: bool,
     refused: u64,
+    /// A background `fdatasync` of the outbox is running.
+    syncing: Arc<AtomicBool>,
     /// Publishes outstanding at most on this connection: [`WINDOW`], or less when the broker's
     /// receive maximum is lower.
     window: usize,
@@ -73,6 +77,7 @@ impl<T> Publisher<T> {
             ever_connected: false,
             refused: 0,
             window: WINDOW,
+            syncing: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -181,7 +186,22 @@ impl<T> Publisher<T> {
     /// messages, and send what the window allows.
     pub fn tick(&mut self) -> Result<(), OutboxError> {
         self.outbox.expire(now_ms());
-        self.outbox.sync()?;
+        // fdatasync on a blocking thread: on an SD card it can take tens of milliseconds, which
+        // would otherwise hold every PUBACK waiting behind it. One at a time; a tick that finds
+        // the last one still running leaves the data for the next.
+        if !self.syncing.load(Ordering::Acquire) {
+            if let Some(file) = self.outbox.sync_later()? {
+                self.syncing.store(true, Ordering::Release);
+                let syncing = self.syncing.clone();
+                let dir = self.outbox.dir().to_path_buf();
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = file.sync_data() {
+                        tracing::error!("outbox {}: cannot sync: {e}", dir.display());
+                    }
+                    syncing.store(false, Ordering::Release);
+                });
+            }
+        }
         if self.tags.len() > self.outbox.depth() {
             let outbox = &self.outbox;
             self.tags.retain(|id, _| outbox.is_pending(*id));

@@ -421,15 +421,29 @@ impl Outbox {
         Ok(())
     }
 
+    /// [`Outbox::sync`] for a caller that must not block on the disk: writes the batched done
+    /// records and deletes finished segments now, and returns a handle of the active segment to
+    /// `fdatasync` elsewhere (a blocking thread) when there is anything to force.
+    pub fn sync_later(&mut self) -> Result<Option<File>, OutboxError> {
+        self.flush_done()?;
+        self.collect_empty_segments()?;
+        if !self.unsynced {
+            return Ok(None);
+        }
+        let segment = &self.segments[&self.active];
+        let handle = segment.file.try_clone().map_err(io(&segment.path, "cannot open for sync"))?;
+        self.unsynced = false;
+        Ok(Some(handle))
+    }
+
     /// Write the batched done records, force everything to disk, and delete segments that are
     /// wholly done.
     pub fn sync(&mut self) -> Result<(), OutboxError> {
         self.flush_done()?;
-        if self.unsynced {
-            let segment = &self.segments[&self.active];
-            segment.file.sync_data().map_err(io(&segment.path, "cannot sync"))?;
-            self.unsynced = false;
-        }
+        // Unconditionally: a sync handed to another thread by `sync_later` may still be running.
+        let segment = &self.segments[&self.active];
+        segment.file.sync_data().map_err(io(&segment.path, "cannot sync"))?;
+        self.unsynced = false;
         self.collect_empty_segments()?;
         Ok(())
     }
