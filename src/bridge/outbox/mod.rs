@@ -288,7 +288,6 @@ impl Outbox {
         expires_ms: Option<u64>,
     ) -> Result<Entry, OutboxError> {
         if self.segments[&self.active].bytes >= self.segment_bytes {
-            self.flush_done()?;
             self.sync()?;
             self.start_segment(self.active + 1)?;
         }
