@@ -16,6 +16,29 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// How to run the cascade for one window: the governor's plan for its subject.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RunPlan {
+    /// Run only the stages before this index here (`None`: all of them).
+    pub local_stages: Option<usize>,
+    /// Hand this stage to an offload worker instead of running it, when the cascade gets there
+    /// (no earlier stage exited) and the window has what it needs.
+    pub offload_stage: Option<usize>,
+    /// The window's deadline (its subject's tier): a stage that would end past it is not run.
+    pub deadline: Option<Instant>,
+}
+
+/// What the cascade made of a window.
+#[derive(Debug)]
+pub enum Answer {
+    /// Answered here.
+    Here(Prediction),
+    /// Stage `stage` is to run on a worker; its inputs are prepared in that stage
+    /// ([`Stage::last_inputs`]). `local` is the best answer of the stages that ran here, to give
+    /// if the worker does not answer in time (`source = "fallback"`, or `unknown` when none ran).
+    Offload { local: Prediction, stage: usize },
+}
+
 /// The fusion stage of one pipeline: one model, or a cascade of stages with early exit.
 pub struct Fusion {
     slots: Vec<Slot>,
@@ -159,11 +182,18 @@ impl Fusion {
         self.stages().map(|s| s.manifest.variant).collect()
     }
 
-    /// What the cascade says about `window`, whose features are `fv`.
+    /// What the cascade says about `window`, whose features are `fv`, every stage run here.
     pub fn predict(&mut self, window: &Window, fv: &FeatureVector) -> Prediction {
+        match self.predict_planned(window, fv, &RunPlan::default()) {
+            Answer::Here(p) | Answer::Offload { local: p, .. } => p,
+        }
+    }
+
+    /// The same, run as `plan` says: fewer stages here, one offloaded, a deadline.
+    pub fn predict_planned(&mut self, window: &Window, fv: &FeatureVector, plan: &RunPlan) -> Answer {
         if let Some(reason) = self.unfed.get(&window.subject) {
             let m = &self.slots[0].active().manifest;
-            return Prediction {
+            return Answer::Here(Prediction {
                 label: "unknown".into(),
                 probabilities: Vec::new(),
                 model: m.name.clone(),
@@ -172,33 +202,64 @@ impl Fusion {
                 source: Source::None,
                 reason: Some(reason.clone()),
                 stage_latency: Vec::new(),
-            };
+            });
         }
         let key = self.cache.as_ref().map(|c| c.key(fv, &self.variants()));
         if let (Some(cache), Some(key)) = (&mut self.cache, &key) {
             if let Some(p) = cache.get(key) {
-                return Prediction { source: Source::Cache, stage_latency: Vec::new(), ..p.clone() };
+                return Answer::Here(Prediction { source: Source::Cache, stage_latency: Vec::new(), ..p.clone() });
             }
         }
-        let prediction = self.run_cascade(window, fv);
+        let (prediction, offloaded) = self.run_cascade(window, fv, plan);
+        if let Some(stage) = offloaded {
+            return Answer::Offload { local: prediction, stage };
+        }
         if let (Some(cache), Some(key)) = (&mut self.cache, key) {
             // Only full answers are worth repeating: not an `unknown`, not a deadline's fallback.
             if prediction.source == Source::Edge {
                 cache.put(key, prediction.clone());
             }
         }
-        prediction
+        Answer::Here(prediction)
     }
 
-    fn run_cascade(&mut self, window: &Window, fv: &FeatureVector) -> Prediction {
+    /// The answer of the stages run here, and the stage handed to a worker, if one was.
+    fn run_cascade(&mut self, window: &Window, fv: &FeatureVector, plan: &RunPlan) -> (Prediction, Option<usize>) {
         let started = Instant::now();
+        let limit = match (self.deadline.map(|d| started + d), plan.deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let mut latencies = Vec::with_capacity(self.slots.len());
         let mut best: Option<(usize, Vec<f32>)> = None;
         let mut missing_all: Vec<String> = Vec::new();
         let mut cut_short = false;
+        let mut offloaded = None;
         for k in 0..self.slots.len() {
-            if let (Some(deadline), Some(_)) = (self.deadline, &best) {
-                if started.elapsed() + self.usual[k] > deadline {
+            if plan.local_stages.is_some_and(|n| k >= n) && plan.offload_stage != Some(k) {
+                // The governor keeps this stage off the hub; the answer so far stands.
+                cut_short = best.is_some();
+                continue;
+            }
+            if plan.offload_stage == Some(k) {
+                if limit.is_some_and(|l| Instant::now() >= l) {
+                    cut_short = best.is_some();
+                    break;
+                }
+                match self.slots[k].active_mut().prepare(window, fv) {
+                    Ok(()) => {
+                        offloaded = Some(k);
+                        cut_short = true;
+                        break;
+                    }
+                    Err(missing) => {
+                        extend_unique(&mut missing_all, missing);
+                        continue;
+                    }
+                }
+            }
+            if let (Some(limit), Some(_)) = (limit, &best) {
+                if Instant::now() + self.usual[k] > limit {
                     cut_short = true;
                     break;
                 }
@@ -217,19 +278,13 @@ impl Fusion {
                         break;
                     }
                 }
-                Err(missing) => {
-                    for m in missing {
-                        if !missing_all.contains(&m) {
-                            missing_all.push(m);
-                        }
-                    }
-                }
+                Err(missing) => extend_unique(&mut missing_all, missing),
             }
         }
         let answering = best.as_ref().map_or(self.slots.len() - 1, |(k, _)| *k);
         let m = &self.slots[answering].active().manifest;
         let (name, variant, exit_stage) = (m.name.clone(), m.variant, m.stage);
-        match best {
+        let prediction = match best {
             Some((k, probs)) => {
                 let classes = &self.slots[k].active().manifest.outputs.classes;
                 let top = probs.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0);
@@ -262,6 +317,15 @@ impl Fusion {
                 }),
                 stage_latency: latencies,
             },
+        };
+        (prediction, offloaded)
+    }
+}
+
+fn extend_unique(all: &mut Vec<String>, more: Vec<String>) {
+    for m in more {
+        if !all.contains(&m) {
+            all.push(m);
         }
     }
 }

@@ -28,7 +28,7 @@ pub mod raw;
 mod slot;
 mod stage;
 
-pub use cascade::Fusion;
+pub use cascade::{Answer, Fusion, RunPlan};
 pub use config::FusionConfig;
 pub use manifest::{Manifest, ModelError, Variant};
 pub use prediction::{Prediction, Source};

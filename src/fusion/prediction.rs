@@ -10,7 +10,10 @@ use std::time::Duration;
 pub enum Source {
     /// Computed on this hub.
     Edge,
-    /// The deadline cut the cascade short: the best answer of the stages that ran.
+    /// The heavy stage ran on an offload worker and answered within the deadline.
+    Cloud,
+    /// The cascade was cut short — by the deadline, by the governor's plan, or by an offload
+    /// that did not answer in time: the best answer of the stages that ran here.
     Fallback,
     /// A recent window with the same quantised inputs: its answer, no model run.
     Cache,

@@ -124,6 +124,15 @@ impl Stage {
     /// are missing (NaN features, raw channels the window lacks). Other missing features take
     /// the manifest's `fill` values.
     pub fn run(&mut self, window: &Window, fv: &FeatureVector) -> Result<Vec<f32>, Vec<String>> {
+        self.prepare(window, fv)?;
+        // A tract failure on a validated model and a finite input is a bug, not bad input.
+        Ok(self.run_raw().expect("tract run on a validated plan"))
+    }
+
+    /// Fill the model's input tensors from a window and its features without running it (what
+    /// an offload request carries: [`Stage::last_inputs`] then holds them); `Err` as for
+    /// [`Stage::run`].
+    pub fn prepare(&mut self, window: &Window, fv: &FeatureVector) -> Result<(), Vec<String>> {
         let spec = &self.manifest.inputs;
         let required = |name: &String| match (&spec.fill, &spec.required) {
             (None, _) | (Some(_), None) => true,
@@ -154,7 +163,27 @@ impl Stage {
             let v = fv.values[i];
             *d = if v.is_finite() { v } else { spec.fill.as_ref().map_or(f32::NAN, |f| f[k]) };
         }
-        // A tract failure on a validated model and a finite input is a bug, not bad input.
+        Ok(())
+    }
+
+    /// Run the model on inputs prepared elsewhere (an offload worker gets them from a hub): the
+    /// feature tensor and the raw-window tensor, each of exactly the manifest's size and finite.
+    pub fn run_inputs(&mut self, features: &[f32], raw: &[f32]) -> Result<Vec<f32>, String> {
+        if features.len() != self.input.len() || raw.len() != self.raw.len() {
+            return Err(format!(
+                "`{}` takes {} features and {} raw samples, not {} and {}",
+                self.manifest.name,
+                self.input.len(),
+                self.raw.len(),
+                features.len(),
+                raw.len()
+            ));
+        }
+        if features.iter().chain(raw).any(|v| !v.is_finite()) {
+            return Err("an input is not a finite number".into());
+        }
+        self.input.copy_from_slice(features);
+        self.raw.copy_from_slice(raw);
         Ok(self.run_raw().expect("tract run on a validated plan"))
     }
 
