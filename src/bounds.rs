@@ -135,6 +135,28 @@ pub const IMPAIRMENT: Bound = Bound::within(0.0, 0.9, "");
 /// Waits between reconnect attempts.
 pub const BACKOFF_S: Bound = Bound::within(0.01, 600.0, "s");
 
+/// How often the resource governor samples the machine. Not faster than every 200 ms: sysinfo
+/// refreshes the CPU times at most that often, so a faster tick would see stale CPU figures.
+pub const GOVERNOR_INTERVAL_S: Bound = Bound::within(0.2, 60.0, "s");
+/// A share of something whole (the CPUs' time, the memory, the windows), as a governor
+/// threshold: 0 would always or never trigger.
+pub const SHARE_PERCENT: Bound = Bound::above(0.0, 100.0, "%");
+/// The daemon's own CPU use as a governor threshold, in percent of one core (200 = two cores
+/// busy); up to 1024 cores.
+pub const PROCESS_CPU_PERCENT: Bound = Bound::above(0.0, 102_400.0, "% of one core");
+/// A temperature threshold for the hottest thermal zone; above 150 °C no board still runs.
+pub const TEMP_THRESHOLD_C: Bound = Bound::within(0.0, 150.0, "°C");
+/// How far below (or above) a threshold every reading must be to release a pressure level.
+pub const RELEASE_MARGIN_PERCENT: Bound = Bound::within(0.0, 50.0, "%");
+/// Consecutive samples a worse pressure level must be seen before the governor switches to it.
+pub const RISE_SAMPLES: Bound = Bound::within(1.0, 1000.0, "samples");
+/// The least time at a pressure level, and the calm needed, before the governor steps down.
+pub const DWELL_S: Bound = Bound::within(0.0, 3600.0, "s");
+/// A latency tier's deadline, from a window's last sample to its answer.
+pub const TIER_DEADLINE_MS: Bound = Bound::within(1.0, 60_000.0, "ms");
+/// Offload requests waiting for their worker at once.
+pub const OFFLOAD_IN_FLIGHT: Bound = Bound::within(1.0, 100_000.0, "requests");
+
 #[cfg(test)]
 mod tests {
     use super::*;
