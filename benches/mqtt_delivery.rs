@@ -129,7 +129,13 @@ async fn daemon_end_to_end(port: u16, dir: &Path) -> biofeedd::metrics::Summary 
     config.mqtt = Some(mqtt);
     let SourceConfig::Replay(replay) = &mut config.sensors[0].source else { panic!("the demo replays") };
     replay.speed = Speed::Times(2.0);
-    let options = RunOptions { output: OutputFormat::Quiet, duration: None, features_only: false, raw_dump: None };
+    let options = RunOptions {
+        output: OutputFormat::Quiet,
+        duration: None,
+        features_only: false,
+        raw_dump: None,
+        pressure: Some(biofeedd::governor::Level::Normal),
+    };
     daemon::run(config, options).await.unwrap()
 }
 

@@ -1,14 +1,15 @@
 //! Messages into the running pipeline thread, and the handle that sends them.
 //!
 //! The pipeline thread owns the fusion cascade (tract is not shared across threads), so anything
-//! that wants to change how it runs — the governor switching to int8 under CPU pressure, an
-//! operator, a test — sends a [`Control`] message. The pipeline drains its queue at the top of
+//! that wants to change how it runs — the governor's plan under CPU pressure, an operator, a
+//! test — sends a [`Control`] message. The pipeline drains its queue at the top of
 //! every loop, before it drains the rings, and the handle wakes it so a message is seen at once
 //! even when no data flows.
 //!
 //! Architecture invariant: the pipeline never waits on this queue; sending never blocks.
 
 use crate::fusion::Variant;
+use crate::governor::Plan;
 use crate::ring::Waker;
 use std::sync::mpsc;
 use tokio::sync::oneshot;
@@ -20,6 +21,8 @@ pub enum Control {
     SetVariant(Variant),
     /// Cascade stage `stage` (0 = cheapest) switches to `variant`, if it has it.
     SetStageVariant { stage: usize, variant: Variant },
+    /// The governor's plan for the current pressure level: variants, offload, stages run here.
+    SetPlan(Plan),
     /// Reply with the pipeline's current state.
     Snapshot(oneshot::Sender<PipelineSnapshot>),
 }
@@ -31,6 +34,8 @@ pub struct PipelineSnapshot {
     pub variants: Vec<Variant>,
     /// Windows closed so far, over all subjects.
     pub windows: u64,
+    /// The last plan applied (`None` before the governor's first).
+    pub plan: Option<Plan>,
 }
 
 /// The sending side; cheap to clone.

@@ -5,10 +5,9 @@ mod common;
 
 use biofeedd::config::Config;
 use biofeedd::control::Control;
-use biofeedd::daemon::{self, RunOptions};
+use biofeedd::daemon;
 use biofeedd::fusion::Variant;
 use biofeedd::ingest::LinkState;
-use biofeedd::sink::OutputFormat;
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
@@ -48,7 +47,7 @@ async fn a_variant_switch_sent_while_a_replay_runs_changes_the_feedback_that_fol
     let port = common::broker_port();
     let hub = format!("control-{}", std::process::id());
     let mut feedback = common::subscribe(port, &format!("biofeedd/v1/{hub}/+/feedback")).await;
-    let options = RunOptions { output: OutputFormat::Quiet, duration: None, features_only: false, raw_dump: None };
+    let options = common::quiet_run();
     let running = daemon::start(config(port, &hub), options).await.expect("daemon starts");
     let control = running.control();
 

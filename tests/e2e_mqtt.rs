@@ -4,10 +4,9 @@
 mod common;
 
 use biofeedd::config::Config;
-use biofeedd::daemon::{self, RunOptions};
+use biofeedd::daemon;
 use biofeedd::ingest::replay::Speed;
 use biofeedd::ingest::SourceConfig;
-use biofeedd::sink::OutputFormat;
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
@@ -28,7 +27,7 @@ async fn replay_to_broker_delivers_every_window_in_order() {
     // A hub id of our own, so retained messages of earlier runs on a long-lived broker do not mix in.
     let hub = format!("test-hub-{}", std::process::id());
     let mut messages = common::subscribe(port, &format!("biofeedd/v1/{hub}/#")).await;
-    let options = RunOptions { output: OutputFormat::Quiet, duration: None, features_only: false, raw_dump: None };
+    let options = common::quiet_run();
     let summary = tokio::time::timeout(Duration::from_secs(60), daemon::run(demo_config(port, &hub), options))
         .await
         .expect("replay finishes")
@@ -110,7 +109,7 @@ async fn mqtt_3_1_1_delivers_every_window_too() {
     let mut feedback = common::subscribe_v311(port, &format!("biofeedd/v1/{hub}/+/feedback")).await;
     let mut config = demo_config(port, &hub);
     config.mqtt.as_mut().unwrap().protocol = biofeedd::bridge::config::Protocol::V311;
-    let options = RunOptions { output: OutputFormat::Quiet, duration: None, features_only: false, raw_dump: None };
+    let options = common::quiet_run();
     let summary = tokio::time::timeout(Duration::from_secs(60), daemon::run(config, options))
         .await
         .expect("replay finishes")
@@ -121,4 +120,41 @@ async fn mqtt_3_1_1_delivers_every_window_too() {
         common::assert_schema(&payload, "feedback.v1.json");
         assert_eq!(payload["seq"], seq);
     }
+}
+
+/// A worker's reply, each outcome as `reply.rs` serialises it, matches `offload_reply.v1.json`;
+/// one outcome's fields under the other's tag, or a required field missing, do not.
+#[test]
+fn offload_replies_match_their_schema() {
+    use biofeedd::bridge::offload::reply::{hex, OffloadReply, Outcome, REPLY_SCHEMA};
+    use biofeedd::fusion::Variant;
+
+    let reply = |outcome| OffloadReply {
+        schema: REPLY_SCHEMA.into(),
+        worker: "worker-1".into(),
+        model: "stress-s2".into(),
+        sha256: hex(&[0xab; 32]),
+        outcome,
+    };
+    let ok = reply(Outcome::Ok {
+        variant: Variant::Int8,
+        stage: 2,
+        classes: vec!["rest".into(), "stress".into()],
+        probabilities: vec![0.25, 0.75],
+        compute_ms: 3.5,
+    });
+    let refused = reply(Outcome::Refused { reason: "no model with this SHA-256".into() });
+    let as_value = |r: &OffloadReply| -> Value { serde_json::from_slice(&r.to_json()).expect("a reply is JSON") };
+    for r in [&ok, &refused] {
+        common::assert_schema(&as_value(r), "offload_reply.v1.json");
+    }
+
+    let text = std::fs::read_to_string(common::repo_path("schemas/offload_reply.v1.json")).unwrap();
+    let schema: Value = serde_json::from_str(&text).unwrap();
+    let mut mixed = as_value(&refused);
+    mixed["variant"] = Value::from("fp32");
+    assert!(!jsonschema::is_valid(&schema, &mixed), "a refusal with a variant: {mixed}");
+    let mut short = as_value(&ok);
+    short.as_object_mut().unwrap().remove("compute_ms");
+    assert!(!jsonschema::is_valid(&schema, &short), "an ok without compute_ms: {short}");
 }

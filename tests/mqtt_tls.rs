@@ -11,7 +11,6 @@ use biofeedd::config::Config;
 use biofeedd::daemon::{self, RunOptions};
 use biofeedd::ingest::replay::Speed;
 use biofeedd::ingest::SourceConfig;
-use biofeedd::sink::OutputFormat;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -114,7 +113,7 @@ fn tls(pki: &Pki, ca: &str, client: bool) -> TlsConfig {
 }
 
 fn quiet() -> RunOptions {
-    RunOptions { output: OutputFormat::Quiet, duration: None, features_only: false, raw_dump: None }
+    common::quiet_run()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,7 +15,6 @@ use biofeedd::ingest::serial::SerialConfig;
 use biofeedd::ingest::{LinkState, SourceConfig};
 use biofeedd::signal::Modality;
 use biofeedd::sim::{DeviceFrames, Impairments, SimPort, SimProtocol, SimReport};
-use biofeedd::sink::OutputFormat;
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
@@ -91,7 +90,7 @@ fn daemon_config(port: u16, hub: &str, link: &Path, protocol: ProtocolConfig) ->
 }
 
 fn options() -> RunOptions {
-    RunOptions { output: OutputFormat::Quiet, duration: None, features_only: false, raw_dump: None }
+    common::quiet_run()
 }
 
 /// The pty tests take turns. Each runs a simulator at up to 20× and a daemon with its models;

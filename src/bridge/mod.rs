@@ -5,13 +5,15 @@
 //! the client and its event-loop task; [`pairing`]: PUBACKs matched to messages by packet id).
 //! [`client`] puts rumqttc's MQTT 5 and 3.1.1 clients behind one face.
 //! [`config`] and [`tls`] hold `[mqtt]`: URL, credentials, rustls, the outbox's bounds.
-//! [`payload`] defines the JSON payloads (schemas in `schemas/`).
+//! [`payload`] defines the JSON payloads (schemas in `schemas/`). [`offload`] sends a window's
+//! heavy stage to workers over MQTT 5 request/response, on a connection of its own.
 //!
 //! Architecture invariant: the topic tree is built only by [`Topics`].
 
 pub mod client;
 pub mod config;
 pub mod link;
+pub mod offload;
 pub mod outbox;
 pub mod pairing;
 pub mod payload;
@@ -47,5 +49,18 @@ impl Topics {
     /// Periodic pipeline metrics of the hub.
     pub fn metrics(&self) -> String {
         format!("{}/metrics", self.root)
+    }
+    /// Where this hub's offload requests go.
+    pub fn offload_request(&self) -> String {
+        format!("{}/offload/req", self.root)
+    }
+    /// Where workers answer this hub (the requests' MQTT 5 response topic).
+    pub fn offload_response(&self) -> String {
+        format!("{}/offload/resp", self.root)
+    }
+    /// What workers of `group` subscribe to: the requests of `hubs` (`+`: every hub), shared
+    /// among the group.
+    pub fn offload_worker_filter(group: &str, hubs: &str) -> String {
+        format!("$share/{group}/biofeedd/v1/{hubs}/offload/req")
     }
 }

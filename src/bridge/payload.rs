@@ -95,10 +95,17 @@ impl Feedback {
         } else {
             self.probabilities.iter().map(|(k, v)| format!("{k} {v:.2}")).collect::<Vec<_>>().join(" ")
         };
+        // Where the answer came from, when it is not simply this hub's full cascade.
+        let source = match self.source {
+            Source::Cloud => " cloud",
+            Source::Fallback => " fallback",
+            Source::Cache => " cache",
+            Source::Edge | Source::None => "",
+        };
         let quality =
             self.quality.iter().map(|q| format!("{} {:.2}", q.modality, q.score)).collect::<Vec<_>>().join(" ");
         format!(
-            "{subject} #{seq:<4} {start}-{end}  {label:<7} [{probs}]  hr {hr} rmssd {rmssd} eda {eda} scr/min {scr} resp {resp}  q[{quality}]  {lat:.2} ms",
+            "{subject} #{seq:<4} {start}-{end}  {label:<7} [{probs}]{source}  hr {hr} rmssd {rmssd} eda {eda} scr/min {scr} resp {resp}  q[{quality}]  {lat:.2} ms",
             subject = self.subject,
             seq = self.seq,
             start = clock_time(self.window_start),
@@ -142,6 +149,9 @@ pub struct Status {
     /// Unix seconds.
     pub started_at: f64,
     pub sensors: Vec<SensorStatus>,
+    /// The governor's pressure level (normal, constrained, critical), once it has sampled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pressure: Option<&'static str>,
 }
 
 /// A sensor in the status message, described in LSL's words.

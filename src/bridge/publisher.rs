@@ -146,6 +146,15 @@ impl<T> Publisher<T> {
         acked
     }
 
+    /// Replace the retained `online` status (the pressure level changed) and publish it now if
+    /// connected; every later CONNACK republishes this one.
+    pub fn set_online_status(&mut self, online: String) {
+        self.status.online = online;
+        if self.connected {
+            self.publish_status(true);
+        }
+    }
+
     /// Publish the retained status directly (not through the outbox: it is regenerated at every
     /// CONNACK and at shutdown, and must go ahead of any backlog).
     fn publish_status(&mut self, online: bool) {

@@ -2,7 +2,7 @@
 //! `metrics` (periodic pipeline and delivery figures). Schemas in `schemas/`.
 
 use crate::ingest::{HealthSnapshot, LinkState};
-use crate::metrics::{Counters, StageSummary};
+use crate::metrics::{Counters, OffloadStats, PressureState, StageSummary};
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
@@ -127,6 +127,9 @@ pub struct MetricsReport {
     pub stdout_lines_dropped: u64,
     pub acked: u64,
     pub outbox: OutboxReport,
+    pub offload: OffloadStats,
+    /// The governor's level, once it has sampled.
+    pub pressure: Option<PressureState>,
 }
 
 impl MetricsReport {
@@ -154,6 +157,8 @@ impl MetricsReport {
             stdout_lines_dropped: counters.stdout_lines_dropped,
             acked: counters.acked,
             outbox,
+            offload: counters.offload,
+            pressure: None,
         }
     }
 

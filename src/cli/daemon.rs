@@ -22,6 +22,7 @@ pub fn run_options(run: &RunArgs) -> anyhow::Result<RunOptions> {
         duration: run.duration.map(Duration::from_secs_f64),
         features_only: false,
         raw_dump: None,
+        pressure: run.pressure,
     })
 }
 
@@ -104,6 +105,10 @@ pub fn replay_config(input: &InputArgs, base: Option<&Path>) -> anyhow::Result<C
             sensors: Vec::new(),
             fusion: Default::default(),
             mqtt: None,
+            governor: Default::default(),
+            policy: Default::default(),
+            tiers: None,
+            offload: None,
             base_dir: PathBuf::from("."),
         },
     };

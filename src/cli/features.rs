@@ -31,6 +31,6 @@ pub fn features(
         None => None,
     };
     set_speed(&mut config, Some(speed.unwrap_or(Speed::Max)));
-    let options = RunOptions { output, duration: None, features_only: true, raw_dump };
+    let options = RunOptions { output, duration: None, features_only: true, raw_dump, pressure: None };
     execute(config, options)
 }

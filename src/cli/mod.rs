@@ -12,9 +12,11 @@ mod research;
 mod scan;
 #[cfg(feature = "serial")]
 mod sim;
+mod worker;
 
 use biofeedd::bounds;
 use biofeedd::config::Config;
+use biofeedd::governor::Level;
 use biofeedd::ingest::replay::{ReplayFormat, Speed};
 use biofeedd::sink::OutputFormat;
 use clap::{Args, Parser, Subcommand};
@@ -39,6 +41,13 @@ enum Command {
         config: PathBuf,
         #[command(flatten)]
         run: RunArgs,
+    },
+    /// Serve offload requests: run the heavy stage for hubs under pressure (MQTT 5 shared
+    /// subscription `$share/{group}/biofeedd/v1/+/offload/req`; see docs/scaling.md).
+    Worker {
+        /// The config naming the broker ([mqtt]), the models ([fusion]) and the group ([offload]).
+        #[arg(long)]
+        config: PathBuf,
     },
     /// Validate a config file and the models it names, then exit.
     Check {
@@ -169,6 +178,10 @@ pub struct RunArgs {
     /// Stop after this many seconds.
     #[arg(long, value_parser = run_duration)]
     pub duration: Option<f64>,
+    /// Pin the governor's pressure level (normal, constrained or critical) whatever the
+    /// machine's readings say: for demos and tests of the [policy].
+    #[arg(long)]
+    pub pressure: Option<Level>,
 }
 
 #[derive(Args)]
@@ -223,6 +236,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             daemon::execute(config, daemon::run_options(&run)?)
         }
         Command::Check { config } => check::check(&config),
+        Command::Worker { config } => worker::worker(&config),
         Command::Replay { input, config, run } => {
             let options = daemon::run_options(&run)?;
             let mut config = daemon::replay_config(&input, config.as_deref())?;

@@ -9,10 +9,13 @@
 
 mod locate;
 
+use crate::bridge::config::Protocol;
+use crate::bridge::offload::OffloadConfig;
 use crate::bridge::MqttConfig;
 use crate::features::baseline::FeaturesConfig;
 use crate::fusion::raw::RawSpec;
 use crate::fusion::FusionConfig;
+use crate::governor::{GovernorConfig, PolicyConfig, TiersConfig};
 use crate::ingest::SourceConfig;
 use crate::window::WindowConfig;
 use serde::Deserialize;
@@ -38,6 +41,17 @@ pub struct Config {
     pub fusion: FusionConfig,
     /// Optional: without it the daemon writes feedback to stdout only.
     pub mqtt: Option<MqttConfig>,
+    /// How the resource governor samples the machine and when it calls it pressed.
+    #[serde(default)]
+    pub governor: GovernorConfig,
+    /// What each pressure level changes.
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    /// Subjects' latency tiers; absent: everyone standard, and the local cascade keeps
+    /// `[fusion] deadline_ms`.
+    pub tiers: Option<TiersConfig>,
+    /// Heavy windows to `biofeedd worker` processes under pressure (needs `[mqtt]`, MQTT 5).
+    pub offload: Option<OffloadConfig>,
     /// Directory that relative paths in this file are resolved against (the file's own folder).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -238,6 +252,31 @@ impl Config {
         self.fusion.validate().map_err(|e| e.under(key_path!["fusion"]))?;
         if let Some(mqtt) = &self.mqtt {
             mqtt.validate(&self.base_dir).map_err(|e| e.under(key_path!["mqtt"]))?;
+        }
+        self.governor.validate().map_err(|e| e.under(key_path!["governor"]))?;
+        self.policy.validate().map_err(|e| e.under(key_path!["policy"]))?;
+        if let Some(tiers) = &self.tiers {
+            tiers.validate(&self.subjects()).map_err(|e| e.under(key_path!["tiers"]))?;
+        }
+        if let Some(offload) = &self.offload {
+            offload.validate().map_err(|e| e.under(key_path!["offload"]))?;
+            match &self.mqtt {
+                None => {
+                    return Err(Invalid::new(
+                        key_path!["offload"],
+                        "offload needs a broker, and no [mqtt] is configured",
+                    )
+                    .help("add [mqtt] with url = \"mqtt://…\" and protocol = \"5\"; see docs/offload.md"))
+                }
+                Some(m) if m.protocol != Protocol::V5 => {
+                    return Err(Invalid::new(
+                        key_path!["mqtt", "protocol"],
+                        "offload needs MQTT 5 (response topics and correlation data), and [mqtt] speaks 3.1.1",
+                    )
+                    .help("set protocol = \"5\" in [mqtt], or remove [offload]"))
+                }
+                Some(_) => {}
+            }
         }
         Ok(())
     }

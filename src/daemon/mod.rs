@@ -9,7 +9,9 @@
 //! nothing: every message is already in the outbox) → the summary is printed and the process
 //! exits 0 (1 when a source failed, or a required broker was never reached).
 
+pub mod governor;
 mod mqtt;
+mod offload;
 pub mod output;
 pub mod pipeline;
 mod stop;
@@ -19,6 +21,7 @@ use crate::config::Config;
 use crate::control::{self, ControlHandle};
 use crate::fusion::raw::RawSpec;
 use crate::fusion::Fusion;
+use crate::governor::{Level, TiersConfig};
 use crate::ingest::{Health, HealthSnapshot, SourceContext, SourceReport};
 use crate::metrics::{DeliverySummary, Metrics, SharedMetrics, Summary};
 use crate::ring::{self, RingStats, Waker};
@@ -29,8 +32,9 @@ use crate::sink::tensor::TensorFile;
 use crate::sink::OutputFormat;
 use crate::window::{SubjectWindower, WindowerStats};
 use anyhow::{bail, Context};
+use governor::Governor;
 use output::Sinks;
-use pipeline::{Binding, Pipeline, SubjectPipeline};
+use pipeline::{Binding, Governed, Pipeline, SubjectPipeline};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -51,6 +55,8 @@ pub struct RunOptions {
     /// With `features_only`: also prepare each window's raw tensor as this spec says and append
     /// it to this file (what the raw-window stage is trained on).
     pub raw_dump: Option<(RawSpec, PathBuf)>,
+    /// `--pressure`: pin the governor at this level.
+    pub pressure: Option<Level>,
 }
 
 /// Every sensor's channels, in config order, as its source announces them before it runs.
@@ -143,6 +149,7 @@ pub struct Daemon {
     stop_request: watch::Sender<bool>,
     pipeline: std::thread::JoinHandle<Vec<WindowerStats>>,
     output: JoinHandle<anyhow::Result<Option<DeliverySummary>>>,
+    governor: Option<JoinHandle<()>>,
     rings: Vec<Arc<RingStats>>,
     metrics: SharedMetrics,
 }
@@ -216,6 +223,7 @@ pub async fn start(config: Config, options: RunOptions) -> anyhow::Result<Daemon
         run: run.clone(),
         version: env!("CARGO_PKG_VERSION"),
         started_at: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
+        pressure: None,
         sensors: config
             .sensors
             .iter()
@@ -232,22 +240,51 @@ pub async fn start(config: Config, options: RunOptions) -> anyhow::Result<Daemon
         (Some(m), false) => mqtt::start(m, &config, &run, &status, &health).await?,
         _ => None,
     };
+    let offload = match (&config.offload, &mqtt, &fusion) {
+        (Some(o), Some(_), Some(fusion)) => Some(offload::start(o, &config, &run, fusion)?),
+        _ => None,
+    };
     let tensors = options.raw_dump.as_ref().map(|(_, path)| TensorFile::create(path.clone())).transpose()?;
     // Files played flat out wait for room all the way back; anything live must never wait.
     let policy = if built.iter().all(|s| s.waits_for_room) { Overflow::Wait } else { Overflow::Drop };
     let (record_tx, record_rx) = queue::channel(queue::CAPACITY, policy);
     let stdout = Stdout::new(options.output, policy == Overflow::Wait).context("cannot start the stdout writer")?;
-    let sinks = Sinks { stdout, tensors, mqtt };
+    let tiers = config.tiers.clone().unwrap_or_else(TiersConfig::standard);
+    let governed = Governed {
+        plan: None,
+        start_variants: fusion.as_ref().map(Fusion::variants).unwrap_or_default(),
+        offload_stage: offload.as_ref().map(|(_, stage)| *stage),
+        tiers: subjects.iter().map(|s| (tiers.tier(s), tiers.deadline(tiers.tier(s)))).collect(),
+        tiered: config.tiers.is_some(),
+    };
+    let queue_gauge = record_tx.depth_gauge();
+    let sinks = Sinks { stdout, tensors, mqtt, offload: offload.map(|(o, _)| o) };
     let output = tokio::spawn(output::run(record_rx, sinks, metrics.clone()));
 
     let raw = options.raw_dump.as_ref().map(|(spec, _)| spec.clone());
-    let pipeline = Pipeline { hub: config.hub.id.clone(), run, bindings, subjects: windowers, fusion, raw };
+    let has_fusion = fusion.is_some();
+    let pipeline = Pipeline { hub: config.hub.id.clone(), run, bindings, subjects: windowers, fusion, raw, governed };
     let (control, control_rx) = control::channel(waker.clone());
+    if has_fusion {
+        governor::start(&config.policy, options.pressure, &control, &metrics);
+    }
     let pipeline_metrics = metrics.clone();
     let pipeline = std::thread::Builder::new()
         .name("pipeline".into())
         .spawn(move || pipeline.run(waker, control_rx, record_tx, pipeline_metrics))
         .context("cannot start the pipeline thread")?;
+
+    let governor = has_fusion.then(|| {
+        let governor = Governor {
+            config: config.governor.clone(),
+            policy: config.policy.clone(),
+            pinned: options.pressure,
+            control: control.clone(),
+            metrics: metrics.clone(),
+            queue: queue_gauge,
+        };
+        tokio::spawn(governor.run(shutdown_rx.clone()))
+    });
 
     // Sources last: data starts flowing once everything downstream is ready.
     let mut sources = JoinSet::new();
@@ -265,6 +302,7 @@ pub async fn start(config: Config, options: RunOptions) -> anyhow::Result<Daemon
         stop_request,
         pipeline,
         output,
+        governor,
         rings,
         metrics,
     })
@@ -302,6 +340,10 @@ impl Daemon {
             .await
             .context("pipeline thread join")?
             .map_err(|_| anyhow::anyhow!("the pipeline thread panicked"))?;
+        if let Some(governor) = &self.governor {
+            // Nothing left to govern.
+            governor.abort();
+        }
         let delivery = self.output.await.context("output task")??;
 
         let mut m = self.metrics.lock().expect("metrics lock");

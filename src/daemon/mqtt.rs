@@ -61,5 +61,6 @@ pub async fn start(
         metrics_interval: Duration::from_secs_f64(mqtt.metrics_interval_s),
         sensors,
         optional: mqtt.optional,
+        status: status.clone(),
     }))
 }

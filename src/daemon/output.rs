@@ -2,11 +2,13 @@
 //! MQTT publisher; reports sensor state and metrics on MQTT; measures delivery; says goodbye on
 //! MQTT when the queue closes.
 
+use crate::bridge::offload::{Job, Offloader};
 use crate::bridge::outbox::record::Class;
 use crate::bridge::outbox::SYNC_INTERVAL;
 use crate::bridge::publisher::now_ms;
 use crate::bridge::reports::{MetricsReport, OutboxReport, SensorState, STATE_REFRESH};
-use crate::bridge::{Publisher, Topics};
+use crate::bridge::{Feedback, Publisher, Status, Topics};
+use crate::governor::Shed;
 use crate::ingest::Health;
 use crate::metrics::{DeliverySummary, SharedMetrics, Stage};
 use crate::sink::stdout::Stdout;
@@ -47,6 +49,8 @@ pub struct Mqtt {
     pub sensors: Vec<ReportedSensor>,
     /// `[mqtt] optional`: a broker never reached is then not a failure of the run.
     pub optional: bool,
+    /// The retained status as last published: republished when the pressure level changes.
+    pub status: Status,
 }
 
 /// The sinks one run writes to.
@@ -54,6 +58,8 @@ pub struct Sinks {
     pub stdout: Stdout,
     pub tensors: Option<TensorFile>,
     pub mqtt: Option<Mqtt>,
+    /// Sends offloaded windows to workers and settles them (`[offload]` configured).
+    pub offload: Option<Offloader<Delivery>>,
 }
 
 /// Run until the pipeline closes `records`; then flush and close the MQTT side. Returns what
@@ -78,6 +84,10 @@ pub async fn run(
                 let Some(record) = record else { break };
                 deliver(record, &mut sinks, &metrics).await?;
             }
+            (feedback, delivery) = next_settled(&mut sinks.offload) => {
+                note_offload(&sinks.offload, &metrics);
+                deliver_feedback(feedback, delivery, &mut sinks, &metrics).await;
+            }
             Some(acked) = next_ack(&mut sinks.mqtt) => {
                 if let Some(delivery) = acked {
                     delivered(&metrics, delivery, true);
@@ -93,6 +103,7 @@ pub async fn run(
             _ = state_check.tick(), if has_mqtt => {
                 if let Some(m) = &mut sinks.mqtt {
                     report_states(m, &mut last_states);
+                    report_pressure(m, &metrics);
                 }
             }
             _ = report.tick(), if has_mqtt => {
@@ -102,7 +113,17 @@ pub async fn run(
             }
         }
     }
-    let Sinks { stdout, tensors, mqtt } = sinks;
+    // Nothing waits for a worker once the streams have ended: what is pending goes out as is.
+    if let Some(offload) = &mut sinks.offload {
+        for (feedback, delivery) in offload.drain() {
+            deliver_feedback(feedback, delivery, &mut sinks, &metrics).await;
+        }
+    }
+    note_offload(&sinks.offload, &metrics);
+    let Sinks { stdout, tensors, mqtt, offload } = sinks;
+    if let Some(offload) = offload {
+        offload.close().await;
+    }
     let dropped = stdout.finish().await;
     metrics.lock().expect("metrics lock").counters.stdout_lines_dropped = dropped;
     if let Some(tensors) = tensors {
@@ -138,35 +159,84 @@ async fn deliver(record: Record, sinks: &mut Sinks, metrics: &SharedMetrics) -> 
             }
         }
         Record::Feedback { feedback, arrival, handed } => {
-            // The outbox first: a line on stdout then always means the broker will get it too.
-            let delivery = Delivery { arrival, handed };
-            if let Some(m) = &mut sinks.mqtt {
-                let topic = m.topics.feedback(&feedback.subject);
-                let accepted = m.publisher.submit(
-                    &topic,
-                    feedback.to_json().as_bytes(),
-                    Class::Live,
-                    false,
-                    m.feedback_ttl,
-                    Some(delivery),
-                );
-                match accepted {
-                    Ok(()) => metrics.lock().expect("metrics lock").counters.published += 1,
-                    Err(e) => tracing::error!(
-                        "feedback #{} for `{}` not accepted by the outbox: {e}",
-                        feedback.seq,
-                        feedback.subject
-                    ),
-                }
-            }
-            sinks.stdout.feedback(&feedback).await;
-            if sinks.mqtt.is_none() {
-                // No broker: delivery is the hand-over to the stdout writer.
-                delivered(metrics, delivery, false);
+            deliver_feedback(feedback, Delivery { arrival, handed }, sinks, metrics).await;
+        }
+        Record::Offload(job) => {
+            let job = *job;
+            let delivery = Delivery { arrival: job.arrival, handed: job.handed };
+            let Some(offload) = &mut sinks.offload else {
+                // Offload was planned without an offloader (cannot happen as wired): the hub's answer.
+                deliver_feedback(Box::new(job.feedback), delivery, sinks, metrics).await;
+                return Ok(());
+            };
+            let submitted = offload.submit(Job {
+                request: job.request,
+                feedback: Box::new(job.feedback),
+                classes: job.classes,
+                deadline: job.deadline,
+                arrival: job.arrival,
+                share: job.share,
+                token: delivery,
+            });
+            if let Err((feedback, delivery)) = submitted {
+                note_offload(&sinks.offload, metrics);
+                deliver_feedback(feedback, delivery, sinks, metrics).await;
             }
         }
     }
     Ok(())
+}
+
+/// One window's feedback to MQTT and stdout.
+async fn deliver_feedback(feedback: Box<Feedback>, delivery: Delivery, sinks: &mut Sinks, metrics: &SharedMetrics) {
+    // The outbox first: a line on stdout then always means the broker will get it too.
+    if let Some(m) = &mut sinks.mqtt {
+        let topic = m.topics.feedback(&feedback.subject);
+        let accepted = m.publisher.submit(
+            &topic,
+            feedback.to_json().as_bytes(),
+            Class::Live,
+            false,
+            m.feedback_ttl,
+            Some(delivery),
+        );
+        match accepted {
+            Ok(()) => metrics.lock().expect("metrics lock").counters.published += 1,
+            Err(e) => {
+                tracing::error!("feedback #{} for `{}` not accepted by the outbox: {e}", feedback.seq, feedback.subject)
+            }
+        }
+    }
+    sinks.stdout.feedback(&feedback).await;
+    if sinks.mqtt.is_none() {
+        // No broker: delivery is the hand-over to the stdout writer.
+        delivered(metrics, delivery, false);
+    }
+}
+
+/// Copy the offloader's counters into the metrics.
+fn note_offload(offload: &Option<Offloader<Delivery>>, metrics: &SharedMetrics) {
+    if let Some(o) = offload {
+        metrics.lock().expect("metrics lock").counters.offload = o.stats();
+    }
+}
+
+/// The next offloaded window settled (answered, refused or timed out), or never without offload.
+async fn next_settled(offload: &mut Option<Offloader<Delivery>>) -> (Box<Feedback>, Delivery) {
+    match offload {
+        Some(o) => o.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Republish the retained status when the governor's level has changed since it was written.
+fn report_pressure(m: &mut Mqtt, metrics: &SharedMetrics) {
+    let level = metrics.lock().expect("metrics lock").pressure.as_ref().map(|p| p.level.as_str());
+    if level == m.status.pressure {
+        return;
+    }
+    m.status.pressure = level;
+    m.publisher.set_online_status(m.status.to_json());
 }
 
 /// Publish each sensor's state when it has news, or when the last one is getting old.
@@ -201,9 +271,9 @@ fn report_states(m: &mut Mqtt, last: &mut Vec<Option<(SensorState, Instant)>>) {
 }
 
 fn report_metrics(m: &mut Mqtt, metrics: &SharedMetrics, interval: Duration) {
-    let (latency, counters) = {
+    let (latency, counters, pressure) = {
         let mut guard = metrics.lock().expect("metrics lock");
-        (guard.take_interval(), guard.counters.clone())
+        (guard.take_interval(), guard.counters.clone(), guard.pressure.clone())
     };
     let (depth, oldest) = m.publisher.backlog();
     let stats = m.publisher.stats();
@@ -216,7 +286,13 @@ fn report_metrics(m: &mut Mqtt, metrics: &SharedMetrics, interval: Duration) {
         dropped_durable: stats.dropped_durable,
         refused: m.publisher.refused(),
     };
-    let report = MetricsReport::new(&m.hub, &m.run, now_ms() as f64 / 1000.0, interval, latency, &counters, outbox);
+    let mut report = MetricsReport::new(&m.hub, &m.run, now_ms() as f64 / 1000.0, interval, latency, &counters, outbox);
+    if pressure.as_ref().is_some_and(|p| p.shed.contains(&Shed::MetricsDetail)) {
+        // Shed under pressure: the counters stay, the per-stage detail goes.
+        report.latency.clear();
+        report.exits_per_stage.clear();
+    }
+    report.pressure = pressure;
     let ttl = m.feedback_ttl.or(Some(interval * 3));
     if let Err(e) = m.publisher.submit(&m.topics.metrics(), report.to_json().as_bytes(), Class::Live, false, ttl, None)
     {

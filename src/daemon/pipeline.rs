@@ -8,16 +8,18 @@
 //! Architecture invariant: the pipeline thread never awaits; it hands records over through a
 //! bounded queue whose overflow policy never makes a live stream wait (see `sink::queue`).
 
+use crate::bridge::offload::request_for;
 use crate::bridge::Feedback;
 use crate::control::{Control, PipelineSnapshot};
-use crate::features::{FeatureExtractor, FEATURE_NAMES};
+use crate::features::{FeatureExtractor, FeatureVector, FEATURE_NAMES};
 use crate::fusion::raw::{self, RawScratch, RawSpec};
-use crate::fusion::Fusion;
+use crate::fusion::{Answer, Fusion, RunPlan, Source, Variant};
+use crate::governor::{Plan, Shed, Tier};
 use crate::metrics::{SharedMetrics, Stage};
 use crate::ring::{ChannelConsumer, Waker};
 use crate::sink::queue::RecordSender;
-use crate::sink::{FeatureRow, Record};
-use crate::window::{SubjectWindower, WindowerStats};
+use crate::sink::{FeatureRow, OffloadJob, Record};
+use crate::window::{SubjectWindower, Window, WindowerStats};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -56,6 +58,108 @@ pub struct Pipeline {
     pub fusion: Option<Fusion>,
     /// Features-only mode: the raw-window tensor to prepare for each row, for training.
     pub raw: Option<RawSpec>,
+    /// How the governor's plan, the tiers and offload shape each subject's cascade.
+    pub governed: Governed,
+}
+
+/// What the governor decides, as the pipeline applies it to each window.
+#[derive(Debug, Clone, Default)]
+pub struct Governed {
+    /// The last plan received (`None`: the full cascade here, as configured).
+    pub plan: Option<Plan>,
+    /// The variants the run started with: a plan without a variant restores them.
+    pub start_variants: Vec<Variant>,
+    /// The stage `[offload]` sends to workers (`None`: no `[offload]`).
+    pub offload_stage: Option<usize>,
+    /// Each subject's tier and its deadline, by subject index.
+    pub tiers: Vec<(Tier, Duration)>,
+    /// `[tiers]` is configured: the tier deadline bounds the local cascade too.
+    pub tiered: bool,
+}
+
+impl Governed {
+    /// The cascade plan for one window of subject `subject` whose last sample arrived at `arrival`.
+    fn run_plan(&self, subject: usize, arrival: Instant) -> RunPlan {
+        let (tier, deadline) = self.tier(subject);
+        let Some(plan) = &self.plan else {
+            return RunPlan { deadline: self.tiered.then_some(arrival + deadline), ..RunPlan::default() };
+        };
+        let shed = tier == Tier::Basic && plan.sheds(Shed::BasicOffload);
+        RunPlan {
+            local_stages: plan.local_stages,
+            offload_stage: if plan.offload && !shed { self.offload_stage } else { None },
+            deadline: self.tiered.then_some(arrival + deadline),
+        }
+    }
+
+    /// A subject's tier and deadline (every subject has one; standard's defaults are a guard).
+    fn tier(&self, subject: usize) -> (Tier, Duration) {
+        self.tiers.get(subject).copied().unwrap_or((Tier::Standard, Duration::from_millis(25)))
+    }
+}
+
+/// The record for a window fusion has answered, or the offload job for one it has not yet.
+#[allow(clippy::too_many_arguments)]
+fn fused(
+    hub: &str,
+    run: &str,
+    fusion: &Fusion,
+    window: &Window,
+    features: &FeatureVector,
+    answer: Answer,
+    governed: &Governed,
+    subject: usize,
+    featured: Instant,
+    metrics: &SharedMetrics,
+) -> Record {
+    let fused = Instant::now();
+    let arrival = window.last_arrival;
+    let (mut prediction, offloaded) = match answer {
+        Answer::Here(p) => (p, None),
+        Answer::Offload { local, stage } => (local, Some(stage)),
+    };
+    let unknown = prediction.probabilities.is_empty();
+    // The feedback does not carry per-stage latencies; the metrics do.
+    let stage_latency = std::mem::take(&mut prediction.stage_latency);
+    let (exit_stage, fallback) = (prediction.exit_stage as usize, prediction.source == Source::Fallback);
+    let cached = prediction.source == Source::Cache;
+    let cache_on = fusion.cache_stats().is_some();
+    let feedback = Feedback::new(
+        hub,
+        run,
+        &window.subject,
+        window.seq,
+        window.start,
+        window.end,
+        features,
+        prediction,
+        (fused - arrival).as_secs_f64() * 1000.0,
+    );
+    let mut m = metrics.lock().expect("metrics lock");
+    m.record(Stage::Fusion, fused - featured);
+    m.counters.predictions += 1;
+    m.counters.cache_lookups += cache_on as u64;
+    m.counters.cache_hits += cached as u64;
+    let Some(stage) = offloaded else {
+        m.counters.unknown += unknown as u64;
+        if !unknown && !cached {
+            m.record_cascade(exit_stage, fallback, &stage_latency);
+        }
+        return Record::Feedback { feedback: Box::new(feedback), arrival, handed: fused };
+    };
+    drop(m);
+    let (tier, budget) = governed.tier(subject);
+    let deadline = arrival + budget;
+    let offloaded = fusion.slots()[stage].active();
+    Record::Offload(Box::new(OffloadJob {
+        request: request_for(offloaded, hub, window, deadline.saturating_duration_since(fused)),
+        feedback,
+        classes: offloaded.manifest.outputs.classes.clone(),
+        deadline,
+        arrival,
+        handed: fused,
+        share: tier.offload_share(),
+    }))
 }
 
 impl Pipeline {
@@ -96,7 +200,7 @@ impl Pipeline {
             for b in &self.bindings {
                 self.subjects[b.subject].windower.set_pending(b.channel, b.consumer.has_pending());
             }
-            for s in &mut self.subjects {
+            for (subject, s) in self.subjects.iter_mut().enumerate() {
                 while let Some(window) = s.windower.next_window() {
                     let closed = Instant::now();
                     let arrival = window.last_arrival;
@@ -123,36 +227,20 @@ impl Pipeline {
                             }),
                         }),
                         Some(fusion) => {
-                            let mut prediction = fusion.predict(window, features);
-                            let fused = Instant::now();
-                            let unknown = prediction.probabilities.is_empty();
-                            // The feedback does not carry per-stage latencies; the metrics do.
-                            let stage_latency = std::mem::take(&mut prediction.stage_latency);
-                            let (exit_stage, fallback) =
-                                (prediction.exit_stage as usize, prediction.source == crate::fusion::Source::Fallback);
-                            let cached = prediction.source == crate::fusion::Source::Cache;
-                            let cache_on = fusion.cache_stats().is_some();
-                            let feedback = Feedback::new(
+                            let plan = self.governed.run_plan(subject, arrival);
+                            let answer = fusion.predict_planned(window, features, &plan);
+                            fused(
                                 &self.hub,
                                 &self.run,
-                                &window.subject,
-                                window.seq,
-                                window.start,
-                                window.end,
+                                fusion,
+                                window,
                                 features,
-                                prediction,
-                                (fused - arrival).as_secs_f64() * 1000.0,
-                            );
-                            let mut m = metrics.lock().expect("metrics lock");
-                            m.record(Stage::Fusion, fused - featured);
-                            m.counters.predictions += 1;
-                            m.counters.unknown += unknown as u64;
-                            if !unknown && !cached {
-                                m.record_cascade(exit_stage, fallback, &stage_latency);
-                            }
-                            m.counters.cache_lookups += cache_on as u64;
-                            m.counters.cache_hits += cached as u64;
-                            Record::Feedback { feedback: Box::new(feedback), arrival, handed: fused }
+                                answer,
+                                &self.governed,
+                                subject,
+                                featured,
+                                &metrics,
+                            )
                         }
                     };
                     {
@@ -190,13 +278,28 @@ impl Pipeline {
                     tracing::warn!("fusion: stage {stage} has no {variant} variant; unchanged");
                 }
             }
+            (Control::SetPlan(plan), Some(fusion)) => {
+                match plan.variant {
+                    Some(v) => {
+                        fusion.set_variant(v);
+                    }
+                    None => {
+                        for (k, v) in self.governed.start_variants.iter().enumerate() {
+                            fusion.set_stage_variant(k, *v);
+                        }
+                    }
+                }
+                tracing::debug!("pipeline: {} plan applied; variants {:?}", plan.level, fusion.variants());
+                self.governed.plan = Some(plan);
+            }
+            (Control::SetPlan(plan), None) => self.governed.plan = Some(plan),
             (Control::SetVariant(_) | Control::SetStageVariant { .. }, None) => {
                 tracing::warn!("no models run in features-only mode; variant switch ignored");
             }
             (Control::Snapshot(reply), fusion) => {
                 let variants = fusion.as_ref().map(|f| f.variants()).unwrap_or_default();
                 // The asker may have given up waiting; that is its business.
-                let _ = reply.send(PipelineSnapshot { variants, windows });
+                let _ = reply.send(PipelineSnapshot { variants, windows, plan: self.governed.plan.clone() });
             }
         }
     }

@@ -44,6 +44,8 @@ pub struct Metrics {
     /// Per cascade stage: latency of each run of that stage.
     cascade_hists: Vec<Histogram<u64>>,
     pub counters: Counters,
+    /// `None` until the governor's first sample (and in `biofeedd features`).
+    pub pressure: Option<PressureState>,
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -72,6 +74,42 @@ pub struct Counters {
     /// Lines stdout did not take in time (dropped during a live run, or still unwritten when the
     /// run ended); MQTT delivery goes on regardless.
     pub stdout_lines_dropped: u64,
+    /// Windows whose heavy stage was offered to workers, and what became of them.
+    pub offload: OffloadStats,
+    /// Times the governor's pressure level changed.
+    pub pressure_changes: u64,
+}
+
+/// What offload did (`bridge::offload`), for the metrics and the summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct OffloadStats {
+    /// Requests handed to the link.
+    pub sent: u64,
+    /// Replies merged within the deadline (`source = "cloud"`).
+    pub answered: u64,
+    /// Deadlines reached with no reply: the local answer went out (`source = "fallback"`).
+    pub timed_out: u64,
+    /// Replies that came after their deadline (dropped).
+    pub late: u64,
+    /// Workers' refusals (unknown model, wrong shape): the local answer went out at once.
+    pub refused: u64,
+    /// Windows not sent: no connection, rumqttc's queue full, the in-flight bound reached for
+    /// their tier, or a request that could not be encoded.
+    pub not_sent: u64,
+    /// Replies that were not ours or not valid.
+    pub invalid: u64,
+}
+
+/// The governor's pressure level as the last sample left it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PressureState {
+    pub level: crate::governor::Level,
+    /// Set with `--pressure`: readings do not move it.
+    pub pinned: bool,
+    /// The reading that decided the last change.
+    pub reason: String,
+    /// What the level's policy sheds.
+    pub shed: Vec<crate::governor::Shed>,
 }
 
 impl Default for Metrics {
@@ -81,6 +119,7 @@ impl Default for Metrics {
             interval_hists: Stage::ALL.iter().map(|_| latency_histogram()).collect(),
             cascade_hists: Vec::new(),
             counters: Counters::default(),
+            pressure: None,
         }
     }
 }
@@ -250,6 +289,14 @@ impl fmt::Display for Summary {
         if c.cache_lookups > 0 {
             let rate = 100.0 * c.cache_hits as f64 / c.cache_lookups as f64;
             writeln!(f, "prediction cache: {} hits of {} lookups ({rate:.1} %)", c.cache_hits, c.cache_lookups)?;
+        }
+        let o = &c.offload;
+        if o.sent + o.not_sent > 0 {
+            writeln!(
+                f,
+                "offload: {} sent, {} answered by workers, {} timed out (local answer), {} late replies dropped, {} refused, {} not sent",
+                o.sent, o.answered, o.timed_out, o.late, o.refused, o.not_sent
+            )?;
         }
         if let Some(d) = &self.delivery {
             write!(f, "mqtt: {} waiting in the outbox", d.waiting)?;

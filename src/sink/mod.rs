@@ -12,6 +12,7 @@ pub mod queue;
 pub mod stdout;
 pub mod tensor;
 
+use crate::bridge::offload::OffloadRequest;
 use crate::bridge::Feedback;
 use std::str::FromStr;
 use std::time::Instant;
@@ -65,4 +66,22 @@ pub enum Record {
         handed: Instant,
     },
     Features(FeatureRow),
+    /// A window whose heavy stage goes to an offload worker (the output task sends it).
+    Offload(Box<OffloadJob>),
+}
+
+/// A window to offload, with the hub's own answer to give if no worker answers in time.
+#[derive(Debug)]
+pub struct OffloadJob {
+    pub request: OffloadRequest,
+    /// The best answer of the stages run here (`source = "fallback"`, or `unknown`).
+    pub feedback: Feedback,
+    /// The offloaded stage's classes: a worker's reply must give exactly these.
+    pub classes: Vec<String>,
+    /// The subject's tier deadline, counted from `arrival`.
+    pub deadline: Instant,
+    pub arrival: Instant,
+    pub handed: Instant,
+    /// The share of the in-flight bound the subject's tier may take.
+    pub share: f64,
 }

@@ -58,6 +58,11 @@ impl RecordSender {
         }
     }
 
+    /// A way to read how full the queue is without keeping it open (the governor's view).
+    pub fn depth_gauge(&self) -> DepthGauge {
+        DepthGauge(self.tx.downgrade())
+    }
+
     /// Records dropped because the queue was full.
     pub fn dropped(&self) -> u64 {
         self.dropped
@@ -108,5 +113,16 @@ mod tests {
         }
         drop(tx);
         assert_eq!(reader.join().unwrap(), (0..50).collect::<Vec<_>>());
+    }
+}
+
+/// Reads the queue's depth; does not keep the queue open (the output task still sees it close).
+#[derive(Debug, Clone)]
+pub struct DepthGauge(mpsc::WeakSender<Record>);
+
+impl DepthGauge {
+    /// Records waiting for the output task (0 once the queue has closed).
+    pub fn depth(&self) -> usize {
+        self.0.upgrade().map_or(0, |tx| tx.max_capacity() - tx.capacity())
     }
 }

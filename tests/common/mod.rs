@@ -172,3 +172,15 @@ pub async fn subscribe_v311(
     tokio::time::timeout(Duration::from_secs(10), subscribed_rx).await.expect("SUBACK in time").unwrap();
     rx
 }
+
+/// A run that writes nothing to stdout, with the governor pinned at normal: the machine's load
+/// while the tests run must not change which variant answers.
+pub fn quiet_run() -> biofeedd::daemon::RunOptions {
+    biofeedd::daemon::RunOptions {
+        output: biofeedd::sink::OutputFormat::Quiet,
+        duration: None,
+        features_only: false,
+        raw_dump: None,
+        pressure: Some(biofeedd::governor::Level::Normal),
+    }
+}

@@ -1,0 +1,326 @@
+//! Offload load test, loopback only, bounded in count and time: simulated hubs send real
+//! windows' heavy-stage requests through Mosquitto (`set_tcp_nodelay true`) to 1 and then 2
+//! `biofeedd worker` processes, and measure every round trip (request handed to the hub's
+//! link → reply received, through the broker both ways).
+//!
+//! 1. Target load: `HUBS` hubs × `SUBJECTS` subjects (1,000 concurrent subjects), each sending
+//!    one request per 5 s hop at its own phase, for `STEADY_S` seconds: round trip p50/p99/max,
+//!    replies over 25 ms, and losses (no reply within 2 s of the end).
+//! 2. Saturation: every hub keeps `IN_FLIGHT` requests outstanding for `SATURATE_S` seconds:
+//!    replies per second, 1 worker then 2, and their ratio.
+//!
+//! The requests are real: the 22 min S05 evaluation excerpt (tests/data/stress-eval) cut into
+//! 60 s windows every 5 s, features extracted and the raw window prepared by the bundled
+//! stage 2 (`stress-s2`, the CNN) exactly as the daemon does, encoded with `bridge::offload`.
+//!
+//! `cargo bench --bench offload_load` (needs `mosquitto` on PATH; builds `biofeedd` in release).
+
+#[path = "common/mod.rs"]
+mod recordings;
+
+use biofeedd::bridge::offload::link::{self, OffloadLink};
+use biofeedd::bridge::offload::reply::{OffloadReply, Outcome};
+use biofeedd::bridge::offload::request_for;
+use biofeedd::bridge::{MqttConfig, Topics};
+use biofeedd::features::FeatureExtractor;
+use biofeedd::fusion::{Fusion, FusionConfig};
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const HUBS: usize = 10;
+const SUBJECTS: usize = 100;
+const HOP: Duration = Duration::from_secs(5);
+const STEADY_S: u64 = 30;
+const SATURATE_S: u64 = 10;
+const IN_FLIGHT: usize = 16;
+const DEADLINE: Duration = Duration::from_millis(25);
+
+/// Every window of the excerpt with what stage 2 needs, as a request template.
+fn requests() -> Vec<biofeedd::bridge::offload::OffloadRequest> {
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/stress-eval/S05"));
+    let rec = biofeedd::ingest::replay::e4::load(dir, biofeedd::ingest::replay::OnBadRow::Error).unwrap();
+    let mut fusion = Fusion::from_config(&FusionConfig::default(), |p| p.to_path_buf()).unwrap();
+    let stage = fusion.slots_mut().last_mut().unwrap().variants_mut().first_mut().unwrap();
+    let mut extractor = FeatureExtractor::with_hop(recordings::HOP_S).with_baseline(120.0);
+    let mut out = Vec::new();
+    for window in recordings::hops(&rec) {
+        let features = extractor.extract(&window).clone();
+        if stage.prepare(&window, &features).is_ok() {
+            out.push(request_for(stage, "hub", &window, DEADLINE));
+        }
+    }
+    assert!(out.len() > 100, "{} windows with stage 2's inputs", out.len());
+    out
+}
+
+fn mosquitto(dir: &Path) -> (u16, Child) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let conf = dir.join("mosquitto.conf");
+    let text = format!(
+        "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\nmax_queued_messages 100000\n"
+    );
+    std::fs::write(&conf, text).unwrap();
+    let child = Command::new("mosquitto")
+        .args(["-c", conf.to_str().unwrap()])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("mosquitto on PATH (apt-get install mosquitto)");
+    std::thread::sleep(Duration::from_millis(500));
+    (port, child)
+}
+
+fn worker(dir: &Path, port: u16, n: usize) -> Child {
+    let conf = dir.join(format!("worker-{n}.toml"));
+    std::fs::write(&conf, format!("[hub]\nid = \"load-worker-{n}\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\n"))
+        .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_biofeedd"))
+        .args(["worker", "--config", conf.to_str().unwrap()])
+        .env("BIOFEEDD_LOG", "warn")
+        .spawn()
+        .expect("biofeedd worker starts")
+}
+
+/// One simulated hub: its link and when each of its requests left.
+struct Hub {
+    id: String,
+    link: OffloadLink,
+    topics: Topics,
+    sent: Arc<Mutex<HashMap<u64, Instant>>>,
+}
+
+async fn hub(port: u16, k: usize) -> Hub {
+    let id = format!("load-hub-{k}");
+    let settings = MqttConfig::loopback(port).settings(&id, Path::new(".")).unwrap();
+    let topics = Topics::new(&id);
+    let mut link = link::open(&settings, format!("{id}-offload"), topics.offload_response());
+    while !link.is_connected() {
+        link.connected.changed().await.unwrap();
+    }
+    Hub { id, link, topics, sent: Arc::default() }
+}
+
+/// What one phase measured.
+#[derive(Default)]
+struct Tally {
+    rtt: Option<Histogram<u64>>,
+    sent: u64,
+    answered: u64,
+    refused: u64,
+}
+
+impl Hub {
+    fn send(&self, n: u64, request: &biofeedd::bridge::offload::OffloadRequest) {
+        let bytes = request.encode().unwrap();
+        let correlation = Bytes::from(format!("{}:{n}", self.id));
+        self.sent.lock().unwrap().insert(n, Instant::now());
+        let ok = self.link.try_publish(
+            &self.topics.offload_request(),
+            bytes,
+            Some(self.topics.offload_response()),
+            Some(correlation),
+            Some(Duration::from_secs(2)),
+        );
+        assert!(ok, "rumqttc's queue took the request");
+    }
+
+    /// Take replies until `until`, recording round trips; `more` is called after each reply.
+    async fn collect(&mut self, until: Instant, tally: &mut Tally, mut more: impl FnMut(&Hub)) {
+        while let Ok(Some(m)) = tokio::time::timeout_at(until.into(), self.link.incoming.recv()).await {
+            let Some(n) = m
+                .correlation
+                .as_deref()
+                .and_then(|c| std::str::from_utf8(c).ok())
+                .and_then(|c| c.rsplit(':').next().and_then(|n| n.parse::<u64>().ok()))
+            else {
+                continue;
+            };
+            let Some(at) = self.sent.lock().unwrap().remove(&n) else { continue };
+            let us = at.elapsed().as_micros() as u64;
+            tally.rtt.get_or_insert_with(|| Histogram::new_with_bounds(1, 60_000_000, 3).unwrap()).record(us).unwrap();
+            match OffloadReply::parse(&m.payload).map(|r| r.outcome) {
+                Ok(Outcome::Ok { .. }) => tally.answered += 1,
+                _ => tally.refused += 1,
+            }
+            more(self);
+        }
+    }
+}
+
+/// Phase 1: every subject one request per hop, at its own phase.
+async fn steady(hubs: Vec<Hub>, requests: Arc<Vec<biofeedd::bridge::offload::OffloadRequest>>) -> (Tally, Vec<Hub>) {
+    let start = Instant::now() + Duration::from_millis(200);
+    let end = start + Duration::from_secs(STEADY_S);
+    let mut tasks = Vec::new();
+    for (k, mut hub) in hubs.into_iter().enumerate() {
+        let requests = requests.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tally = Tally::default();
+            let sender = {
+                // The subjects' schedule: subject s of hub k first sends at its phase in the hop.
+                let (sent, link_client, topics, id) =
+                    (hub.sent.clone(), hub.link.client.clone(), hub.topics.clone(), hub.id.clone());
+                let requests = requests.clone();
+                tokio::spawn(async move {
+                    let mut n = 0u64;
+                    let mut schedule: Vec<(Instant, usize)> = (0..SUBJECTS)
+                        .map(|s| {
+                            let phase = (k * SUBJECTS + s) as f64 / (HUBS * SUBJECTS) as f64;
+                            (start + HOP.mul_f64(phase), s)
+                        })
+                        .collect();
+                    loop {
+                        schedule.sort();
+                        let (at, s) = schedule[0];
+                        if at >= end {
+                            return n;
+                        }
+                        tokio::time::sleep_until(at.into()).await;
+                        let mut request = requests[(s * 7 + n as usize) % requests.len()].clone();
+                        request.subject = format!("s{s:03}");
+                        request.hub = id.clone();
+                        let correlation = Bytes::from(format!("{id}:{n}"));
+                        sent.lock().unwrap().insert(n, Instant::now());
+                        let ok = link::publish(
+                            &link_client,
+                            &topics.offload_request(),
+                            request.encode().unwrap(),
+                            Some(topics.offload_response()),
+                            Some(correlation),
+                            Some(Duration::from_secs(2)),
+                        );
+                        assert!(ok, "rumqttc's queue took the request");
+                        n += 1;
+                        schedule[0].0 = at + HOP;
+                    }
+                })
+            };
+            hub.collect(end + Duration::from_secs(2), &mut tally, |_| {}).await;
+            tally.sent = sender.await.unwrap();
+            (tally, hub)
+        }));
+    }
+    let mut total = Tally::default();
+    let mut hubs = Vec::new();
+    for t in tasks {
+        let (tally, hub) = t.await.unwrap();
+        merge(&mut total, tally);
+        hub.sent.lock().unwrap().clear();
+        hubs.push(hub);
+    }
+    (total, hubs)
+}
+
+/// Phase 2: `IN_FLIGHT` outstanding per hub, refilled at every reply.
+async fn saturate(hubs: Vec<Hub>, requests: Arc<Vec<biofeedd::bridge::offload::OffloadRequest>>) -> (Tally, Vec<Hub>) {
+    let end = Instant::now() + Duration::from_secs(SATURATE_S);
+    let mut tasks = Vec::new();
+    for mut hub in hubs {
+        let requests = requests.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tally = Tally::default();
+            let mut n = 1_000_000u64;
+            for _ in 0..IN_FLIGHT {
+                hub.send(n, &requests[n as usize % requests.len()]);
+                n += 1;
+            }
+            tally.sent = IN_FLIGHT as u64;
+            let mut sent = 0;
+            hub.collect(end, &mut tally, |h| {
+                h.send(n + sent, &requests[(n + sent) as usize % requests.len()]);
+                sent += 1;
+            })
+            .await;
+            tally.sent += sent;
+            // Let the last ones land so the next phase starts clean.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            while hub.link.incoming.try_recv().is_ok() {}
+            hub.sent.lock().unwrap().clear();
+            (tally, hub)
+        }));
+    }
+    let mut total = Tally::default();
+    let mut hubs = Vec::new();
+    for t in tasks {
+        let (tally, hub) = t.await.unwrap();
+        merge(&mut total, tally);
+        hubs.push(hub);
+    }
+    (total, hubs)
+}
+
+fn merge(total: &mut Tally, t: Tally) {
+    total.sent += t.sent;
+    total.answered += t.answered;
+    total.refused += t.refused;
+    if let Some(h) = t.rtt {
+        total.rtt.get_or_insert_with(|| Histogram::new_with_bounds(1, 60_000_000, 3).unwrap()).add(h).unwrap();
+    }
+}
+
+fn rtt_line(h: &Histogram<u64>) -> String {
+    let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    format!(
+        "round trip p50 {:.2} ms  p90 {:.2}  p99 {:.2}  max {:.2}",
+        ms(0.5),
+        ms(0.9),
+        ms(0.99),
+        h.max() as f64 / 1000.0
+    )
+}
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let requests = Arc::new(requests());
+    let bytes = requests[0].encode().unwrap().len();
+    println!("{} real S05 windows with stage 2's inputs; a request is {bytes} bytes", requests.len());
+    let (port, mut broker) = mosquitto(dir.path());
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mut workers = Vec::new();
+    let mut throughput = Vec::new();
+    runtime.block_on(async {
+        let mut hubs = Vec::new();
+        for k in 0..HUBS {
+            hubs.push(hub(port, k).await);
+        }
+        for n in 1..=2 {
+            workers.push(worker(dir.path(), port, n));
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            println!("\n{n} worker(s), Mosquitto on 127.0.0.1:{port}");
+            let (t, back) = steady(hubs, requests.clone()).await;
+            hubs = back;
+            let h = t.rtt.as_ref();
+            let over = h.map_or(0, |h| h.len() - h.count_between(0, DEADLINE.as_micros() as u64));
+            println!(
+                "  steady, {} subjects every {} s for {STEADY_S} s: {} sent, {} answered, {} refused, {} lost; {}; {over} over {} ms",
+                HUBS * SUBJECTS,
+                HOP.as_secs(),
+                t.sent,
+                t.answered,
+                t.refused,
+                t.sent - t.answered - t.refused,
+                h.map_or("no replies".into(), rtt_line),
+                DEADLINE.as_millis()
+            );
+            let (t, back) = saturate(hubs, requests.clone()).await;
+            hubs = back;
+            let per_s = t.answered as f64 / SATURATE_S as f64;
+            throughput.push(per_s);
+            println!(
+                "  saturated, {IN_FLIGHT} in flight per hub for {SATURATE_S} s: {per_s:.0} replies/s; {}",
+                t.rtt.as_ref().map_or("no replies".into(), rtt_line)
+            );
+        }
+    });
+    println!("\nscaling: 2 workers give {:.2}x the replies per second of 1", throughput[1] / throughput[0]);
+    for mut w in workers {
+        let _ = w.kill();
+        let _ = w.wait();
+    }
+    let _ = broker.kill();
+    let _ = broker.wait();
+}
