@@ -7,7 +7,10 @@
 //!    one request per 5 s hop at its own phase, for `STEADY_S` seconds: round trip p50/p99/max,
 //!    replies over 25 ms, and losses (no reply within 2 s of the end).
 //! 2. Saturation: every hub keeps `IN_FLIGHT` requests outstanding for `SATURATE_S` seconds:
-//!    replies per second, 1 worker then 2, and their ratio.
+//!    replies per second, 1 worker then 2, and their ratio, with the CPU each process used.
+//! 3. Saturation again with each worker held to a quarter of a core (a cgroup CPU quota, when
+//!    the machine lets us set one): the workers, not the broker or the load generator, run out
+//!    first, as when each worker has a machine of its own.
 //!
 //! The requests are real: the 22 min S05 evaluation excerpt (tests/data/stress-eval) cut into
 //! 60 s windows every 5 s, features extracted and the raw window prepared by the bundled
@@ -215,8 +218,20 @@ async fn steady(hubs: Vec<Hub>, requests: Arc<Vec<biofeedd::bridge::offload::Off
     (total, hubs)
 }
 
-/// Phase 2: `IN_FLIGHT` outstanding per hub, refilled at every reply.
+/// Phase 2: `IN_FLIGHT` outstanding per hub, refilled at every reply. Capacity, not deadlines,
+/// is measured: the requests' budget is long, so a worker never drops one as expired in its
+/// queue (which would leave its slot empty for the rest of the phase).
 async fn saturate(hubs: Vec<Hub>, requests: Arc<Vec<biofeedd::bridge::offload::OffloadRequest>>) -> (Tally, Vec<Hub>) {
+    let requests: Arc<Vec<_>> = Arc::new(
+        requests
+            .iter()
+            .cloned()
+            .map(|mut r| {
+                r.budget_ms = 10_000.0;
+                r
+            })
+            .collect(),
+    );
     let end = Instant::now() + Duration::from_secs(SATURATE_S);
     let mut tasks = Vec::new();
     for mut hub in hubs {
@@ -262,6 +277,36 @@ fn merge(total: &mut Tally, t: Tally) {
     }
 }
 
+/// CPU seconds (user + system) a process has used so far, from `/proc/{pid}/stat`.
+fn cpu_s(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at state, field 3.
+    let after = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
+    let f: Vec<f64> = after.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
+    // utime and stime are fields 14 and 15, in clock ticks of 1/100 s on Linux.
+    f.get(11).zip(f.get(12)).map_or(0.0, |(u, s)| (u + s) / 100.0)
+}
+
+/// Hold process `pid` to `quota` of one core in a cgroup of its own (v2 `cpu.max`, else v1
+/// `cpu.cfs_quota_us`): a stand-in for a worker on a small machine of its own. `Err` says why not.
+fn limit(pid: u32, name: &str, quota: f64) -> Result<std::path::PathBuf, String> {
+    // A short period, so a throttled worker pauses for milliseconds, not for most of 100 ms.
+    let period = 10_000u64;
+    let quota_us = (quota * period as f64) as u64;
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let dir = if v2 { Path::new("/sys/fs/cgroup").join(name) } else { Path::new("/sys/fs/cgroup/cpu").join(name) };
+    let _ = std::fs::create_dir(&dir);
+    let write = |file: &str, text: String| std::fs::write(dir.join(file), text).map_err(|e| format!("{file}: {e}"));
+    if v2 {
+        write("cpu.max", format!("{quota_us} {period}"))?;
+    } else {
+        write("cpu.cfs_period_us", period.to_string())?;
+        write("cpu.cfs_quota_us", quota_us.to_string())?;
+    }
+    write("cgroup.procs", pid.to_string())?;
+    Ok(dir)
+}
+
 fn rtt_line(h: &Histogram<u64>) -> String {
     let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
     format!(
@@ -280,7 +325,7 @@ fn main() {
     println!("{} real S05 windows with stage 2's inputs; a request is {bytes} bytes", requests.len());
     let (port, mut broker) = mosquitto(dir.path());
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let mut workers = Vec::new();
+    let mut workers: Vec<Child> = Vec::new();
     let mut throughput = Vec::new();
     runtime.block_on(async {
         let mut hubs = Vec::new();
@@ -306,20 +351,80 @@ fn main() {
                 h.map_or("no replies".into(), rtt_line),
                 DEADLINE.as_millis()
             );
+            let pids: Vec<(String, u32)> = [("broker".to_string(), broker.id()), ("hub simulator".into(), std::process::id())]
+                .into_iter()
+                .chain(workers.iter().enumerate().map(|(k, w)| (format!("worker {}", k + 1), w.id())))
+                .collect();
+            let before: Vec<f64> = pids.iter().map(|(_, p)| cpu_s(*p)).collect();
+            let t0 = Instant::now();
             let (t, back) = saturate(hubs, requests.clone()).await;
             hubs = back;
+            let wall = t0.elapsed().as_secs_f64();
+            let shares: Vec<String> = pids
+                .iter()
+                .zip(&before)
+                .map(|((name, p), b)| format!("{name} {:.0} %", (cpu_s(*p) - b) / wall * 100.0))
+                .collect();
             let per_s = t.answered as f64 / SATURATE_S as f64;
             throughput.push(per_s);
             println!(
                 "  saturated, {IN_FLIGHT} in flight per hub for {SATURATE_S} s: {per_s:.0} replies/s; {}",
                 t.rtt.as_ref().map_or("no replies".into(), rtt_line)
             );
+            println!("  CPU while saturated (of one core; the machine has 2): {}", shares.join(", "));
         }
     });
     println!("\nscaling: 2 workers give {:.2}x the replies per second of 1", throughput[1] / throughput[0]);
-    for mut w in workers {
+    for mut w in workers.drain(..) {
         let _ = w.kill();
         let _ = w.wait();
+    }
+
+    // The same saturation with each worker held to a quarter of a core, so that the workers, not
+    // the broker or the load generator, are what runs out: how throughput grows per worker.
+    const QUARTER: f64 = 0.25;
+    let mut limited = Vec::new();
+    let mut groups = Vec::new();
+    runtime.block_on(async {
+        let mut hubs = Vec::new();
+        for k in 0..HUBS {
+            hubs.push(hub(port, 100 + k).await);
+        }
+        for n in 1..=2 {
+            let mut w = worker(dir.path(), port, 10 + n);
+            match limit(w.id(), &format!("biofeedd-load-worker-{n}"), QUARTER) {
+                Ok(group) => groups.push(group),
+                Err(why) => {
+                    println!("\nworkers held to a quarter core: skipped, cannot set a CPU quota ({why})");
+                    let _ = w.kill();
+                    let _ = w.wait();
+                    break;
+                }
+            }
+            limited.push(w);
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let (t, back) = saturate(hubs, requests.clone()).await;
+            hubs = back;
+            let per_s = t.answered as f64 / SATURATE_S as f64;
+            println!(
+                "\n{n} worker(s) held to {QUARTER} of a core each, saturated: {per_s:.0} replies/s; {}",
+                t.rtt.as_ref().map_or("no replies".into(), rtt_line)
+            );
+            throughput.push(per_s);
+        }
+    });
+    if throughput.len() == 4 {
+        println!(
+            "scaling, quarter-core workers: 2 give {:.2}x the replies per second of 1",
+            throughput[3] / throughput[2]
+        );
+    }
+    for mut w in limited {
+        let _ = w.kill();
+        let _ = w.wait();
+    }
+    for g in groups {
+        let _ = std::fs::remove_dir(g);
     }
     let _ = broker.kill();
     let _ = broker.wait();

@@ -38,6 +38,8 @@ seed csv_recording "$repo"/data/demo/bio_eventrelated_100hz.csv
 seed e4_file "$repo"/tests/data/e4-S05-excerpt/EDA.csv "$repo"/tests/data/e4-S05-excerpt/ACC.csv "$repo"/tests/data/e4-S05-excerpt/TEMP.csv
 seed labels_csv "$repo"/tests/data/stress-eval/labels.csv
 seed hrv_peaks
+# Offload: the request of docs/offload.md byte for byte (the unit test's sample request).
+seed offload_wire "$repo"/fuzz/seeds/offload_wire/*
 # Serial decoders: the real Cyton packets (hex → bytes), and committed encoder output (seeds/).
 seed cyton_decoder "$repo"/fuzz/seeds/cyton_decoder/*
 seed line_decoder "$repo"/fuzz/seeds/line_decoder/*

@@ -487,6 +487,43 @@ const CASES: &[Case] = &[
         },
         expect: Expect::Error(&["0000000000000007.seg", "cut the last", "never reached"]),
     },
+    // The governor, tiers, policy and offload tables.
+    Case {
+        name: "offload over MQTT 3.1.1",
+        args: &["check", "--config", "{dir}/c.toml"],
+        files: |d| demo_with_mqtt(d, "url = \"mqtt://127.0.0.1:1883\"\nprotocol = \"3.1.1\"\n[offload]"),
+        expect: Expect::Error(&["mqtt.protocol", "offload needs MQTT 5"]),
+    },
+    Case {
+        name: "a basic tier tighter than premium",
+        args: &["check", "--config", "{dir}/c.toml"],
+        files: |d| demo_with_mqtt(d, "url = \"mqtt://127.0.0.1:1883\"\n[tiers.deadline_ms]\nbasic = 5"),
+        expect: Expect::Error(&["tiers.deadline_ms.basic", "tighter than the standard"]),
+    },
+    Case {
+        name: "a tier for a subject no sensor has",
+        args: &["check", "--config", "{dir}/c.toml"],
+        files: |d| demo_with_mqtt(d, "url = \"mqtt://127.0.0.1:1883\"\n[tiers.subjects]\ns99 = \"premium\""),
+        expect: Expect::Error(&["tiers.subjects", "no [[sensor]] has subject `s99`"]),
+    },
+    Case {
+        name: "a policy running no stage on the hub",
+        args: &["check", "--config", "{dir}/c.toml"],
+        files: |d| demo_with_mqtt(d, "url = \"mqtt://127.0.0.1:1883\"\n[policy.critical]\nlocal_stages = 0"),
+        expect: Expect::Error(&["policy.critical.local_stages", "nothing to answer with"]),
+    },
+    Case {
+        name: "a governor sampling 0 times a second",
+        args: &["check", "--config", "{dir}/c.toml"],
+        files: |d| demo_with_mqtt(d, "url = \"mqtt://127.0.0.1:1883\"\n[governor]\ninterval_s = 0"),
+        expect: Expect::Error(&["governor.interval_s", "between 0.2 and 60"]),
+    },
+    Case {
+        name: "a worker without a broker",
+        args: &["worker", "--config", "{dir}/c.toml"],
+        files: |d| std::fs::write(d.join("c.toml"), "[hub]\nid = \"w\"\n").unwrap(),
+        expect: Expect::Error(&["a worker needs [mqtt]"]),
+    },
 ];
 /// The demo config running only stage 0, whose manifest has `from` replaced by `to`.
 fn manifest_with(dir: &Path, from: &str, to: &str) {

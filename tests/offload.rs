@@ -148,15 +148,32 @@ async fn a_worker_answers_the_heavy_stage_and_the_feedback_says_cloud() {
     assert!(answered >= o.answered, "the worker answered {answered}, the hub merged {}", o.answered);
 }
 
-/// `biofeedd worker` as its own process, to be killed.
-fn worker_process(port: u16, hub: &str) -> Child {
+/// `biofeedd worker` as its own process, to be killed; killed when dropped too, so a failing
+/// test leaves no worker behind.
+struct WorkerProcess(Child);
+
+impl WorkerProcess {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn worker_process(port: u16, hub: &str) -> WorkerProcess {
     let file = worker_file(port, hub);
-    Command::new(env!("CARGO_BIN_EXE_biofeedd"))
+    let child = Command::new(env!("CARGO_BIN_EXE_biofeedd"))
         .args(["worker", "--config"])
         .arg(&file)
         .env("BIOFEEDD_LOG", "warn")
         .spawn()
-        .expect("worker process starts")
+        .expect("worker process starts");
+    WorkerProcess(child)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -170,8 +187,7 @@ async fn a_worker_killed_mid_stream_means_fallback_without_a_stall_then_cloud_ag
     let running = daemon::start(hub_config(port, &hub, true, 10.0, 500.0), critical()).await.unwrap();
 
     until_source(&mut feedback, "cloud", Duration::from_secs(60)).await;
-    first.kill().unwrap();
-    first.wait().unwrap();
+    first.kill();
     // Windows keep coming, answered here: the deadline, not the dead worker, decides.
     let fallback = until_source(&mut feedback, "fallback", Duration::from_secs(20)).await;
     assert!(fallback["latency_ms"].as_f64().unwrap() >= 500.0 - 1.0, "held until the deadline: {fallback}");
@@ -180,8 +196,7 @@ async fn a_worker_killed_mid_stream_means_fallback_without_a_stall_then_cloud_ag
     assert_eq!(again["model"], "stress-s2-int8", "{again}");
     running.stop();
     let summary = running.wait().await.unwrap();
-    second.kill().unwrap();
-    second.wait().unwrap();
+    second.kill();
     let o = summary.counters.offload;
     assert!(o.answered >= 2 && o.timed_out >= 1, "{o:?}");
 }

@@ -223,7 +223,9 @@ pub async fn start(config: Config, options: RunOptions) -> anyhow::Result<Daemon
         run: run.clone(),
         version: env!("CARGO_PKG_VERSION"),
         started_at: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
-        pressure: None,
+        // The governor's first level (see `governor::start`): the retained status has it from
+        // the first CONNACK, and is republished only when it changes.
+        pressure: fusion.is_some().then(|| options.pressure.unwrap_or(Level::Normal).as_str()),
         sensors: config
             .sensors
             .iter()

@@ -231,8 +231,9 @@ async fn next_settled(offload: &mut Option<Offloader<Delivery>>) -> (Box<Feedbac
 
 /// Republish the retained status when the governor's level has changed since it was written.
 fn report_pressure(m: &mut Mqtt, metrics: &SharedMetrics) {
+    // `None` until the governor has set its first level: nothing new to say.
     let level = metrics.lock().expect("metrics lock").pressure.as_ref().map(|p| p.level.as_str());
-    if level == m.status.pressure {
+    if level.is_none() || level == m.status.pressure {
         return;
     }
     m.status.pressure = level;

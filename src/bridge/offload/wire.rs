@@ -299,6 +299,13 @@ mod tests {
     }
 
     #[test]
+    fn the_bytes_docs_offload_md_shows_are_the_sample_request() {
+        // The fuzz seed is the documented hex dump, so the document cannot drift from the code.
+        let documented = include_bytes!("../../../fuzz/seeds/offload_wire/sample-request.bin");
+        assert_eq!(sample_request().encode().unwrap(), documented);
+    }
+
+    #[test]
     fn a_request_survives_the_round_trip() {
         let r = sample_request();
         assert_eq!(OffloadRequest::decode(&r.encode().unwrap()).unwrap(), r);
