@@ -299,3 +299,42 @@ async fn a_worker_refuses_a_model_it_does_not_have_and_inputs_of_the_wrong_shape
     stop.send(true).unwrap();
     assert_eq!(worker.await.unwrap(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_process_drains_on_sigterm_and_says_what_it_did() {
+    let port = common::broker_port();
+    let hub = format!("offload-term-{}", std::process::id());
+    let child = Command::new(env!("CARGO_BIN_EXE_biofeedd"))
+        .args(["worker", "--config"])
+        .arg(worker_file(port, &hub))
+        .env("BIOFEEDD_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("worker process starts");
+    let mut worker = WorkerProcess(child);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // It serves: a request for a model it does not have comes back refused.
+    let request = OffloadRequest {
+        model: "nobody".into(),
+        sha256: [1; 32],
+        hub: hub.clone(),
+        subject: "s05".into(),
+        seq: 0,
+        window_start: 0.0,
+        window_end: 60.0,
+        budget_ms: 1000.0,
+        features: Vec::new(),
+        channels: Vec::new(),
+        samples: Vec::new(),
+    };
+    assert!(matches!(ask(port, &hub, &request).await.outcome, Outcome::Refused { .. }));
+
+    let term = Command::new("kill").args(["-TERM", &worker.0.id().to_string()]).status().unwrap();
+    assert!(term.success());
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut worker.0.stderr.take().unwrap(), &mut log).unwrap();
+    let exit = worker.0.wait().unwrap();
+    assert!(exit.success(), "exit 0 after SIGTERM: {exit:?}\n{log}");
+    assert!(log.contains("draining (unsubscribed"), "{log}");
+    assert!(log.contains("worker: 1 requests, 0 answered, 1 refused"), "{log}");
+}

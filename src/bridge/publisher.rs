@@ -55,6 +55,8 @@ pub struct Publisher<T> {
     /// Caller's tags (delivery timing) by outbox id, returned on PUBACK.
     tags: HashMap<u64, T>,
     status: StatusMessages,
+    /// `status.online` changed since it was last published.
+    status_changed: bool,
     connected: bool,
     ever_connected: bool,
     refused: u64,
@@ -73,6 +75,7 @@ impl<T> Publisher<T> {
             pairing: Deliveries::default(),
             tags: HashMap::new(),
             status,
+            status_changed: false,
             connected: false,
             ever_connected: false,
             refused: 0,
@@ -138,6 +141,7 @@ impl<T> Publisher<T> {
                     self.outbox.rewind();
                 }
                 self.publish_status(true);
+                self.status_changed = false;
             }
             LinkEvent::Error { .. } => self.connected = false,
             LinkEvent::Sent(_) | LinkEvent::Acked { .. } => {}
@@ -146,13 +150,13 @@ impl<T> Publisher<T> {
         acked
     }
 
-    /// Replace the retained `online` status (the pressure level changed) and publish it now if
-    /// connected; every later CONNACK republishes this one.
+    /// Replace the retained `online` status (the pressure level changed). It goes out ahead of
+    /// the backlog as soon as the window has room (never past it: the broker's receive maximum
+    /// is a hard limit), and every later CONNACK republishes this one.
     pub fn set_online_status(&mut self, online: String) {
         self.status.online = online;
-        if self.connected {
-            self.publish_status(true);
-        }
+        self.status_changed = true;
+        self.pump();
     }
 
     /// Publish the retained status directly (not through the outbox: it is regenerated at every
@@ -166,6 +170,10 @@ impl<T> Publisher<T> {
 
     /// Hand the oldest unsent messages to rumqttc while the link is up and the window has room.
     fn pump(&mut self) {
+        if self.status_changed && self.connected && self.pairing.outstanding() < self.window {
+            self.status_changed = false;
+            self.publish_status(true);
+        }
         while self.connected && self.pairing.outstanding() < self.window {
             let now = now_ms();
             let message = match self.outbox.next_to_send(now) {
