@@ -207,15 +207,7 @@ async fn steady(hubs: Vec<Hub>, requests: Arc<Vec<biofeedd::bridge::offload::Off
             (tally, hub)
         }));
     }
-    let mut total = Tally::default();
-    let mut hubs = Vec::new();
-    for t in tasks {
-        let (tally, hub) = t.await.unwrap();
-        merge(&mut total, tally);
-        hub.sent.lock().unwrap().clear();
-        hubs.push(hub);
-    }
-    (total, hubs)
+    gather(tasks).await
 }
 
 /// Phase 2: `IN_FLIGHT` outstanding per hub, refilled at every reply. Capacity, not deadlines,
@@ -254,15 +246,20 @@ async fn saturate(hubs: Vec<Hub>, requests: Arc<Vec<biofeedd::bridge::offload::O
             // Let the last ones land so the next phase starts clean.
             tokio::time::sleep(Duration::from_millis(500)).await;
             while hub.link.incoming.try_recv().is_ok() {}
-            hub.sent.lock().unwrap().clear();
             (tally, hub)
         }));
     }
+    gather(tasks).await
+}
+
+/// Every hub's tally summed, and the hubs back for the next phase, nothing left waiting.
+async fn gather(tasks: Vec<tokio::task::JoinHandle<(Tally, Hub)>>) -> (Tally, Vec<Hub>) {
     let mut total = Tally::default();
     let mut hubs = Vec::new();
     for t in tasks {
         let (tally, hub) = t.await.unwrap();
         merge(&mut total, tally);
+        hub.sent.lock().unwrap().clear();
         hubs.push(hub);
     }
     (total, hubs)

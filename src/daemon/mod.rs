@@ -256,7 +256,7 @@ pub async fn start(config: Config, options: RunOptions) -> anyhow::Result<Daemon
         plan: None,
         start_variants: fusion.as_ref().map(Fusion::variants).unwrap_or_default(),
         offload_stage: offload.as_ref().map(|(_, stage)| *stage),
-        tiers: subjects.iter().map(|s| (tiers.tier(s), tiers.deadline(tiers.tier(s)))).collect(),
+        tiers: subjects.iter().map(|s| tiers.tier(s)).map(|t| (t, tiers.deadline(t))).collect(),
         tiered: config.tiers.is_some(),
     };
     let queue_gauge = record_tx.depth_gauge();
