@@ -25,9 +25,11 @@ pub mod governor;
 pub mod ingest;
 pub mod metrics;
 pub mod ring;
+pub mod service;
 pub mod signal;
 #[cfg(feature = "serial")]
 pub mod sim;
 pub mod sink;
 pub mod window;
+#[cfg(feature = "worker")]
 pub mod worker;

@@ -4,6 +4,8 @@
 //! CA or without its certificate. `.ci/run` repeats the secure path against Mosquitto's own TLS
 //! listener with a password file and an ACL.
 
+#![cfg(feature = "tls")]
+
 mod common;
 
 use biofeedd::bridge::tls::TlsConfig;

@@ -6,6 +6,8 @@
 //! Each test serves only its own hub (`[offload] hubs`), so workers of parallel tests sharing
 //! the broker never take each other's requests.
 
+#![cfg(feature = "worker")]
+
 mod common;
 
 use biofeedd::bridge::offload::link;
@@ -85,7 +87,7 @@ fn critical() -> RunOptions {
 fn spawn_worker(config: Config) -> (watch::Sender<bool>, tokio::task::JoinHandle<u64>) {
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(async move {
-        let stats = biofeedd::worker::serve(&config, stopped).await.expect("worker runs");
+        let stats = biofeedd::worker::serve(&config, stopped, &Default::default()).await.expect("worker runs");
         stats.answered.load(std::sync::atomic::Ordering::Relaxed)
     });
     (stop, task)

@@ -217,7 +217,7 @@ impl MqttConfig {
             (None, None) => None,
         };
         let transport = if broker.tls {
-            Transport::tls_with_config(tls::client_config(&self.tls, base_dir)?.into())
+            tls::transport(&self.tls, base_dir)?
         } else if self.tls.is_set() {
             return Err(format!("[mqtt.tls] is set but `{}` is not an mqtts:// URL", self.url));
         } else {

@@ -1,16 +1,20 @@
 //! Commands that run the pipeline: options from flags, the replay of one recording without a
 //! config, and the runtime that runs it.
 
-use super::{InputArgs, RunArgs};
+use super::reload::{self, ReloadFrom};
+use super::{logging, InputArgs, RunArgs};
 use anyhow::Context;
 use biofeedd::config::{Config, HubConfig, SensorConfig};
 use biofeedd::daemon::{self, RunOptions};
 use biofeedd::ingest::replay::{csv, ReplayConfig, ReplayFormat, Speed, StartTime};
 use biofeedd::ingest::SourceConfig;
+use biofeedd::service::{self, Notifier};
 use biofeedd::sink::OutputFormat;
 use biofeedd::window::WindowConfig;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::signal::unix::{signal, SignalKind};
 
 pub fn run_options(run: &RunArgs) -> anyhow::Result<RunOptions> {
     anyhow::ensure!(
@@ -36,14 +40,25 @@ pub fn set_speed(config: &mut Config, speed: Option<Speed>) {
     }
 }
 
-pub fn execute(config: Config, options: RunOptions) -> anyhow::Result<()> {
+/// Run the daemon to its end under a service manager when there is one: READY once it is up,
+/// the watchdog fed from the pipeline thread's progress, SIGHUP reloading `reload_from`.
+pub fn execute(config: Config, options: RunOptions, reload_from: Option<ReloadFrom>) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
     let format = options.output;
-    let summary = runtime.block_on(daemon::run(config, options))?;
+    logging::set_level(&config.log.level);
+    let summary = runtime.block_on(async {
+        // Before anything slow (models load in `start`): a SIGHUP meanwhile must not kill us.
+        let hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+        let notifier = Arc::new(Notifier::from_env().context("NOTIFY_SOCKET")?);
+        let daemon = daemon::start(config, options).await?;
+        tokio::spawn(service::supervise(notifier.clone(), daemon.liveness(), "pipeline thread"));
+        tokio::spawn(reload::serve(hangup, reload_from, notifier, Some(Box::new(daemon.retuner()))));
+        daemon.wait().await
+    })?;
     // Machine-readable stdout stays clean: the summary goes to stderr there; so it does when
     // stdout stopped taking lines (a stalled reader would block the summary too).
     if format == OutputFormat::Text && summary.counters.stdout_lines_dropped == 0 {
@@ -109,6 +124,7 @@ pub fn replay_config(input: &InputArgs, base: Option<&Path>) -> anyhow::Result<C
             policy: Default::default(),
             tiers: None,
             offload: None,
+            log: Default::default(),
             base_dir: PathBuf::from("."),
         },
     };

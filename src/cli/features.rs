@@ -32,5 +32,5 @@ pub fn features(
     };
     set_speed(&mut config, Some(speed.unwrap_or(Speed::Max)));
     let options = RunOptions { output, duration: None, features_only: true, raw_dump, pressure: None };
-    execute(config, options)
+    execute(config, options, None)
 }

@@ -6,12 +6,15 @@ mod check;
 mod daemon;
 mod eval;
 mod features;
+pub mod logging;
 mod out;
+mod reload;
 mod research;
 #[cfg(feature = "ble")]
 mod scan;
 #[cfg(feature = "serial")]
 mod sim;
+#[cfg(feature = "worker")]
 mod worker;
 
 use biofeedd::bounds;
@@ -20,6 +23,7 @@ use biofeedd::governor::Level;
 use biofeedd::ingest::replay::{ReplayFormat, Speed};
 use biofeedd::sink::OutputFormat;
 use clap::{Args, Parser, Subcommand};
+use reload::ReloadFrom;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -44,6 +48,7 @@ enum Command {
     },
     /// Serve offload requests: run the heavy stage for hubs under pressure (MQTT 5 shared
     /// subscription `$share/{group}/biofeedd/v1/+/offload/req`; see docs/scaling.md).
+    #[cfg(feature = "worker")]
     Worker {
         /// The config naming the broker ([mqtt]), the models ([fusion]) and the group ([offload]).
         #[arg(long)]
@@ -230,18 +235,21 @@ fn run_duration(text: &str) -> Result<f64, String> {
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Run { config, run } => {
-            let mut config = Config::load(&config)?;
+        Command::Run { config: path, run } => {
+            let (mut config, text) = Config::load_with_text(&path, true)?;
             daemon::set_speed(&mut config, run.speed);
-            daemon::execute(config, daemon::run_options(&run)?)
+            let reload = ReloadFrom { path, text, require_sensors: true };
+            daemon::execute(config, daemon::run_options(&run)?, Some(reload))
         }
         Command::Check { config } => check::check(&config),
+        #[cfg(feature = "worker")]
         Command::Worker { config } => worker::worker(&config),
         Command::Replay { input, config, run } => {
             let options = daemon::run_options(&run)?;
             let mut config = daemon::replay_config(&input, config.as_deref())?;
             daemon::set_speed(&mut config, Some(run.speed.unwrap_or(Speed::Max)));
-            daemon::execute(config, options)
+            // The sensor comes from the command line; a reload would not know it.
+            daemon::execute(config, options, None)
         }
         Command::Beats { wfdb, channel } => research::beats(&wfdb, channel),
         Command::Events { kind, input, channel } => research::events(kind, &input, channel.as_deref()),

@@ -1,14 +1,21 @@
-//! `biofeedd worker`: serve offload requests until SIGTERM or SIGINT, then drain.
+//! `biofeedd worker`: serve offload requests until SIGTERM or SIGINT, then drain. Under a
+//! service manager: READY once serving, the watchdog fed from the compute thread, SIGHUP
+//! reloading the log filter.
 
+use super::logging;
+use super::reload::{self, ReloadFrom};
 use anyhow::Context;
 use biofeedd::config::Config;
+use biofeedd::service::{self, Liveness, Notifier};
 use std::path::Path;
+use std::sync::Arc;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
-pub fn worker(config: &Path) -> anyhow::Result<()> {
+pub fn worker(path: &Path) -> anyhow::Result<()> {
     // A worker needs the broker and the models, not the hub's sensors.
-    let config = Config::load_settings(config)?;
+    let (config, text) = Config::load_with_text(path, false)?;
+    logging::set_level(&config.log.level);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -18,6 +25,7 @@ pub fn worker(config: &Path) -> anyhow::Result<()> {
         let (stop, stopped) = watch::channel(false);
         let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
         let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+        let hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
         tokio::spawn(async move {
             tokio::select! {
                 _ = term.recv() => {}
@@ -25,6 +33,11 @@ pub fn worker(config: &Path) -> anyhow::Result<()> {
             }
             let _ = stop.send(true);
         });
-        biofeedd::worker::serve(&config, stopped).await.map(|_| ())
+        let notifier = Arc::new(Notifier::from_env().context("NOTIFY_SOCKET")?);
+        let liveness = Liveness::default();
+        tokio::spawn(service::supervise(notifier.clone(), liveness.clone(), "compute thread"));
+        let from = ReloadFrom { path: path.to_path_buf(), text, require_sensors: false };
+        tokio::spawn(reload::serve(hangup, Some(from), notifier, None));
+        biofeedd::worker::serve(&config, stopped, &liveness).await.map(|_| ())
     })
 }

@@ -8,6 +8,8 @@
 //! Architecture invariant: nothing outside this module parses TOML or reads config files.
 
 mod locate;
+mod log;
+pub mod reload;
 
 use crate::bridge::config::Protocol;
 use crate::bridge::offload::OffloadConfig;
@@ -18,6 +20,7 @@ use crate::fusion::FusionConfig;
 use crate::governor::{GovernorConfig, PolicyConfig, TiersConfig};
 use crate::ingest::SourceConfig;
 use crate::window::WindowConfig;
+pub use log::LogConfig;
 use serde::Deserialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -52,6 +55,9 @@ pub struct Config {
     pub tiers: Option<TiersConfig>,
     /// Heavy windows to `biofeedd worker` processes under pressure (needs `[mqtt]`, MQTT 5).
     pub offload: Option<OffloadConfig>,
+    /// How much the daemon logs (reloaded on SIGHUP).
+    #[serde(default)]
+    pub log: LogConfig,
     /// Directory that relative paths in this file are resolved against (the file's own folder).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -114,6 +120,12 @@ impl Config {
     }
 
     fn load_with(file: &Path, require_sensors: bool) -> Result<Config, ConfigError> {
+        Config::load_with_text(file, require_sensors).map(|(config, _)| config)
+    }
+
+    /// [`Config::load`] (or, without `require_sensors`, [`Config::load_settings`]) that also
+    /// returns the file's text: a reload compares it with the next ([`reload::Reload`]).
+    pub fn load_with_text(file: &Path, require_sensors: bool) -> Result<(Config, String), ConfigError> {
         let text = read_small_text(file).map_err(|e| ConfigError {
             help: Some(match e.location {
                 Some(_) => "save the file as UTF-8".into(),
@@ -125,7 +137,7 @@ impl Config {
             ..e
         })?;
         let base_dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
-        Config::parse_with(&text, file, &base_dir, require_sensors)
+        Config::parse_with(&text, file, &base_dir, require_sensors).map(|config| (config, text))
     }
 
     /// Parse and validate config text. `file` is only used in messages; relative paths resolve
@@ -254,6 +266,7 @@ impl Config {
             mqtt.validate(&self.base_dir).map_err(|e| e.under(key_path!["mqtt"]))?;
         }
         self.governor.validate().map_err(|e| e.under(key_path!["governor"]))?;
+        self.log.validate().map_err(|e| e.under(key_path!["log"]))?;
         self.policy.validate().map_err(|e| e.under(key_path!["policy"]))?;
         if let Some(tiers) = &self.tiers {
             tiers.validate(&self.subjects()).map_err(|e| e.under(key_path!["tiers"]))?;

@@ -26,24 +26,38 @@ pub struct Governor {
     pub control: ControlHandle,
     pub metrics: SharedMetrics,
     pub queue: DepthGauge,
+    /// New thresholds from a reload (SIGHUP); the sampling settings stay as started.
+    pub retune: watch::Receiver<GovernorConfig>,
 }
 
 impl Governor {
     /// Run until `shutdown` turns true or the pipeline is gone.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let Governor { config, policy, pinned, control, metrics, queue } = self;
+        let Governor { config, policy, pinned, control, metrics, queue, mut retune } = self;
         let mut sampler = Sampler::new(&config);
         let mut pressure = Pressure::new(&config, Instant::now());
         if let Some(level) = pinned {
             pressure.pin(level);
         }
         let period = Duration::from_secs_f64(config.interval_s);
+        let mut retune_open = true;
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = shutdown.changed() => return,
+                changed = retune.changed(), if retune_open => {
+                    match changed {
+                        Ok(()) => {
+                            pressure.retune(&retune.borrow_and_update());
+                            tracing::debug!("governor: thresholds reloaded");
+                        }
+                        // The daemon is going away; sampling goes on until shutdown says stop.
+                        Err(_) => retune_open = false,
+                    }
+                    continue;
+                }
             }
             let load = {
                 let m = metrics.lock().expect("metrics lock");

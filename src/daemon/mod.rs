@@ -25,6 +25,7 @@ use crate::governor::{Level, TiersConfig};
 use crate::ingest::{Health, HealthSnapshot, SourceContext, SourceReport};
 use crate::metrics::{DeliverySummary, Metrics, SharedMetrics, Summary};
 use crate::ring::{self, RingStats, Waker};
+use crate::service::{Liveness, Phase};
 use crate::signal::{ChannelSpec, Modality};
 use crate::sink::queue::{self, Overflow};
 use crate::sink::stdout::Stdout;
@@ -150,8 +151,11 @@ pub struct Daemon {
     pipeline: std::thread::JoinHandle<Vec<WindowerStats>>,
     output: JoinHandle<anyhow::Result<Option<DeliverySummary>>>,
     governor: Option<JoinHandle<()>>,
+    /// The governor's thresholds, for a reload.
+    retune: Arc<watch::Sender<crate::governor::GovernorConfig>>,
     rings: Vec<Arc<RingStats>>,
     metrics: SharedMetrics,
+    liveness: Liveness,
 }
 
 /// Run the configured pipeline to its end (or a signal, or `duration`) and return the summary.
@@ -265,7 +269,17 @@ pub async fn start(config: Config, options: RunOptions) -> anyhow::Result<Daemon
 
     let raw = options.raw_dump.as_ref().map(|(spec, _)| spec.clone());
     let has_fusion = fusion.is_some();
-    let pipeline = Pipeline { hub: config.hub.id.clone(), run, bindings, subjects: windowers, fusion, raw, governed };
+    let liveness = Liveness::default();
+    let pipeline = Pipeline {
+        hub: config.hub.id.clone(),
+        run,
+        bindings,
+        subjects: windowers,
+        fusion,
+        raw,
+        governed,
+        liveness: liveness.clone(),
+    };
     let (control, control_rx) = control::channel(waker.clone());
     if has_fusion {
         governor::start(&config.policy, options.pressure, &control, &metrics);
@@ -276,6 +290,8 @@ pub async fn start(config: Config, options: RunOptions) -> anyhow::Result<Daemon
         .spawn(move || pipeline.run(waker, control_rx, record_tx, pipeline_metrics))
         .context("cannot start the pipeline thread")?;
 
+    let (retune, retune_rx) = watch::channel(config.governor.clone());
+    let retune = Arc::new(retune);
     let governor = has_fusion.then(|| {
         let governor = Governor {
             config: config.governor.clone(),
@@ -284,6 +300,7 @@ pub async fn start(config: Config, options: RunOptions) -> anyhow::Result<Daemon
             control: control.clone(),
             metrics: metrics.clone(),
             queue: queue_gauge,
+            retune: retune_rx,
         };
         tokio::spawn(governor.run(shutdown_rx.clone()))
     });
@@ -294,6 +311,9 @@ pub async fn start(config: Config, options: RunOptions) -> anyhow::Result<Daemon
     for (source, sensor) in built.into_iter().zip(&config.sensors) {
         source_names.insert(sources.spawn(source.task).id(), sensor.id.clone());
     }
+    // Sources, pipeline and output all run (the broker may still be connecting: the outbox
+    // holds what comes before it is).
+    liveness.set(Phase::Ready);
     Ok(Daemon {
         control,
         health,
@@ -305,8 +325,10 @@ pub async fn start(config: Config, options: RunOptions) -> anyhow::Result<Daemon
         pipeline,
         output,
         governor,
+        retune,
         rings,
         metrics,
+        liveness,
     })
 }
 
@@ -321,6 +343,22 @@ impl Daemon {
         self.health.iter().map(|(id, h)| (id.clone(), h.snapshot())).collect()
     }
 
+    /// Whether the daemon is up and its pipeline thread still moving: what feeds the service
+    /// manager's watchdog (`service::supervise`).
+    pub fn liveness(&self) -> Liveness {
+        self.liveness.clone()
+    }
+
+    /// What gives the governor new thresholds (a reload): `[governor]`'s `constrained`,
+    /// `critical`, `release_margin_percent`, `rise_samples` and `dwell_s` apply from its next
+    /// sample. Without models there is no governor, and nothing to retune.
+    pub fn retuner(&self) -> impl Fn(crate::governor::GovernorConfig) + Send + 'static {
+        let retune = self.retune.clone();
+        move |config| {
+            retune.send_replace(config);
+        }
+    }
+
     /// Stop the sources now, as a signal would; [`Daemon::wait`] then drains and returns.
     pub fn stop(&self) {
         let _ = self.stop_request.send(true);
@@ -332,11 +370,14 @@ impl Daemon {
         let mut reports = Vec::new();
         if let Some(reason) = wait_for_stop(&mut self.sources, &self.source_names, &mut reports, &mut self.stop).await {
             tracing::info!("{reason}: stopping sources");
+            self.liveness.set(Phase::Stopping);
             let _ = self.shutdown.send(true);
             while let Some(done) = self.sources.join_next_with_id().await {
                 source_ended(&self.source_names, done, &mut reports);
             }
         }
+        // Every source ended by itself (the recordings are played): stopping all the same.
+        self.liveness.set(Phase::Stopping);
         let pipeline = self.pipeline;
         let windower_stats = tokio::task::spawn_blocking(move || pipeline.join())
             .await

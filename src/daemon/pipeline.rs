@@ -17,6 +17,7 @@ use crate::fusion::{Answer, Fusion, RunPlan, Source, Variant};
 use crate::governor::{Plan, Shed, Tier};
 use crate::metrics::{SharedMetrics, Stage};
 use crate::ring::{ChannelConsumer, Waker};
+use crate::service::Liveness;
 use crate::sink::queue::RecordSender;
 use crate::sink::{FeatureRow, OffloadJob, Record};
 use crate::window::{SubjectWindower, Window, WindowerStats};
@@ -60,6 +61,8 @@ pub struct Pipeline {
     pub raw: Option<RawSpec>,
     /// How the governor's plan, the tiers and offload shape each subject's cascade.
     pub governed: Governed,
+    /// Beaten on every pass of the loop and every window: the watchdog's proof of progress.
+    pub liveness: Liveness,
 }
 
 /// What the governor decides, as the pipeline applies it to each window.
@@ -175,11 +178,15 @@ impl Pipeline {
         let mut chunk = Vec::new();
         let mut scratch = RawScratch::default();
         let mut windows = 0u64;
+        let liveness = self.liveness.clone();
         let stats = |subjects: &[SubjectPipeline], records: &RecordSender| {
+            // Ending is not stalling: the watchdog keeps pinging through the drain.
+            liveness.finish();
             metrics.lock().expect("metrics lock").counters.records_dropped = records.dropped();
             subjects.iter().map(|s| s.windower.stats()).collect()
         };
         loop {
+            self.liveness.beat();
             while let Ok(message) = control.try_recv() {
                 self.apply(message, windows);
             }
@@ -250,6 +257,8 @@ impl Pipeline {
                         m.counters.windows += 1;
                     }
                     windows += 1;
+                    // A backlog of windows is progress too, however long this pass takes.
+                    self.liveness.beat();
                     if records.send(record).is_err() {
                         // The output task is gone (shutdown or a fatal error there): stop computing.
                         return stats(&self.subjects, &records);
@@ -260,7 +269,9 @@ impl Pipeline {
                 break;
             }
             if !progressed {
-                // Producers and control messages unpark us; the timeout only bounds a missed wake-up.
+                // Producers and control messages unpark us. The timeout bounds a missed wake-up
+                // and is the idle beat the watchdog reads (`service::supervise`): 20 wake-ups a
+                // second of a few microseconds each (benches/footprint.sh measures idle CPU).
                 std::thread::park_timeout(Duration::from_millis(50));
             }
         }

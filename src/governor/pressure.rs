@@ -97,6 +97,17 @@ impl Pressure {
         }
     }
 
+    /// New thresholds, margin, rise count and dwell (a reload); the level, its streaks and
+    /// calm spells carry on, judged by the new values from the next reading.
+    pub fn retune(&mut self, config: &GovernorConfig) {
+        let fresh = Pressure::new(config, self.since);
+        self.constrained = fresh.constrained;
+        self.critical = fresh.critical;
+        self.margin = fresh.margin;
+        self.rise_samples = fresh.rise_samples;
+        self.dwell = fresh.dwell;
+    }
+
     pub fn level(&self) -> Level {
         self.level
     }

@@ -19,6 +19,7 @@ use crate::bridge::offload::reply::Outcome;
 use crate::bridge::Topics;
 use crate::config::Config;
 use crate::fusion::Fusion;
+use crate::service::{Liveness, Phase};
 use anyhow::Context;
 use catalog::Catalog;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -62,8 +63,16 @@ impl WorkerStats {
     }
 }
 
-/// A worker connected (or connecting) and serving until `stop` turns true.
-pub async fn serve(config: &Config, mut stop: watch::Receiver<bool>) -> anyhow::Result<Arc<WorkerStats>> {
+/// How often an idle compute thread wakes to say it is alive (the watchdog's beat).
+const IDLE_BEAT: Duration = Duration::from_secs(1);
+
+/// A worker connected (or connecting) and serving until `stop` turns true. `liveness` turns
+/// ready once the link and the compute thread run, and the compute thread beats it.
+pub async fn serve(
+    config: &Config,
+    mut stop: watch::Receiver<bool>,
+    liveness: &Liveness,
+) -> anyhow::Result<Arc<WorkerStats>> {
     let mqtt = config.mqtt.as_ref().context("a worker needs [mqtt]: the broker its hubs send requests to")?;
     let offload = config.offload.clone().unwrap_or_default();
     let group = &offload.group;
@@ -77,12 +86,13 @@ pub async fn serve(config: &Config, mut stop: watch::Receiver<bool>) -> anyhow::
     let stats = Arc::new(WorkerStats::default());
     let (jobs, queue) = mpsc::sync_channel::<(Incoming, Instant)>(QUEUE);
     let compute = {
-        let (client, stats, name) = (link.client.clone(), stats.clone(), name.clone());
+        let (client, stats, name, beat) = (link.client.clone(), stats.clone(), name.clone(), liveness.clone());
         std::thread::Builder::new()
             .name("worker-compute".into())
-            .spawn(move || compute(catalog, queue, &client, &name, &stats))
+            .spawn(move || compute(catalog, queue, &client, &name, &stats, &beat))
             .context("cannot start the compute thread")?
     };
+    liveness.set(Phase::Ready);
     let mut draining = false;
     loop {
         tokio::select! {
@@ -96,6 +106,7 @@ pub async fn serve(config: &Config, mut stop: watch::Receiver<bool>) -> anyhow::
             }
             _ = stop.wait_for(|s| *s), if !draining => {
                 tracing::info!("worker `{name}`: draining (unsubscribed; answering what has arrived)");
+                liveness.set(Phase::Stopping);
                 link.unsubscribe(&filter);
                 draining = true;
             }
@@ -119,8 +130,15 @@ fn compute(
     client: &rumqttc::v5::AsyncClient,
     name: &str,
     stats: &WorkerStats,
+    liveness: &Liveness,
 ) {
-    while let Ok((message, started)) = queue.recv() {
+    loop {
+        liveness.beat();
+        let (message, started) = match queue.recv_timeout(IDLE_BEAT) {
+            Ok(job) => job,
+            Err(mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         let Some(response_topic) = message.response_topic else {
             stats.unanswerable.fetch_add(1, Ordering::Relaxed);
             continue;
@@ -139,6 +157,7 @@ fn compute(
         counter.fetch_add(1, Ordering::Relaxed);
         link::publish(client, &response_topic, reply.to_json(), None, message.correlation, None);
     }
+    liveness.finish();
 }
 
 fn refuse_busy(client: &rumqttc::v5::AsyncClient, name: &str, message: Incoming, stats: &WorkerStats) {

@@ -1,34 +1,15 @@
-//! `[mqtt.tls]`: rustls settings for `mqtts://` — the CA to trust, a client certificate for
-//! mutual TLS, and the name the broker's certificate must carry when it differs from the host
-//! in the URL (a broker reached by IP address, say).
+//! The rustls client configuration for `mqtts://` (feature `tls`): the CA to trust (a file, or
+//! the system's store), a client certificate for mutual TLS, and a verifier that checks the
+//! broker's certificate against `server_name` instead of the URL's host.
 
+use super::TlsConfig;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use serde::Deserialize;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsConfig {
-    /// PEM file of the CA certificates to trust; default: the system's trust store.
-    pub ca_file: Option<PathBuf>,
-    /// PEM client certificate (chain) for mutual TLS; needs `key_file`.
-    pub cert_file: Option<PathBuf>,
-    /// PEM private key of `cert_file` (PKCS#8, PKCS#1 or SEC1).
-    pub key_file: Option<PathBuf>,
-    /// The name to verify the broker's certificate against, instead of the URL's host.
-    pub server_name: Option<String>,
-}
-
-impl TlsConfig {
-    pub fn is_set(&self) -> bool {
-        self.ca_file.is_some() || self.cert_file.is_some() || self.key_file.is_some() || self.server_name.is_some()
-    }
-}
 
 /// The rustls client configuration for `tls`; file errors name the file and the key.
 pub fn client_config(tls: &TlsConfig, base_dir: &Path) -> Result<ClientConfig, String> {
