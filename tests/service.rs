@@ -74,7 +74,8 @@ fn pings(messages: &[String]) -> usize {
 #[test]
 fn a_stalled_pipeline_thread_stops_the_watchdog_pings() {
     let manager = Manager::new();
-    let period = Duration::from_millis(40);
+    // Longer than the pipeline's idle park (250 ms), as WatchdogSec/2 always is (seconds).
+    let period = Duration::from_millis(300);
     let notifier = Arc::new(Notifier::at(&manager.path).expect("notifier").with_watchdog(period));
 
     // The real pipeline thread over one 10 Hz channel, 1 s windows, and a record queue of one
@@ -106,8 +107,8 @@ fn a_stalled_pipeline_thread_stops_the_watchdog_pings() {
     manager.wait_for("READY=1", Duration::from_secs(5));
 
     // Idle but alive: the thread wakes on its own and beats.
-    let idle = manager.messages_for(Duration::from_millis(400));
-    assert!(pings(&idle) >= 4, "an idle pipeline keeps the pings going: {idle:?}");
+    let idle = manager.messages_for(period * 5);
+    assert!(pings(&idle) >= 3, "an idle pipeline keeps the pings going: {idle:?}");
 
     // Ten seconds of data: ten windows, of which the queue takes one; the thread then waits.
     let start = 1_000_000.0;
@@ -117,21 +118,21 @@ fn a_stalled_pipeline_thread_stops_the_watchdog_pings() {
         producer.push(stamp, &chunk).expect("room in the ring");
     }
     // Let the stall begin and the period in which it began pass.
-    std::thread::sleep(period * 4);
+    std::thread::sleep(period * 2);
     let _ = manager.messages_for(Duration::from_millis(10));
-    let stalled = manager.messages_for(period * 10);
+    let stalled = manager.messages_for(period * 5);
     assert_eq!(pings(&stalled), 0, "a blocked pipeline thread must not be vouched for: {stalled:?}");
 
     // Unblock it: pings resume.
     let reader = std::thread::spawn(move || while taken.blocking_recv().is_some() {});
-    let resumed = manager.messages_for(period * 10);
+    let resumed = manager.messages_for(period * 5);
     assert!(pings(&resumed) >= 3, "the pings resume once the thread moves: {resumed:?}");
 
     drop(producer);
     thread.join().expect("the pipeline thread ends when its producer goes");
     reader.join().unwrap();
     // Ending is not stalling: the drain after the pipeline is vouched for.
-    let after = manager.messages_for(period * 6);
+    let after = manager.messages_for(period * 5);
     assert!(pings(&after) >= 3, "a finished pipeline keeps the pings through the drain: {after:?}");
 }
 

@@ -47,6 +47,11 @@ pub struct PollError {
 }
 
 /// A client and its event loop for `settings`, with the retained last will.
+/// The most unacknowledged publishes rumqttc's MQTT 5 state tracks. The publisher never has more
+/// than [`WINDOW`](super::publisher::WINDOW) out; rumqttc's default (65,535) allocates a slot for
+/// each up front, 14 MB of a hub's memory for nothing.
+const INFLIGHT_LIMIT: u16 = 4 * super::publisher::WINDOW as u16;
+
 pub fn new(settings: &Settings, will_topic: &str, will: String, capacity: usize) -> (Client, EventLoop) {
     let (host, port) = (settings.broker.host.clone(), settings.broker.port);
     match settings.protocol {
@@ -62,6 +67,7 @@ pub fn new(settings: &Settings, will_topic: &str, will: String, capacity: usize)
             o.set_transport(settings.transport.clone());
             o.set_network_options(settings.network.clone());
             o.set_last_will(LastWill5::new(will_topic, will, QoS5::AtLeastOnce, true, None));
+            o.set_outgoing_inflight_upper_limit(INFLIGHT_LIMIT);
             let (client, eventloop) = rumqttc::v5::AsyncClient::new(o, capacity);
             (Client::V5(client), EventLoop::V5(Box::new(eventloop)))
         }
@@ -126,6 +132,7 @@ impl EventLoop {
                         rumqttc::v5::ConnectionError::ConnectionRefused(code) => {
                             format!("the broker refused the connection: {code:?}")
                         }
+                        #[cfg(feature = "tls")]
                         rumqttc::v5::ConnectionError::Tls(t) => format!("TLS: {t}"),
                         other => other.to_string(),
                     },
@@ -144,6 +151,7 @@ impl EventLoop {
                         rumqttc::ConnectionError::ConnectionRefused(code) => {
                             format!("the broker refused the connection: {code:?}")
                         }
+                        #[cfg(feature = "tls")]
                         rumqttc::ConnectionError::Tls(t) => format!("TLS: {t}"),
                         other => other.to_string(),
                     },

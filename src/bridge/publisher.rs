@@ -227,6 +227,12 @@ impl<T> Publisher<T> {
         Ok(())
     }
 
+    /// Whether [`Publisher::tick`] has work: the outbox's upkeep, a status to republish, or tags
+    /// to forget. An idle hub's output task then sleeps instead of waking ten times a second.
+    pub fn needs_tick(&self) -> bool {
+        self.outbox.needs_upkeep() || self.status_changed || self.tags.len() > self.outbox.depth()
+    }
+
     /// Messages waiting in the outbox, and the age of the oldest.
     pub fn backlog(&self) -> (usize, Option<Duration>) {
         (self.outbox.depth(), self.outbox.oldest_age(now_ms()))

@@ -31,6 +31,8 @@ pub fn run_options(run: &RunArgs) -> anyhow::Result<RunOptions> {
 }
 
 /// `--speed` is the replay sources' own setting, given on the command line.
+// Built without `serial` and `ble`, a replay is the only kind of source there is.
+#[allow(irrefutable_let_patterns)]
 pub fn set_speed(config: &mut Config, speed: Option<Speed>) {
     let Some(speed) = speed else { return };
     for sensor in &mut config.sensors {

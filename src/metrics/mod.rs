@@ -148,6 +148,10 @@ fn record_latency(h: &mut Histogram<u64>, d: Duration) {
 impl StageSummary {
     fn of(stage: &'static str, h: &Histogram<u64>) -> Self {
         let ms = |us: u64| us as f64 / 1000.0;
+        if h.is_empty() {
+            // A quantile of nothing walks every bucket to say 0.
+            return StageSummary { stage, count: 0, p50_ms: 0.0, p99_ms: 0.0, max_ms: 0.0 };
+        }
         StageSummary {
             stage,
             count: h.len(),
@@ -172,7 +176,9 @@ impl Metrics {
     /// Each stage's latency since the last call, and a fresh start for the next interval.
     pub fn take_interval(&mut self) -> Vec<StageSummary> {
         let out = Stage::ALL.iter().zip(&self.interval_hists).map(|(s, h)| StageSummary::of(s.name(), h)).collect();
-        self.interval_hists.iter_mut().for_each(Histogram::reset);
+        // An empty histogram is already fresh: resetting clears its whole count array (the
+        // largest cost of an idle daemon's metrics report).
+        self.interval_hists.iter_mut().filter(|h| !h.is_empty()).for_each(Histogram::reset);
         out
     }
 

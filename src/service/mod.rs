@@ -47,7 +47,9 @@ pub async fn supervise(notifier: Arc<Notifier>, liveness: Liveness, what: &'stat
     if let Some(period) = period {
         tracing::debug!("watchdog: pinging every {period:?} while the {what} makes progress");
     }
-    let mut tick = tokio::time::interval(period.unwrap_or(Duration::from_secs(3600)));
+    // The first look a whole period from now: one straight away would find the count unmoved.
+    let every = period.unwrap_or(Duration::from_secs(3600));
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last = liveness.beats();
     let mut stalled_since: Option<tokio::time::Instant> = None;

@@ -22,6 +22,10 @@ const REQUESTS: usize = 1024;
 pub const INCOMING: usize = 1024;
 /// An offload request is a window (≈ 8 KiB for the bundled CNN); allow far larger stages.
 const MAX_PACKET: u32 = 8 * 1024 * 1024;
+/// The most unacknowledged QoS 1 publishes (requests, or a worker's replies) rumqttc tracks;
+/// past it they wait in its queue of [`REQUESTS`]. Its default, 65,535, allocates a slot for
+/// each at connect: 14 MB per link.
+const INFLIGHT_LIMIT: u16 = 1024;
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(2);
 
@@ -57,6 +61,7 @@ pub fn open(settings: &Settings, client_id: String, filter: String) -> OffloadLi
     o.set_transport(settings.transport.clone());
     o.set_network_options(settings.network.clone());
     o.set_max_packet_size(Some(MAX_PACKET));
+    o.set_outgoing_inflight_upper_limit(INFLIGHT_LIMIT);
     let (client, eventloop) = AsyncClient::new(o, REQUESTS);
     let (tx, incoming) = mpsc::channel(INCOMING);
     let (connected_tx, connected) = watch::channel(false);

@@ -420,6 +420,12 @@ impl Outbox {
         Ok(())
     }
 
+    /// Whether [`Outbox::sync_later`] or [`Outbox::expire`] has anything to do: messages pending,
+    /// done records to write, or appended bytes not yet forced to disk.
+    pub fn needs_upkeep(&self) -> bool {
+        self.unsynced || !self.done_buffer.is_empty() || self.depth() > 0
+    }
+
     /// [`Outbox::sync`] for a caller that must not block on the disk: writes the batched done
     /// records and deletes finished segments now, and returns a handle of the active segment to
     /// `fdatasync` elsewhere (a blocking thread) when there is anything to force.

@@ -85,7 +85,12 @@ async fn play_into(
             for segment in segments.drain(..) {
                 let stamp = ChunkStamp { source_time: segment.start_time, arrival };
                 if speed == Speed::Max {
-                    // A file is its own clock: wait for room rather than lose data.
+                    // A file is its own clock: wait for room rather than lose data. Polled, not
+                    // signalled: a ring has no "room freed" wake-up (adding one would cost every
+                    // pop of a live stream an atomic and a wake), and this loop only spins while
+                    // a replay at `--speed max` is ahead of a pipeline running flat out: then at
+                    // most ~1000 wake-ups a second (tokio's timer has a 1 ms grain) of one check
+                    // each, and never in any other mode or when idle (docs/footprint.md).
                     while producer.vacant_samples() < segment.samples.len() {
                         if *shutdown.borrow() {
                             return Ok(());
