@@ -37,7 +37,13 @@ runner="qemu-aarch64-static -L $sysroot"
 start=$(date +%s)
 case $route in
   zig)
-    command -v cargo-zigbuild >/dev/null 2>&1 || python3 -m pip install -q ziglang cargo-zigbuild
+    if ! command -v cargo-zigbuild >/dev/null 2>&1; then
+      # A venv of its own: Debian 12's system pip refuses installs (PEP 668).
+      venv=$PWD/target/zigbuild-venv
+      python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$venv"; }
+      "$venv/bin/pip" install -q ziglang cargo-zigbuild
+      export PATH=$venv/bin:$PATH
+    fi
     # `target.2.31` asks zig for glibc 2.31's symbol versions.
     build=(cargo zigbuild --release --locked --target "$target.$glibc_floor")
     ;;

@@ -214,16 +214,19 @@ step "scratch Debian 12 root"
 [ "$(id -u)" = 0 ] || fail "the chroot test needs root (or pass --no-chroot)"
 if [ -z "$mirror" ]; then
   # This machine's own Debian source: deb822 (.sources) or one-line (sources.list) format.
-  mirror=$( { cat /etc/apt/sources.list.d/*.sources 2>/dev/null; } |
+  # `|| true`: a glob that matches nothing makes cat fail, which pipefail would turn into a
+  # silent exit of the whole script.
+  mirror=$( { cat /etc/apt/sources.list.d/*.sources 2>/dev/null || true; } |
     awk 'BEGIN{RS=""} /Suites:[^\n]*bookworm( |\n|$)/ && !/debian-security/ {
            if (match($0, /URIs:[ \t]*[^ \t\n]+/)) { u = substr($0, RSTART, RLENGTH); sub(/URIs:[ \t]*/, "", u); print u; exit } }')
   if [ -z "$mirror" ]; then
-    mirror=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+    mirror=$( { cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null || true; } |
       awk '$1 == "deb" && $0 ~ / bookworm / && $0 !~ /security/ { for (i = 2; i <= NF; i++) if ($i ~ /^https?:/) { print $i; exit } }')
   fi
   mirror=${mirror:-http://deb.debian.org/debian}
 fi
-cache=target/deb-root-cache
+# Absolute: the mount guard compares it with findmnt's absolute paths.
+cache=$repo/target/deb-root-cache
 tarball=$cache/bookworm-minbase.tar.gz
 root=$repo/target/deb-root
 mkdir -p "$cache"

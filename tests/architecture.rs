@@ -143,3 +143,20 @@ fn no_source_file_is_longer_than_a_reader_can_hold() {
         long.join("\n")
     );
 }
+
+#[test]
+fn the_leaf_modules_import_nothing_of_ours() {
+    // ARCHITECTURE.md: `signal` and `service` import nothing of the crate; everyone may import them.
+    let files = source_files();
+    let lib: BTreeMap<&PathBuf, &String> =
+        files.iter().filter(|(p, _)| !p.ends_with("main.rs") && !p.iter().any(|c| c == "cli")).collect();
+    let modules: BTreeMap<Vec<String>, PathBuf> = lib.keys().map(|p| (module_of(p), (*p).clone())).collect();
+    for leaf in ["signal", "service"] {
+        let root = common::repo_path("src").join(leaf);
+        let inside = |p: &Path| p.starts_with(&root) || p == common::repo_path(&format!("src/{leaf}.rs"));
+        for (file, text) in lib.iter().filter(|(p, _)| inside(p)) {
+            let outside: Vec<_> = imports(file, text, &modules).into_iter().filter(|p| !inside(p)).collect();
+            assert!(outside.is_empty(), "{} imports {outside:?}", file.display());
+        }
+    }
+}

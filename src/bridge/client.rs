@@ -46,12 +46,18 @@ pub struct PollError {
     pub requests_done: bool,
 }
 
-/// A client and its event loop for `settings`, with the retained last will.
-/// The most unacknowledged publishes rumqttc's MQTT 5 state tracks. The publisher never has more
-/// than [`WINDOW`](super::publisher::WINDOW) out; rumqttc's default (65,535) allocates a slot for
-/// each up front, 14 MB of a hub's memory for nothing.
-const INFLIGHT_LIMIT: u16 = 4 * super::publisher::WINDOW as u16;
+/// The most QoS 1 publishes the publisher leaves unacknowledged on its connection (fewer when
+/// the broker's receive maximum says so). Far below rumqttc's request queue, so a request always
+/// finds room; at loopback round trips it is no limit on throughput. Defined beside the client
+/// it bounds (the publisher re-exports it), so that `client` needs nothing of `publisher`.
+pub const WINDOW: usize = 64;
 
+/// The most unacknowledged publishes rumqttc's MQTT 5 state tracks. The publisher never has more
+/// than [`WINDOW`] out; rumqttc's default (65,535) allocates a slot for each up front, 14 MB of a
+/// hub's memory for nothing.
+const INFLIGHT_LIMIT: u16 = 4 * WINDOW as u16;
+
+/// A client and its event loop for `settings`, with the retained last will.
 pub fn new(settings: &Settings, will_topic: &str, will: String, capacity: usize) -> (Client, EventLoop) {
     let (host, port) = (settings.broker.host.clone(), settings.broker.port);
     match settings.protocol {

@@ -17,9 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Publishes handed to rumqttc and not yet acknowledged, at most. Far below rumqttc's request
-/// queue, so a request always finds room; at loopback round trips it is no limit on throughput.
-pub const WINDOW: usize = 64;
+/// Publishes handed to rumqttc and not yet acknowledged, at most.
+pub use super::client::WINDOW;
 /// How long shutdown waits for the broker to take the `offline` status.
 const STATUS_PATIENCE: Duration = Duration::from_millis(500);
 

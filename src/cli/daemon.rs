@@ -53,12 +53,18 @@ pub fn execute(config: Config, options: RunOptions, reload_from: Option<ReloadFr
     let format = options.output;
     logging::set_level(&config.log.level);
     let summary = runtime.block_on(async {
-        // Before anything slow (models load in `start`): a SIGHUP meanwhile must not kill us.
-        let hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+        // Before anything slow (models load in `start`): a SIGHUP meanwhile must not kill us. Only
+        // with a file to reload; otherwise SIGHUP keeps its meaning (a closed terminal ends a replay).
+        let hangup = match &reload_from {
+            Some(_) => Some(signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?),
+            None => None,
+        };
         let notifier = Arc::new(Notifier::from_env().context("NOTIFY_SOCKET")?);
         let daemon = daemon::start(config, options).await?;
         tokio::spawn(service::supervise(notifier.clone(), daemon.liveness(), "pipeline thread"));
-        tokio::spawn(reload::serve(hangup, reload_from, notifier, Some(Box::new(daemon.retuner()))));
+        if let (Some(hangup), Some(from)) = (hangup, reload_from) {
+            tokio::spawn(reload::serve(hangup, from, notifier, daemon.liveness(), daemon.retuner()));
+        }
         daemon.wait().await
     })?;
     // Machine-readable stdout stays clean: the summary goes to stderr there; so it does when

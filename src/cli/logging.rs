@@ -3,6 +3,7 @@
 //! The filter comes from `BIOFEEDD_LOG` when it is set (it then wins over the config, at start
 //! and at every reload), else from the config's `[log] level`, else `info`.
 
+use biofeedd::config::parse_filter;
 use std::io::IsTerminal;
 use std::sync::OnceLock;
 use tracing_subscriber::filter::Targets;
@@ -16,7 +17,7 @@ static FILTER: OnceLock<reload::Handle<Targets, Registry>> = OnceLock::new();
 
 pub fn init() {
     let from_env = std::env::var(ENV).ok();
-    let filter = from_env.as_deref().and_then(|f| f.parse::<Targets>().ok()).unwrap_or_else(default_filter);
+    let filter = from_env.as_deref().and_then(|f| parse_filter(f).ok()).unwrap_or_else(default_filter);
     let (filter, handle) = reload::Layer::new(filter);
     tracing_subscriber::registry()
         .with(filter)
@@ -29,7 +30,7 @@ pub fn init() {
         )
         .init();
     let _ = FILTER.set(handle);
-    if let Some(bad) = from_env.filter(|f| f.parse::<Targets>().is_err()) {
+    if let Some(bad) = from_env.filter(|f| parse_filter(f).is_err()) {
         tracing::warn!(
             "{ENV}=`{bad}` is not a log filter (e.g. `debug`, `info,biofeedd::bridge=debug`); logging at info"
         );
@@ -43,15 +44,12 @@ fn default_filter() -> Targets {
 /// Filter by the config's `[log] level` from now on, unless `BIOFEEDD_LOG` pins the filter.
 /// Returns what was done, for the log.
 pub fn set_level(level: &str) -> String {
-    if let Some(pinned) = std::env::var(ENV).ok().filter(|f| f.parse::<Targets>().is_ok()) {
+    if let Some(pinned) = std::env::var(ENV).ok().filter(|f| parse_filter(f).is_ok()) {
         return format!("log filter stays `{pinned}`: {ENV} is set and wins over [log] level");
     }
     let Some(handle) = FILTER.get() else { return "logging is not set up".into() };
     // The config validated the filter; a failure here would be a bug, reported all the same.
-    let result = level
-        .parse::<Targets>()
-        .map_err(|e| e.to_string())
-        .and_then(|filter| handle.reload(filter).map_err(|e| e.to_string()));
+    let result = parse_filter(level).and_then(|filter| handle.reload(filter).map_err(|e| e.to_string()));
     match result {
         Ok(()) => format!("log filter `{level}`"),
         Err(e) => format!("log filter unchanged: `{level}`: {e}"),

@@ -238,7 +238,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run { config: path, run } => {
             let (mut config, text) = Config::load_with_text(&path, true)?;
             daemon::set_speed(&mut config, run.speed);
-            let reload = ReloadFrom { path, text, require_sensors: true };
+            let reload = ReloadFrom { path, text, require_sensors: true, unit: "biofeedd" };
             daemon::execute(config, daemon::run_options(&run)?, Some(reload))
         }
         Command::Check { config } => check::check(&config),

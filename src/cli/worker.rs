@@ -36,8 +36,8 @@ pub fn worker(path: &Path) -> anyhow::Result<()> {
         let notifier = Arc::new(Notifier::from_env().context("NOTIFY_SOCKET")?);
         let liveness = Liveness::default();
         tokio::spawn(service::supervise(notifier.clone(), liveness.clone(), "compute thread"));
-        let from = ReloadFrom { path: path.to_path_buf(), text, require_sensors: false };
-        tokio::spawn(reload::serve(hangup, Some(from), notifier, None));
+        let from = ReloadFrom { path: path.to_path_buf(), text, require_sensors: false, unit: "biofeedd-worker" };
+        tokio::spawn(reload::serve(hangup, from, notifier, liveness.clone(), None));
         biofeedd::worker::serve(&config, stopped, &liveness).await.map(|_| ())
     })
 }

@@ -20,7 +20,7 @@ use crate::fusion::FusionConfig;
 use crate::governor::{GovernorConfig, PolicyConfig, TiersConfig};
 use crate::ingest::SourceConfig;
 use crate::window::WindowConfig;
-pub use log::LogConfig;
+pub use log::{parse_filter, LogConfig};
 use serde::Deserialize;
 use std::fmt;
 use std::path::{Path, PathBuf};

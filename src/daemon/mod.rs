@@ -351,12 +351,14 @@ impl Daemon {
 
     /// What gives the governor new thresholds (a reload): `[governor]`'s `constrained`,
     /// `critical`, `release_margin_percent`, `rise_samples` and `dwell_s` apply from its next
-    /// sample. Without models there is no governor, and nothing to retune.
-    pub fn retuner(&self) -> impl Fn(crate::governor::GovernorConfig) + Send + 'static {
+    /// sample. `None` without models: then there is no governor.
+    #[allow(clippy::type_complexity)]
+    pub fn retuner(&self) -> Option<Box<dyn Fn(crate::governor::GovernorConfig) + Send>> {
+        self.governor.as_ref()?;
         let retune = self.retune.clone();
-        move |config| {
+        Some(Box::new(move |config| {
             retune.send_replace(config);
-        }
+        }))
     }
 
     /// Stop the sources now, as a signal would; [`Daemon::wait`] then drains and returns.

@@ -27,6 +27,8 @@ pub struct Liveness {
 struct Inner {
     beats: AtomicU64,
     finished: AtomicBool,
+    /// Ready was reached, even if stopping followed before anyone looked.
+    was_ready: AtomicBool,
     phase: watch::Sender<Phase>,
 }
 
@@ -36,6 +38,7 @@ impl Default for Liveness {
             inner: Arc::new(Inner {
                 beats: AtomicU64::new(0),
                 finished: AtomicBool::new(false),
+                was_ready: AtomicBool::new(false),
                 phase: watch::channel(Phase::Starting).0,
             }),
         }
@@ -65,6 +68,9 @@ impl Liveness {
 
     /// Move on to `phase` (never back).
     pub fn set(&self, phase: Phase) {
+        if phase == Phase::Ready {
+            self.inner.was_ready.store(true, Ordering::Relaxed);
+        }
         self.inner.phase.send_if_modified(|now| {
             let later = phase > *now;
             if later {
@@ -72,6 +78,11 @@ impl Liveness {
             }
             later
         });
+    }
+
+    /// Whether the process ever became ready (it may be stopping already).
+    pub fn was_ready(&self) -> bool {
+        self.inner.was_ready.load(Ordering::Relaxed)
     }
 
     pub fn phase(&self) -> Phase {

@@ -27,8 +27,12 @@ use tokio::time::MissedTickBehavior;
 
 /// Say READY once `liveness` is ready and STOPPING when it stops, and in between feed the
 /// watchdog (when the service manager asked for one) for as long as `liveness` keeps moving.
-/// `what` names the thread in the log ("pipeline", "compute thread"). Runs until the process
-/// ends; spawn it.
+/// `what` names the thread in the log ("pipeline thread", "compute thread"). Runs until the
+/// process ends; spawn it.
+///
+/// With a watchdog timeout W it looks every W/4 and pings when the thread beat within the last
+/// W/2: a thread stalled at time s is vouched for until about s + W/2, and the service manager
+/// acts at about s + 1.5 W. A pause shorter than W/2 (a slow window) never costs a ping.
 pub async fn supervise(notifier: Arc<Notifier>, liveness: Liveness, what: &'static str) {
     let send = |result: std::io::Result<()>, message: &str| {
         if let Err(e) = result {
@@ -40,51 +44,53 @@ pub async fn supervise(notifier: Arc<Notifier>, liveness: Liveness, what: &'stat
         // Stopped before it was ever ready: systemd learns it from the exit.
         _ = liveness.wait_for(Phase::Stopping) => {}
     }
-    if liveness.phase() == Phase::Ready {
+    if liveness.was_ready() {
         send(notifier.ready(), "READY=1");
     }
-    let period = notifier.watchdog_period();
-    if let Some(period) = period {
-        tracing::debug!("watchdog: pinging every {period:?} while the {what} makes progress");
+    let timeout = notifier.watchdog_timeout();
+    let look = timeout.map(|w| (w / 4).max(Duration::from_millis(1)));
+    let quiet_limit = timeout.map(|w| w / 2).unwrap_or_default();
+    if let Some(w) = timeout {
+        tracing::debug!("watchdog: {w:?}; pinging while the {what} makes progress");
     }
     // The first look a whole period from now: one straight away would find the count unmoved.
-    let every = period.unwrap_or(Duration::from_secs(3600));
+    let every = look.unwrap_or(Duration::from_secs(3600));
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last = liveness.beats();
-    let mut stalled_since: Option<tokio::time::Instant> = None;
+    let mut last_moved = tokio::time::Instant::now();
+    let mut stalled = false;
     let mut stopping = false;
     loop {
         tokio::select! {
-            _ = tick.tick(), if period.is_some() => {}
+            _ = tick.tick(), if look.is_some() => {}
             _ = liveness.wait_for(Phase::Stopping), if !stopping => {
                 stopping = true;
                 send(notifier.stopping(), "STOPPING=1");
-                if period.is_none() {
+                if look.is_none() {
                     return;
                 }
                 continue;
             }
         }
         let now = liveness.beats();
-        let alive = now != last || liveness.is_finished();
-        last = now;
-        if alive {
-            if let Some(since) = stalled_since.take() {
-                tracing::info!("watchdog: the {what} moves again after {:.1} s", since.elapsed().as_secs_f64());
+        if now != last || liveness.is_finished() {
+            last = now;
+            last_moved = tokio::time::Instant::now();
+        }
+        let quiet = last_moved.elapsed();
+        if quiet <= quiet_limit {
+            if stalled {
+                stalled = false;
+                tracing::info!("watchdog: the {what} moves again");
             }
             send(notifier.watchdog(), "WATCHDOG=1");
-        } else if stalled_since.is_none() {
-            stalled_since = Some(tokio::time::Instant::now());
+        } else if !stalled {
+            stalled = true;
             tracing::warn!(
-                "watchdog: the {what} made no progress in {:.1} s; withholding the watchdog ping (the service manager restarts the service if this lasts WatchdogSec)",
-                period.unwrap_or_default().as_secs_f64()
+                "watchdog: the {what} made no progress in {:.1} s; withholding the watchdog ping (the service manager restarts the service if this lasts)",
+                quiet.as_secs_f64()
             );
         }
     }
-}
-
-/// Half the service manager's watchdog timeout: a ping every half period tolerates one late tick.
-fn ping_period(watchdog_usec: u64) -> Duration {
-    Duration::from_micros(watchdog_usec / 2).max(Duration::from_millis(1))
 }

@@ -25,7 +25,7 @@ impl Notifier {
             Err(_) => true,
         };
         let watchdog_usec = std::env::var("WATCHDOG_USEC").ok().and_then(|v| v.trim().parse::<u64>().ok());
-        let watchdog = watchdog_usec.filter(|&u| u > 0 && pid_ok).map(super::ping_period);
+        let watchdog = watchdog_usec.filter(|&u| u > 0 && pid_ok).map(Duration::from_micros);
         match socket {
             None => Ok(Notifier { target: None, watchdog: None }),
             Some(socket) => {
@@ -44,14 +44,14 @@ impl Notifier {
         Ok(Notifier { target: Some((UnixDatagram::unbound()?, addr)), watchdog: None })
     }
 
-    /// The same, pinging every `period` (what `WATCHDOG_USEC` gives, halved).
-    pub fn with_watchdog(mut self, period: Duration) -> Self {
-        self.watchdog = Some(period);
+    /// The same, with a watchdog of `timeout` (what `WATCHDOG_USEC` gives).
+    pub fn with_watchdog(mut self, timeout: Duration) -> Self {
+        self.watchdog = Some(timeout);
         self
     }
 
-    /// How often to ping, when a watchdog is on.
-    pub fn watchdog_period(&self) -> Option<Duration> {
+    /// The service manager's watchdog timeout, when a watchdog is on.
+    pub fn watchdog_timeout(&self) -> Option<Duration> {
         self.watchdog
     }
 
