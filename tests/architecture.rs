@@ -82,15 +82,19 @@ fn imports(file: &Path, text: &str, modules: &BTreeMap<Vec<String>, PathBuf>) ->
     out
 }
 
-#[test]
-fn no_import_cycle_between_files() {
+/// Each library file and the library files it imports. The binary's modules (src/main.rs,
+/// src/cli/) are a crate of their own and are left out.
+fn library_imports() -> BTreeMap<PathBuf, BTreeSet<PathBuf>> {
     let files = source_files();
-    // The binary's modules (src/main.rs, src/cli/) are a crate of their own.
     let lib: BTreeMap<&PathBuf, &String> =
         files.iter().filter(|(p, _)| !p.ends_with("main.rs") && !p.iter().any(|c| c == "cli")).collect();
     let modules: BTreeMap<Vec<String>, PathBuf> = lib.keys().map(|p| (module_of(p), (*p).clone())).collect();
-    let graph: BTreeMap<PathBuf, BTreeSet<PathBuf>> =
-        lib.iter().map(|(p, text)| ((*p).clone(), imports(p, text, &modules))).collect();
+    lib.iter().map(|(p, text)| ((*p).clone(), imports(p, text, &modules))).collect()
+}
+
+#[test]
+fn no_import_cycle_between_files() {
+    let graph = library_imports();
     assert!(graph[&common::repo_path("src/daemon/mod.rs")].contains(&common::repo_path("src/ingest/mod.rs")));
 
     // A cycle is a path from a file back to itself; report each file's shortest one.
@@ -147,15 +151,12 @@ fn no_source_file_is_longer_than_a_reader_can_hold() {
 #[test]
 fn the_leaf_modules_import_nothing_of_ours() {
     // ARCHITECTURE.md: `signal` and `service` import nothing of the crate; everyone may import them.
-    let files = source_files();
-    let lib: BTreeMap<&PathBuf, &String> =
-        files.iter().filter(|(p, _)| !p.ends_with("main.rs") && !p.iter().any(|c| c == "cli")).collect();
-    let modules: BTreeMap<Vec<String>, PathBuf> = lib.keys().map(|p| (module_of(p), (*p).clone())).collect();
+    let graph = library_imports();
     for leaf in ["signal", "service"] {
         let root = common::repo_path("src").join(leaf);
         let inside = |p: &Path| p.starts_with(&root) || p == common::repo_path(&format!("src/{leaf}.rs"));
-        for (file, text) in lib.iter().filter(|(p, _)| inside(p)) {
-            let outside: Vec<_> = imports(file, text, &modules).into_iter().filter(|p| !inside(p)).collect();
+        for (file, imported) in graph.iter().filter(|(p, _)| inside(p)) {
+            let outside: Vec<_> = imported.iter().filter(|p| !inside(p)).collect();
             assert!(outside.is_empty(), "{} imports {outside:?}", file.display());
         }
     }
