@@ -6,9 +6,13 @@
 //! flagged, not waited for forever). Missing samples inside a window (dropped chunks, recording
 //! gaps, a stalled channel) are counted per channel so features can report their quality.
 //!
-//! Architecture invariant: memory is bounded by `length + stall_timeout` of samples per channel,
-//! from the first sample on (a channel that never speaks is stalled like a quiet one); samples
-//! older than the next window's start are released as soon as a window closes.
+//! Architecture invariant: memory is bounded by `length + stall_timeout` of recording time per
+//! channel, from the first sample on (a channel that never speaks is stalled like a quiet one);
+//! samples older than the next window's start are released as soon as a window closes. In samples
+//! that is at most twice the nominal count (plus the chunk being pushed): a sample closer than half
+//! a period to the one before is dropped as out of order, but one between half and one period
+//! after it is kept, because chunks stamped by a device or host clock overlap their predecessor by
+//! a fraction of a period all the time, and dropping those samples would lose real data.
 
 mod config;
 mod windower;
