@@ -98,6 +98,52 @@ def neurokit(signal, fs, method):
     return list(info["ECG_R_Peaks"])
 
 
+def score_records(db, records, methods, binary, progress=True):
+    """Score every detector in `methods` on `records` of `db`: per-record rows, totals (TP, FN, FP)
+    and seconds spent per detector."""
+    totals = {m: [0, 0, 0] for m in methods}
+    seconds = {m: 0.0 for m in methods}
+    rows = []
+    for rec in records:
+        path = Path(db) / rec
+        ann = wfdb.rdann(str(path), "atr")
+        vf = vf_spans(ann)
+        ref = outside([s for s, sym in zip(ann.sample, ann.symbol) if sym in BEATS], vf)
+        sig, fields = wfdb.rdsamp(str(path), channels=[0])
+        fs = fields["fs"]
+        tol = int(round(0.150 * fs))
+        row = [rec, len(ref)]
+        for m in methods:
+            t0 = time.perf_counter()
+            det = ours(binary, path) if m == "biofeedd" else neurokit(sig[:, 0], fs, m.split(":")[1])
+            det = outside(det, vf)
+            seconds[m] += time.perf_counter() - t0
+            tp, fn, fp = score(ref, det, tol)
+            for k, v in enumerate((tp, fn, fp)):
+                totals[m][k] += v
+            row += [fn, fp, 100 * tp / max(1, tp + fn), 100 * tp / max(1, tp + fp)]
+        rows.append(row)
+        if progress:
+            print(" ".join(str(round(x, 2)) if isinstance(x, float) else str(x) for x in row), file=sys.stderr)
+    return rows, totals, seconds
+
+
+def record_table(rows, methods):
+    head = "| record | beats | " + " | ".join(f"{m} FN | {m} FP | {m} Se % | {m} +P % " for m in methods) + "|"
+    lines = [head, "|" + "---|" * (2 + 4 * len(methods))]
+    for r in rows:
+        cells = [str(r[0]), str(r[1])]
+        for k in range(len(methods)):
+            fn, fp, se, pp = r[2 + 4 * k : 6 + 4 * k]
+            cells += [str(fn), str(fp), f"{se:.2f}", f"{pp:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def gross(tp, fn, fp):
+    return 100 * tp / max(1, tp + fn), 100 * tp / max(1, tp + fp)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--db", type=Path, required=True)
@@ -108,44 +154,15 @@ def main():
     args = ap.parse_args()
     records = args.records or sorted(p.stem for p in args.db.glob("*.atr"))
     methods = ["biofeedd"] + (["nk:pantompkins1985", "nk:neurokit"] if args.nk else [])
-    totals = {m: [0, 0, 0] for m in methods}
-    seconds = {m: 0.0 for m in methods}
-    rows = []
-    for rec in records:
-        path = args.db / rec
-        ann = wfdb.rdann(str(path), "atr")
-        vf = vf_spans(ann)
-        ref = outside([s for s, sym in zip(ann.sample, ann.symbol) if sym in BEATS], vf)
-        sig, fields = wfdb.rdsamp(str(path), channels=[0])
-        fs = fields["fs"]
-        tol = int(round(0.150 * fs))
-        row = [rec, len(ref)]
-        for m in methods:
-            t0 = time.perf_counter()
-            det = ours(args.bin, path) if m == "biofeedd" else neurokit(sig[:, 0], fs, m.split(":")[1])
-            det = outside(det, vf)
-            seconds[m] += time.perf_counter() - t0
-            tp, fn, fp = score(ref, det, tol)
-            for k, v in enumerate((tp, fn, fp)):
-                totals[m][k] += v
-            row += [fn, fp, 100 * tp / max(1, tp + fn), 100 * tp / max(1, tp + fp)]
-        rows.append(row)
-        print(" ".join(str(round(x, 2)) if isinstance(x, float) else str(x) for x in row), file=sys.stderr)
-
-    head = "| record | beats | " + " | ".join(f"{m} FN | {m} FP | {m} Se % | {m} +P % " for m in methods) + "|"
-    lines = [head, "|" + "---|" * (2 + 4 * len(methods))]
-    for r in rows:
-        cells = [str(r[0]), str(r[1])]
-        for k in range(len(methods)):
-            fn, fp, se, pp = r[2 + 4 * k : 6 + 4 * k]
-            cells += [str(fn), str(fp), f"{se:.2f}", f"{pp:.2f}"]
-        lines.append("| " + " | ".join(cells) + " |")
+    rows, totals, seconds = score_records(args.db, records, methods, args.bin)
+    lines = record_table(rows, methods)
     lines.append("")
     lines.append("| detector | TP | FN | FP | gross Se % | gross +P % | time (s) |")
     lines.append("|---|---|---|---|---|---|---|")
     for m in methods:
         tp, fn, fp = totals[m]
-        lines.append(f"| {m} | {tp} | {fn} | {fp} | {100*tp/(tp+fn):.2f} | {100*tp/(tp+fp):.2f} | {seconds[m]:.1f} |")
+        se, pp = gross(tp, fn, fp)
+        lines.append(f"| {m} | {tp} | {fn} | {fp} | {se:.2f} | {pp:.2f} | {seconds[m]:.1f} |")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
