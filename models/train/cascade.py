@@ -42,8 +42,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import raw_stage  # noqa: E402
 from common import (  # noqa: E402
-    balanced_accuracy, dump_features, load_segments, logits_of, metrics, onnx_graph, stress_prob, train_net,
-    window_label)
+    balanced_accuracy, dump_features, grouped_folds, load_segments, logits_of, metrics, onnx_graph, stress_prob,
+    train_net, window_label)
 
 SEED = 20261124
 SUBJECTS = [f"S{i:02d}" for i in range(2, 29)]
@@ -72,13 +72,6 @@ def dataset(rows, raws, segs, names):
             g.append(s)
             R.append(raws[s][i])
     return np.array(X, dtype=np.float64), np.array(y), np.array(g), np.array(R, dtype=np.float32)
-
-
-def grouped_folds(groups, k, seed):
-    subjects = sorted(set(groups))
-    rng = np.random.default_rng(seed)
-    rng.shuffle(subjects)
-    return [np.isin(groups, subjects[i::k]) for i in range(k)]
 
 
 class Imputer:

@@ -40,6 +40,14 @@ def raw_shape(raw_spec):
     return len(spec["channels"]), spec["length"]
 
 
+def grouped_folds(groups, k, seed):
+    """K folds by subject: every subject's windows in exactly one fold (a boolean mask per fold)."""
+    subjects = sorted(set(groups))
+    rng = np.random.default_rng(seed)
+    rng.shuffle(subjects)
+    return [np.isin(groups, subjects[i::k]) for i in range(k)]
+
+
 def load_segments(path):
     segs = {}
     with open(path) as f:
