@@ -15,6 +15,7 @@ pub struct Beat {
 /// Seconds of derived signal each detector keeps for look-back.
 pub(super) const HISTORY_S: f64 = 4.0;
 
-/// No two beats are closer than this (ECG refractory period; PPG waits longer, 0.3 s): at most
-/// 240 bpm. Also bounds how many beats a window can hold, so buffers are sized once.
-pub const MIN_BEAT_INTERVAL_S: f64 = 0.25;
+/// No two beats are closer than this (ECG refractory period, Pan & Tompkins' 200 ms; PPG waits
+/// longer, 0.3 s): at most 300 bpm. Also bounds how many beats a window can hold, so buffers are
+/// sized once.
+pub const MIN_BEAT_INTERVAL_S: f64 = 0.2;
