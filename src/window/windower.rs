@@ -422,8 +422,9 @@ mod tests {
     #[test]
     fn chunks_overlapping_by_jitter_keep_their_samples_but_not_repeats() {
         let mut w = SubjectWindower::new("s", vec![ChannelSpec::new("a", Modality::Ecg, "mV", 10.0)], cfg(2.0, 1.0));
-        w.push(0, &mark(0.0, 10), &[1.0; 10]); // 0.0–0.9 s
-                                               // Stamped 0.03 s early (0.3 of a period): a clock's jitter, every sample kept.
+        // 0.0–0.9 s, then a chunk stamped 0.03 s early (0.3 of a period): a clock's jitter, every
+        // sample kept.
+        w.push(0, &mark(0.0, 10), &[1.0; 10]);
         w.push(0, &mark(0.97, 10), &[1.0; 10]);
         assert_eq!((w.buffered_samples(0), w.stats().out_of_order_samples), (20, 0));
         // Stamped 0.04 s after the newest sample (closer than half a period): a repeat, dropped.
