@@ -49,9 +49,11 @@ def cascade_oof(w: Windows, budget, cache: Path = None):
     """(folds as masks over all windows, the cascade's out-of-fold stress probability per window).
     With `cache`, a previous result for the same windows is reused (training takes 2 minutes)."""
     lab, y, g = w.labelled, w.y, w.g
+    # The cache is keyed by the inputs themselves: a new binary or data gives new features.
+    key = np.array([np.nansum(w.X1), np.isfinite(w.X1).sum(), np.nansum(w.R)], dtype=np.float64)
     if cache and cache.exists():
         saved = np.load(cache)
-        if len(saved["P"]) == len(y) and (saved["y"] == y).all():
+        if len(saved["P"]) == len(y) and (saved["y"] == y).all() and np.array_equal(saved["key"], key):
             return list(saved["folds"]), saved["P"]
     keys = ["s0", "s1", "s2"]
     L = {k: np.full((len(y), 2), np.nan) for k in keys}
@@ -82,5 +84,5 @@ def cascade_oof(w: Windows, budget, cache: Path = None):
         stop = exits_of(probs["s0"], probs["s1"], probs["s2"], t0, t1)
         P[test] = cascade_prob(probs["s0"], probs["s1"], probs["s2"], stop)
     if cache:
-        np.savez(cache, folds=np.array(folds), P=P, y=y)
+        np.savez(cache, folds=np.array(folds), P=P, y=y, key=key)
     return folds, P
