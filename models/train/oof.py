@@ -53,7 +53,8 @@ def cascade_oof(w: Windows, budget, cache: Path = None):
     key = np.array([np.nansum(w.X1), np.isfinite(w.X1).sum(), np.nansum(w.R)], dtype=np.float64)
     if cache and cache.exists():
         saved = np.load(cache)
-        if len(saved["P"]) == len(y) and (saved["y"] == y).all() and np.array_equal(saved["key"], key):
+        fresh = "key" in saved.files and np.array_equal(saved["key"], key)
+        if fresh and len(saved["P"]) == len(y) and (saved["y"] == y).all():
             return list(saved["folds"]), saved["P"]
     keys = ["s0", "s1", "s2"]
     L = {k: np.full((len(y), 2), np.nan) for k in keys}
