@@ -143,6 +143,13 @@ def choose_thresholds(p0, p1, p2, y, macs, budget):
     return best[2], best[3]
 
 
+def stage_macs(n_stage1, raw_shape):
+    """Each stage's cost in multiply-accumulates, of the shipped architectures."""
+    return np.array([len(STAGE0) * 2, n_stage1 * 16 + 16 * 2, raw_stage.macs(
+        (None, None, {"f": np.zeros((n_stage1, 16)), "h": np.zeros((48, 16)), "o": np.zeros((16, 2))}),
+        *raw_shape)])
+
+
 def fit_feature_stages(X0, X1, y, seed, soft=None):
     """Stage 0 and stage 1 (full and pruned) on one training set, with their imputers."""
     imp0, imp1 = Imputer().fit(X0), Imputer().fit(X1)
@@ -376,10 +383,7 @@ def main():
     if not args.reuse_oof:
         np.savez(oof_cache, **logits, **q_probs)
 
-    # Stage costs in multiply-accumulates, of the shipped architectures.
-    macs = np.array([len(STAGE0) * 2, len(stage1) * 16 + 16 * 2, raw_stage.macs(
-        (None, None, {"f": np.zeros((len(stage1), 16)), "h": np.zeros((48, 16)), "o": np.zeros((16, 2))}),
-        *R.shape[1:])])
+    macs = stage_macs(len(stage1), R.shape[1:])
 
     # Cross-fitting: fold k's temperatures and thresholds come from the other folds' predictions.
     probs = {k: np.full(len(y), np.nan) for k in logits}

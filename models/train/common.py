@@ -149,6 +149,18 @@ def balanced_accuracy(y, p):
     return float(np.nanmean([tpr, tnr]))
 
 
+def bootstrap_ci(y, p, g, draws=2000, seed=20261124):
+    """95 % interval of the balanced accuracy, resampling subjects (`g`) with replacement."""
+    rng = np.random.default_rng(seed)
+    subjects = np.array(sorted(set(g)))
+    idx = {s: np.flatnonzero(g == s) for s in subjects}
+    stats = []
+    for _ in range(draws):
+        pick = np.concatenate([idx[s] for s in rng.choice(subjects, len(subjects))])
+        stats.append(balanced_accuracy(y[pick], p[pick]))
+    return np.percentile(stats, [2.5, 97.5])
+
+
 def metrics(y, p):
     pred = (p >= 0.5).astype(int)
     tp = np.sum((pred == 1) & (y == 1))

@@ -16,9 +16,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import balanced_accuracy  # noqa: E402
+from common import balanced_accuracy, bootstrap_ci  # noqa: E402
 from oof import Windows, cascade_oof  # noqa: E402
-from time_control import bootstrap_ci  # noqa: E402
 
 
 def main():

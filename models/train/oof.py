@@ -7,10 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-import raw_stage
 from cascade import (
     OUTER_FOLDS, SEED, STAGE0, SUBJECTS, cascade_prob, choose_thresholds, exits_of, fit_feature_stages, fit_stage2,
-    fit_temperature, stage2_logits)
+    fit_temperature, stage2_logits, stage_macs)
 from common import dump_features, grouped_folds, load_segments, logits_of, stress_prob, window_label
 
 
@@ -78,9 +77,7 @@ def cascade_oof(w: Windows, budget, cache: Path = None):
         L["s1"][test] = logits_of(st["s1"][1], imp1(w.X1[test]))
         L["s2"][test] = stage2_logits(s2, imp1, w.X1[test], w.R[test])
         print(f"fold {k}: trained", file=sys.stderr)
-    macs = np.array([len(STAGE0) * 2, len(w.stage1) * 16 + 16 * 2, raw_stage.macs(
-        (None, None, {"f": np.zeros((len(w.stage1), 16)), "h": np.zeros((48, 16)), "o": np.zeros((16, 2))}),
-        *w.R.shape[1:])])
+    macs = stage_macs(len(w.stage1), w.R.shape[1:])
     P = np.full(len(y), np.nan)
     for test in folds:
         rest = ~test & lab & np.isfinite(L["s1"][:, 0])

@@ -38,9 +38,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import balanced_accuracy  # noqa: E402
+from common import balanced_accuracy, bootstrap_ci  # noqa: E402
 from oof import Windows, cascade_oof  # noqa: E402
-from time_control import bootstrap_ci  # noqa: E402
 
 WINDOW_S = 60.0
 SHRINK = [0.0, 0.25, 0.5, 0.75, 1.0]

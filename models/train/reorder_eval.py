@@ -22,12 +22,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import raw_stage  # noqa: E402
 from cascade import (  # noqa: E402
     OUTER_FOLDS, SEED, STAGE0, SUBJECTS, cascade_prob, choose_thresholds, dataset, exits_of, fit_feature_stages,
-    fit_stage2, fit_temperature, stage2_logits)
-from common import balanced_accuracy, dump_features, grouped_folds, load_segments, logits_of, stress_prob  # noqa: E402
-from time_control import bootstrap_ci  # noqa: E402
+    fit_stage2, fit_temperature, stage2_logits, stage_macs)
+from common import (  # noqa: E402
+    balanced_accuracy, bootstrap_ci, dump_features, grouped_folds, load_segments, logits_of, stress_prob)
 
 
 def load(bin_path, folder, subjects, cache, labels, here, stage1=None):
@@ -78,9 +77,7 @@ def main():
         Lr["s2"][test_r] = stage2_logits(s2, imp1, X1r[test_r], Rr[test_r])
         print(f"fold {k}: trained", file=sys.stderr)
 
-    macs = np.array([len(STAGE0) * 2, len(stage1) * 16 + 16 * 2, raw_stage.macs(
-        (None, None, {"f": np.zeros((len(stage1), 16)), "h": np.zeros((48, 16)), "o": np.zeros((16, 2))}),
-        *R.shape[1:])])
+    macs = stage_macs(len(stage1), R.shape[1:])
     P = {k: np.full(len(y), np.nan) for k in keys + ["cascade"]}
     Pr = {k: np.full(len(yr), np.nan) for k in keys + ["cascade"]}
     for test, test_r in zip(folds, held):

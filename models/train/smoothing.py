@@ -31,9 +31,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import balanced_accuracy  # noqa: E402
+from common import balanced_accuracy, bootstrap_ci  # noqa: E402
 from oof import Windows, cascade_oof  # noqa: E402
-from time_control import bootstrap_ci  # noqa: E402
 
 HOP_S = 5.0
 TAUS_S = [0.0, 15.0, 30.0, 60.0, 90.0, 120.0, 180.0, 240.0]

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import balanced_accuracy, dump_features, grouped_folds, load_segments, window_label  # noqa: E402
+from common import balanced_accuracy, bootstrap_ci, dump_features, grouped_folds, load_segments, window_label  # noqa: E402
 
 SEED = 20261124  # cascade.py's, so the folds are its folds
 SUBJECTS = [f"S{i:02d}" for i in range(2, 29)]
@@ -71,17 +71,6 @@ def choose_bandwidth(t, y, g, seed):
             p[test] = kernel_prob(t[~test], y[~test], t[test], h)
         best = max(best, (balanced_accuracy(y, p), -h))  # ties go to the smoother
     return -best[1]
-
-
-def bootstrap_ci(y, p, g, draws=2000, seed=SEED):
-    rng = np.random.default_rng(seed)
-    subjects = np.array(sorted(set(g)))
-    idx = {s: np.flatnonzero(g == s) for s in subjects}
-    stats = []
-    for _ in range(draws):
-        pick = np.concatenate([idx[s] for s in rng.choice(subjects, len(subjects))])
-        stats.append(balanced_accuracy(y[pick], p[pick]))
-    return np.percentile(stats, [2.5, 97.5])
 
 
 def main():
