@@ -197,3 +197,25 @@ def onnx_graph(name, model, temperature=None):
     m.ir_version = 8
     onnx.checker.check_model(m)
     return m.SerializeToString(), macs
+
+
+# reorder_eval.py appends its figures to the shipped manifests after this line; cascade.py keeps
+# them while the model they describe (its sha256) is the same.
+REORDERED_MARK = "\n# Time-in-session control"
+
+
+def reordered_block(manifest_path, sha256=None):
+    """The manifest's re-ordered-sessions block ("" if none, or if the model changed since)."""
+    if not manifest_path.exists():
+        return ""
+    text = manifest_path.read_text()
+    if sha256 is not None and f'sha256 = "{sha256}"' not in text:
+        return ""
+    i = text.find(REORDERED_MARK)
+    return text[i:] if i >= 0 else ""
+
+
+def set_reordered_block(manifest_path, block):
+    text = manifest_path.read_text()
+    i = text.find(REORDERED_MARK)
+    manifest_path.write_text((text[:i] if i >= 0 else text.rstrip("\n") + "\n") + block)

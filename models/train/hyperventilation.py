@@ -28,10 +28,10 @@ def main():
     ap.add_argument("--report", type=Path, default=Path("models/train/hyperventilation-report.md"))
     ap.add_argument("--budget", type=float, default=0.35)
     args = ap.parse_args()
-    without = Windows(args.data, args.bin, args.cache)
-    with_hv = Windows(args.data, args.bin, args.cache, hyperventilation_is_stress=True)
-    _, p_without = cascade_oof(without, args.budget, args.cache / "oof-all-windows.npz")
-    _, p_with = cascade_oof(with_hv, args.budget, args.cache / "oof-all-windows-hv.npz")
+    without = Windows.stress_predict(args.data, args.bin, args.cache)
+    with_hv = Windows.stress_predict(args.data, args.bin, args.cache, hyperventilation_is_stress=True)
+    p_without = cascade_oof(without, args.budget, args.cache / "oof-all-windows.npz").P["cascade"]
+    p_with = cascade_oof(with_hv, args.budget, args.cache / "oof-all-windows-hv.npz").P["cascade"]
     hv = (with_hv.y == 1) & (without.y < 0)
 
     def row(name, w, p, sel):

@@ -83,10 +83,11 @@ def main():
     ap.add_argument("--report", type=Path, default=Path("models/train/smoothing-report.md"))
     ap.add_argument("--budget", type=float, default=0.35)
     args = ap.parse_args()
-    w = Windows(args.data, args.bin, args.cache)
+    w = Windows.stress_predict(args.data, args.bin, args.cache)
     y, g, lab = w.y, w.g, w.labelled
     print(f"{len(y)} windows after calibration, {lab.sum()} labelled", file=sys.stderr)
-    folds, P = cascade_oof(w, args.budget, args.cache / "oof-all-windows.npz")
+    oof = cascade_oof(w, args.budget, args.cache / "oof-all-windows.npz")
+    folds, P = oof.folds, oof.P["cascade"]
 
     def score(p, sel):
         ok = sel & lab & np.isfinite(p)
