@@ -5,7 +5,8 @@
 //!    first (on disk before it is sent), submit → PUBACK;
 //! 3. `daemon end to end`: the whole daemon on the demo recording (10 s windows every 50 ms,
 //!    2,801 windows, 2× real time), from the arrival of each window's last sample to the broker's
-//!    PUBACK (`end_to_end` in its summary), with the outbox on.
+//!    PUBACK (`end_to_end` in its summary), with the outbox on; and each beat event from the
+//!    arrival of the ECG chunk that confirmed the beat to its PUBACK (`beat`), alongside.
 //!
 //! The peer, a Python paho-mqtt client's publish → PUBACK alone, is `benches/peers/paho_puback.py`
 //! (run it against the same broker). Payloads are 1,600 bytes, the size of a feedback message.
@@ -171,7 +172,7 @@ fn main() {
             let spaced = publisher_with_outbox(port, &run.join("b"), Duration::from_millis(25)).await;
             report("  one per 25 ms", &spaced);
             let summary = daemon_end_to_end(port, &run).await;
-            for s in summary.stages.iter().filter(|s| s.stage == "output" || s.stage == "end_to_end") {
+            for s in summary.stages.iter().filter(|s| ["output", "end_to_end", "beat"].contains(&s.stage)) {
                 println!(
                     "daemon {:<15} n={:<5} p50 {:.3} ms  p99 {:.3}  max {:.3}",
                     s.stage, s.count, s.p50_ms, s.p99_ms, s.max_ms

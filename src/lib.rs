@@ -12,6 +12,7 @@
 //! `config` parses and validates once; `daemon` wires the stages from config; `control` reaches
 //! into the running pipeline; `metrics` measures it all.
 
+pub mod biofeedback;
 pub mod bounds;
 pub mod bridge;
 pub mod config;

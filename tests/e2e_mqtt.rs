@@ -5,8 +5,10 @@ mod common;
 
 use biofeedd::config::Config;
 use biofeedd::daemon;
+use biofeedd::features::beats::detect_ecg;
 use biofeedd::ingest::replay::Speed;
 use biofeedd::ingest::SourceConfig;
+use biofeedd::signal::Modality;
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
@@ -19,6 +21,30 @@ fn demo_config(port: u16, hub: &str) -> Config {
     let SourceConfig::Replay(replay) = &mut config.sensors[0].source else { panic!("the demo replays a recording") };
     replay.speed = Speed::Max;
     config
+}
+
+/// Every beat the detector finds in the demo's ECG, once, in order, at its time on the
+/// recording clock, with intervals that match those times.
+fn assert_beats_complete_and_in_order(beats: &[Value], config: &Config) {
+    let source = config.sensors[0].source.as_replay().unwrap();
+    let rec = biofeedd::ingest::replay::load(source, &config.base_dir.join(&source.path), 0.0).expect("the demo loads");
+    let ecg = rec.channels.iter().find(|c| c.spec.modality == Modality::Ecg).expect("the demo has ECG");
+    let (segment, fs) = (&ecg.segments[0], ecg.spec.rate_hz);
+    let expected: Vec<f64> =
+        detect_ecg(&segment.samples, fs).iter().map(|&i| segment.start_time + i as f64 / fs).collect();
+    assert!(expected.len() > 150, "{} beats in 150 s", expected.len());
+    assert_eq!(beats.len(), expected.len(), "one message per beat");
+    // The replay puts the recording at the current time: compare times from the first beat.
+    let shift = beats[0]["t"].as_f64().unwrap() - expected[0];
+    for (k, (b, &t)) in beats.iter().zip(&expected).enumerate() {
+        assert_eq!(b["seq"], k as u64, "in order, no gaps");
+        assert_eq!(b["source"], "ecg");
+        assert!((b["t"].as_f64().unwrap() - shift - t).abs() < 1e-3, "beat {k}: {b} vs {t}");
+        if k > 0 {
+            let rr = b["rr_ms"].as_f64().expect("an interval after the first beat");
+            assert!((rr - (t - expected[k - 1]) * 1000.0).abs() < 1.0, "{b}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -38,6 +64,7 @@ async fn replay_to_broker_delivers_every_window_in_order() {
     assert_eq!(summary.counters.acked, 19, "the broker acknowledged every feedback message");
 
     let mut feedback = Vec::new();
+    let mut beats = Vec::new();
     let mut status_states = Vec::new();
     let mut sensor_states = Vec::new();
     let mut reports = 0;
@@ -60,12 +87,16 @@ async fn replay_to_broker_delivers_every_window_in_order() {
         } else if topic == format!("{root}/metrics") {
             common::assert_schema(&payload, "metrics.v1.json");
             reports += 1;
+        } else if topic == format!("{root}/s01/beat") {
+            common::assert_schema(&payload, "beat.v1.json");
+            beats.push(payload);
         } else {
             assert_eq!(topic, format!("{root}/s01/feedback"));
             common::assert_schema(&payload, "feedback.v1.json");
             feedback.push(payload);
         }
     }
+    assert_beats_complete_and_in_order(&beats, &demo_config(port, &hub));
     assert_eq!(status_states, ["online", "offline"]);
     assert_eq!(feedback.len(), 19, "one message per hop");
     assert_eq!(sensor_states.last().map(String::as_str), Some("ended"), "{sensor_states:?}");

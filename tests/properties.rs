@@ -264,6 +264,47 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// The beat stream under any chunk timing (steps back, overlaps, gaps, overruns) and any values:
+    /// no panic, beats numbered in order, strictly later each time, every interval finite and
+    /// positive and equal to the time since the previous beat.
+    #[test]
+    fn beat_stream_stays_ordered_under_any_chunks(
+        modality in prop_oneof![Just(Modality::Ecg), Just(Modality::Ppg), Just(Modality::Rr)],
+        fs in prop_oneof![Just(1.0f64), Just(64.0), Just(130.0), Just(360.0), 0.5f64..2000.0],
+        chunks in proptest::collection::vec(
+            (-2.0f64..3.0, any::<bool>(), proptest::collection::vec(any_sample(), 0..400)), 0..60),
+    ) {
+        use biofeedd::biofeedback::BeatTracker;
+        let mut tracker = BeatTracker::new(modality, fs).expect("a cardiac modality");
+        let mut out = Vec::new();
+        let mut t = 1_700_000_000.0;
+        for (step, overrun, samples) in &chunks {
+            let mark = ChunkMark { len: samples.len() as u32, source_time: t, arrival: Instant::now(), gap_before: *overrun };
+            tracker.push(&mark, samples, &mut out);
+            // The next chunk starts where this one ended, give or take a step of up to 3 s.
+            t += samples.len() as f64 / fs + step;
+        }
+        tracker.finish(Instant::now(), &mut out);
+        for (k, b) in out.iter().enumerate() {
+            prop_assert_eq!(b.seq, k as u64);
+            prop_assert!(b.t.is_finite());
+            if k > 0 {
+                prop_assert!(b.t > out[k - 1].t, "beat {} not after the previous", k);
+            }
+            if let Some(rr) = b.rr_ms {
+                prop_assert!(rr.is_finite() && rr > 0.0, "rr {}", rr);
+                if modality != Modality::Rr {
+                    prop_assert!((rr - (b.t - out[k - 1].t) * 1000.0).abs() < 1e-6);
+                }
+            }
+            prop_assert_eq!(b.hr_bpm.is_some(), b.rr_ms.is_some());
+        }
+    }
+}
+
 /// The serial decoders the daemon runs, as the fuzz targets drive them (the stable-toolchain
 /// stand-in for `fuzz/run.sh` in CI).
 #[cfg(feature = "serial")]

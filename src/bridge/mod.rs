@@ -22,7 +22,7 @@ pub mod reports;
 pub mod tls;
 
 pub use config::MqttConfig;
-pub use payload::{Feedback, Status};
+pub use payload::{BeatMessage, Feedback, Status};
 pub use publisher::Publisher;
 
 /// Topic names of the v1 tree for one hub.
@@ -41,6 +41,10 @@ impl Topics {
     }
     pub fn feedback(&self, subject: &str) -> String {
         format!("{}/{subject}/feedback", self.root)
+    }
+    /// One message per heartbeat of the subject.
+    pub fn beat(&self, subject: &str) -> String {
+        format!("{}/{subject}/beat", self.root)
     }
     /// Retained state of one sensor (its source's health).
     pub fn sensor_state(&self, sensor: &str) -> String {

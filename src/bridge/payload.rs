@@ -1,5 +1,6 @@
 //! Payloads of the v1 topic tree (ARCHITECTURE-GUIDE §4), with their JSON Schemas in `schemas/`.
 
+use crate::biofeedback::{BeatEvent, BeatSource};
 use crate::features::{FeatureVector, Quality, FEATURE_NAMES};
 use crate::fusion::{Prediction, Source, Variant};
 use crate::signal::ChannelSpec;
@@ -8,6 +9,7 @@ use std::collections::BTreeMap;
 
 pub const FEEDBACK_SCHEMA: &str = "biofeedd.feedback.v1";
 pub const STATUS_SCHEMA: &str = "biofeedd.status.v1";
+pub const BEAT_SCHEMA: &str = "biofeedd.beat.v1";
 
 /// `biofeedd/v1/{hub}/{subject}/feedback`: one message per closed window.
 #[derive(Debug, Clone, Serialize)]
@@ -186,6 +188,60 @@ impl From<&ChannelSpec> for ChannelStatus {
 impl Status {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("status serialises")
+    }
+}
+
+/// `biofeedd/v1/{hub}/{subject}/beat`: one message per heartbeat, as soon as it is confirmed.
+#[derive(Debug, Clone, Serialize)]
+pub struct BeatMessage<'a> {
+    pub schema: &'static str,
+    /// Per-subject beat number, from 0 in each run; `(run, subject, seq)` names a message.
+    pub seq: u64,
+    pub hub: &'a str,
+    pub run: &'a str,
+    pub subject: &'a str,
+    /// The beat's time on the recording clock, unix seconds.
+    pub t: f64,
+    pub rr_ms: Option<f64>,
+    pub hr_bpm: Option<f64>,
+    pub source: BeatSource,
+    /// Why the interval should not be trusted; empty when it can.
+    pub flags: &'a [&'static str],
+    /// Host time from the arrival of the confirming bytes to handing this message to the
+    /// output, in ms.
+    pub latency_ms: f64,
+}
+
+impl<'a> BeatMessage<'a> {
+    pub fn new(hub: &'a str, run: &'a str, subject: &'a str, beat: &'a BeatEvent, latency_ms: f64) -> Self {
+        BeatMessage {
+            schema: BEAT_SCHEMA,
+            seq: beat.seq,
+            hub,
+            run,
+            subject,
+            t: beat.t,
+            rr_ms: beat.rr_ms,
+            hr_bpm: beat.hr_bpm,
+            source: beat.source,
+            flags: &beat.flags,
+            latency_ms,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("beat serialises")
+    }
+
+    /// One readable line for a terminal.
+    pub fn to_text(&self) -> String {
+        let hr = self.hr_bpm.map_or("-".to_string(), |v| format!("{v:.1}bpm"));
+        let rr = self.rr_ms.map_or("-".to_string(), |v| format!("{v:.0}ms"));
+        let mut line = format!("{} beat #{:<5} {}  hr {hr} rr {rr}", self.subject, self.seq, clock_time(self.t));
+        if !self.flags.is_empty() {
+            line = format!("{line}  [{}]", self.flags.join(" "));
+        }
+        line
     }
 }
 

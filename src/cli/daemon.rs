@@ -132,6 +132,7 @@ pub fn replay_config(input: &InputArgs, base: Option<&Path>) -> anyhow::Result<C
             policy: Default::default(),
             tiers: None,
             offload: None,
+            beats: Default::default(),
             log: Default::default(),
             base_dir: PathBuf::from("."),
         },

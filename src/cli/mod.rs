@@ -77,6 +77,10 @@ enum Command {
         /// Signal number (0-based).
         #[arg(long, default_value_t = 0)]
         channel: usize,
+        /// Print `R,CONFIRMED` per beat: the R peak's sample and how many samples the streaming
+        /// detector had been fed, one at a time, when it reported the beat (its confirmation delay).
+        #[arg(long)]
+        confirmation: bool,
     },
     /// Print the events a detector finds in one channel of a recording, as CSV on stdout: R-peaks
     /// (ecg), pulses with their foot and amplitude (ppg), skin conductance responses (scr) or
@@ -187,6 +191,9 @@ pub struct RunArgs {
     /// machine's readings say: for demos and tests of the [policy].
     #[arg(long)]
     pub pressure: Option<Level>,
+    /// Also write every heartbeat to stdout as it is confirmed (`[beats] stdout = true`).
+    #[arg(long)]
+    pub beats: bool,
 }
 
 #[derive(Args)]
@@ -238,6 +245,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run { config: path, run } => {
             let (mut config, text) = Config::load_with_text(&path, true)?;
             daemon::set_speed(&mut config, run.speed);
+            config.beats.stdout |= run.beats;
             let reload = ReloadFrom { path, text, require_sensors: true, unit: "biofeedd" };
             daemon::execute(config, daemon::run_options(&run)?, Some(reload))
         }
@@ -248,10 +256,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let options = daemon::run_options(&run)?;
             let mut config = daemon::replay_config(&input, config.as_deref())?;
             daemon::set_speed(&mut config, Some(run.speed.unwrap_or(Speed::Max)));
+            config.beats.stdout |= run.beats;
             // The sensor comes from the command line; a reload would not know it.
             daemon::execute(config, options, None)
         }
-        Command::Beats { wfdb, channel } => research::beats(&wfdb, channel),
+        Command::Beats { wfdb, channel, confirmation } => research::beats(&wfdb, channel, confirmation),
         Command::Events { kind, input, channel } => research::events(kind, &input, channel.as_deref()),
         Command::Hrv { peaks, rate, no_correction } => research::hrv(&peaks, rate, no_correction),
         Command::Eval { input, labels, config, exclude_task, json } => {

@@ -27,13 +27,19 @@ impl EventKind {
     }
 }
 
-pub fn beats(record: &Path, channel: usize) -> anyhow::Result<()> {
+pub fn beats(record: &Path, channel: usize, confirmation: bool) -> anyhow::Result<()> {
     let rec = wfdb::load(record)?;
     let n = rec.channels.len();
     let ch = rec.channels.get(channel).with_context(|| {
         format!("{}: has {n} signals; --channel takes 0..{}", record.display(), n.saturating_sub(1))
     })?;
-    print_lines(features::beats::detect_ecg(&ch.segments[0].samples, ch.spec.rate_hz));
+    let (samples, fs) = (&ch.segments[0].samples, ch.spec.rate_hz);
+    if confirmation {
+        let confirmed = features::beats::detect_ecg_confirmed(samples, fs);
+        print_lines(confirmed.into_iter().map(|(r, at)| format!("{r},{at}")));
+    } else {
+        print_lines(features::beats::detect_ecg(samples, fs));
+    }
     Ok(())
 }
 

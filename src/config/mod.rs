@@ -55,6 +55,9 @@ pub struct Config {
     pub tiers: Option<TiersConfig>,
     /// Heavy windows to `biofeedd worker` processes under pressure (needs `[mqtt]`, MQTT 5).
     pub offload: Option<OffloadConfig>,
+    /// Where the per-beat stream goes (`…/{subject}/beat`, stdout).
+    #[serde(default)]
+    pub beats: crate::biofeedback::BeatsConfig,
     /// How much the daemon logs (reloaded on SIGHUP).
     #[serde(default)]
     pub log: LogConfig,

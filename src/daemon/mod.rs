@@ -16,6 +16,7 @@ pub mod output;
 pub mod pipeline;
 mod stop;
 
+use crate::biofeedback::{BeatSource, BeatTracker};
 use crate::bridge::payload::{new_run_id, ChannelStatus, SensorStatus, Status, STATUS_SCHEMA};
 use crate::config::Config;
 use crate::control::{self, ControlHandle};
@@ -34,7 +35,7 @@ use crate::sink::OutputFormat;
 use crate::window::{SubjectWindower, WindowerStats};
 use anyhow::{bail, Context};
 use governor::Governor;
-use output::Sinks;
+use output::{BeatOutput, Sinks};
 use pipeline::{Binding, Governed, Pipeline, SubjectPipeline};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -163,6 +164,23 @@ pub async fn run(config: Config, options: RunOptions) -> anyhow::Result<Summary>
     start(config, options).await?.wait().await
 }
 
+/// Give each subject a beat stream on the channel its heart is read from: ECG if worn, else a
+/// strap's intervals, else PPG (as the window features choose); the first such channel wins a tie.
+fn follow_beats(bindings: &mut [Binding], specs: &[Vec<ChannelSpec>]) {
+    for (subject, channels) in specs.iter().enumerate() {
+        let best = bindings
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.subject == subject)
+            .filter_map(|(k, b)| BeatSource::of(channels[b.channel].modality).map(|source| (source.preference(), k)))
+            .min();
+        if let Some((_, k)) = best {
+            let spec = &channels[bindings[k].channel];
+            bindings[k].beats = BeatTracker::new(spec.modality, spec.rate_hz);
+        }
+    }
+}
+
 /// Wire sources → rings → pipeline → sinks from `config` and start them.
 pub async fn start(config: Config, options: RunOptions) -> anyhow::Result<Daemon> {
     let (stop_request, requested) = watch::channel(false);
@@ -206,6 +224,8 @@ pub async fn start(config: Config, options: RunOptions) -> anyhow::Result<Daemon
         health.push((sensor.id.clone(), source.health.clone()));
         built.push(source);
     }
+    // Kept to choose each subject's beat channel once the broker's fate is known.
+    let specs_by_subject = windower_specs.clone();
     let windowers: Vec<SubjectPipeline> = subjects
         .iter()
         .zip(windower_specs)
@@ -246,6 +266,11 @@ pub async fn start(config: Config, options: RunOptions) -> anyhow::Result<Daemon
         (Some(m), false) => mqtt::start(m, &config, &run, &status, &health).await?,
         _ => None,
     };
+    // After connecting: an optional broker that was not there takes no beats.
+    let beats_wanted = !options.features_only && ((config.beats.mqtt && mqtt.is_some()) || config.beats.stdout);
+    if beats_wanted {
+        follow_beats(&mut bindings, &specs_by_subject);
+    }
     let offload = match (&config.offload, &mqtt, &fusion) {
         (Some(o), Some(_), Some(fusion)) => Some(offload::start(o, &config, &run, fusion)?),
         _ => None,
@@ -264,7 +289,13 @@ pub async fn start(config: Config, options: RunOptions) -> anyhow::Result<Daemon
         tiered: config.tiers.is_some(),
     };
     let queue_gauge = record_tx.depth_gauge();
-    let sinks = Sinks { stdout, tensors, mqtt, offload: offload.map(|(o, _)| o) };
+    let beats = BeatOutput {
+        hub: config.hub.id.clone(),
+        run: run.clone(),
+        mqtt: config.beats.mqtt,
+        stdout: config.beats.stdout,
+    };
+    let sinks = Sinks { stdout, tensors, mqtt, offload: offload.map(|(o, _)| o), beats };
     let output = tokio::spawn(output::run(record_rx, sinks, metrics.clone()));
 
     let raw = options.raw_dump.as_ref().map(|(spec, _)| spec.clone());

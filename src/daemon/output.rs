@@ -2,12 +2,13 @@
 //! MQTT publisher; reports sensor state and metrics on MQTT; measures delivery; says goodbye on
 //! MQTT when the queue closes.
 
+use crate::biofeedback::BeatEvent;
 use crate::bridge::offload::{Job, Offloader};
 use crate::bridge::outbox::record::Class;
 use crate::bridge::outbox::SYNC_INTERVAL;
 use crate::bridge::publisher::now_ms;
 use crate::bridge::reports::{MetricsReport, OutboxReport, SensorState, STATE_REFRESH};
-use crate::bridge::{Feedback, Publisher, Status, Topics};
+use crate::bridge::{BeatMessage, Feedback, Publisher, Status, Topics};
 use crate::governor::Shed;
 use crate::ingest::Health;
 use crate::metrics::{DeliverySummary, SharedMetrics, Stage};
@@ -23,6 +24,8 @@ use tokio::time::MissedTickBehavior;
 pub struct Delivery {
     arrival: Instant,
     handed: Instant,
+    /// A beat event (its own latency stage), not a window's feedback.
+    beat: bool,
 }
 
 /// How long shutdown gives a connected broker to take the outbox's backlog.
@@ -60,6 +63,16 @@ pub struct Sinks {
     pub mqtt: Option<Mqtt>,
     /// Sends offloaded windows to workers and settles them (`[offload]` configured).
     pub offload: Option<Offloader<Delivery>>,
+    /// Where beat events go.
+    pub beats: BeatOutput,
+}
+
+/// Where the per-beat stream goes (`[beats]`), and the names its messages carry.
+pub struct BeatOutput {
+    pub hub: String,
+    pub run: String,
+    pub mqtt: bool,
+    pub stdout: bool,
 }
 
 /// Run until the pipeline closes `records`; then flush and close the MQTT side. Returns what
@@ -122,7 +135,7 @@ pub async fn run(
         }
     }
     note_offload(&sinks.offload, &metrics);
-    let Sinks { stdout, tensors, mqtt, offload } = sinks;
+    let Sinks { stdout, tensors, mqtt, offload, .. } = sinks;
     if let Some(offload) = offload {
         offload.close().await;
     }
@@ -161,11 +174,12 @@ async fn deliver(record: Record, sinks: &mut Sinks, metrics: &SharedMetrics) -> 
             }
         }
         Record::Feedback { feedback, arrival, handed } => {
-            deliver_feedback(feedback, Delivery { arrival, handed }, sinks, metrics).await;
+            deliver_feedback(feedback, Delivery { arrival, handed, beat: false }, sinks, metrics).await;
         }
+        Record::Beat { subject, beat } => deliver_beat(&subject, &beat, sinks, metrics).await,
         Record::Offload(job) => {
             let job = *job;
-            let delivery = Delivery { arrival: job.arrival, handed: job.handed };
+            let delivery = Delivery { arrival: job.arrival, handed: job.handed, beat: false };
             let Some(offload) = &mut sinks.offload else {
                 // Offload was planned without an offloader (cannot happen as wired): the hub's answer.
                 deliver_feedback(Box::new(job.feedback), delivery, sinks, metrics).await;
@@ -213,6 +227,37 @@ async fn deliver_feedback(feedback: Box<Feedback>, delivery: Delivery, sinks: &m
     if sinks.mqtt.is_none() {
         // No broker: delivery is the hand-over to the stdout writer.
         delivered(metrics, delivery, false);
+    }
+}
+
+/// One beat to MQTT and, if asked for, stdout.
+async fn deliver_beat(subject: &str, beat: &BeatEvent, sinks: &mut Sinks, metrics: &SharedMetrics) {
+    let handed = Instant::now();
+    let delivery = Delivery { arrival: beat.arrival, handed, beat: true };
+    let latency_ms = (handed - beat.arrival).as_secs_f64() * 1000.0;
+    let out = &sinks.beats;
+    let message = BeatMessage::new(&out.hub, &out.run, subject, beat, latency_ms);
+    let mut queued = false;
+    if let (Some(m), true) = (&mut sinks.mqtt, out.mqtt) {
+        let topic = m.topics.beat(subject);
+        match m.publisher.submit(
+            &topic,
+            message.to_json().as_bytes(),
+            Class::Live,
+            false,
+            m.feedback_ttl,
+            Some(delivery),
+        ) {
+            Ok(()) => queued = true,
+            Err(e) => tracing::error!("beat #{} of `{subject}` not accepted by the outbox: {e}", beat.seq),
+        }
+    }
+    if out.stdout {
+        sinks.stdout.beat(&message).await;
+        if !queued {
+            // No broker took it: delivery is the hand-over to the stdout writer.
+            delivered(metrics, delivery, false);
+        }
     }
 }
 
@@ -314,6 +359,10 @@ async fn next_ack(mqtt: &mut Option<Mqtt>) -> Option<Option<Delivery>> {
 fn delivered(metrics: &SharedMetrics, d: Delivery, acked: bool) {
     let now = Instant::now();
     let mut m = metrics.lock().expect("metrics lock");
+    if d.beat {
+        m.record(Stage::Beat, now - d.arrival);
+        return;
+    }
     m.record(Stage::Output, now - d.handed);
     m.record(Stage::EndToEnd, now - d.arrival);
     m.counters.acked += acked as u64;

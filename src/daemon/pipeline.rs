@@ -8,6 +8,7 @@
 //! Architecture invariant: the pipeline thread never awaits; it hands records over through a
 //! bounded queue whose overflow policy never makes a live stream wait (see `sink::queue`).
 
+use crate::biofeedback::{BeatEvent, BeatTracker};
 use crate::bridge::offload::request_for;
 use crate::bridge::Feedback;
 use crate::control::{Control, PipelineSnapshot};
@@ -32,12 +33,14 @@ pub struct Binding {
     pub consumer: ChannelConsumer,
     pub subject: usize,
     pub channel: usize,
+    /// The subject's per-beat stream, on the one cardiac channel it follows.
+    pub beats: Option<BeatTracker>,
     finished: bool,
 }
 
 impl Binding {
     pub fn new(consumer: ChannelConsumer, subject: usize, channel: usize) -> Self {
-        Binding { consumer, subject, channel, finished: false }
+        Binding { consumer, subject, channel, beats: None, finished: false }
     }
 }
 
@@ -168,6 +171,11 @@ fn fused(
     }))
 }
 
+/// Hand the beats found to the output; false when the output task is gone.
+fn send_beats(beats: &mut Vec<BeatEvent>, subject: &str, records: &mut RecordSender) -> bool {
+    beats.drain(..).all(|beat| records.send(Record::Beat { subject: subject.to_string(), beat }).is_ok())
+}
+
 impl Pipeline {
     /// Run until the streams end. Returns each subject's window statistics.
     pub fn run(
@@ -179,6 +187,7 @@ impl Pipeline {
     ) -> Vec<WindowerStats> {
         waker.register_current_thread();
         let mut chunk = Vec::new();
+        let mut beats = Vec::new();
         let mut scratch = RawScratch::default();
         let mut windows = 0u64;
         let liveness = self.liveness.clone();
@@ -197,11 +206,24 @@ impl Pipeline {
             for b in &mut self.bindings {
                 while let Some(mark) = b.consumer.pop_chunk(&mut chunk) {
                     self.subjects[b.subject].windower.push(b.channel, &mark, &chunk);
+                    if let Some(tracker) = &mut b.beats {
+                        // Beats go out as soon as a chunk confirms them, before any window work.
+                        tracker.push(&mark, &chunk, &mut beats);
+                        if !send_beats(&mut beats, self.subjects[b.subject].windower.subject(), &mut records) {
+                            return stats(&self.subjects, &records);
+                        }
+                    }
                     progressed = true;
                 }
                 if !b.finished && b.consumer.is_finished() {
                     b.finished = true;
                     self.subjects[b.subject].windower.finish_channel(b.channel);
+                    if let Some(tracker) = &mut b.beats {
+                        tracker.finish(Instant::now(), &mut beats);
+                        if !send_beats(&mut beats, self.subjects[b.subject].windower.subject(), &mut records) {
+                            return stats(&self.subjects, &records);
+                        }
+                    }
                     progressed = true;
                 }
             }

@@ -20,10 +20,14 @@ pub enum Stage {
     Fusion,
     Output,
     EndToEnd,
+    /// A beat event: arrival of the chunk that confirmed the beat → PUBACK (or the stdout
+    /// hand-over without a broker).
+    Beat,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 5] = [Stage::Window, Stage::Features, Stage::Fusion, Stage::Output, Stage::EndToEnd];
+    pub const ALL: [Stage; 6] =
+        [Stage::Window, Stage::Features, Stage::Fusion, Stage::Output, Stage::EndToEnd, Stage::Beat];
     pub fn name(self) -> &'static str {
         match self {
             Stage::Window => "window",
@@ -31,6 +35,7 @@ impl Stage {
             Stage::Fusion => "fusion",
             Stage::Output => "output",
             Stage::EndToEnd => "end_to_end",
+            Stage::Beat => "beat",
         }
     }
 }

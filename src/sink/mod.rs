@@ -12,6 +12,7 @@ pub mod queue;
 pub mod stdout;
 pub mod tensor;
 
+use crate::biofeedback::BeatEvent;
 use crate::bridge::offload::OffloadRequest;
 use crate::bridge::Feedback;
 use std::str::FromStr;
@@ -66,6 +67,11 @@ pub enum Record {
         handed: Instant,
     },
     Features(FeatureRow),
+    /// A heartbeat of one subject, as soon as its detector confirmed it (`biofeedback::beats`).
+    Beat {
+        subject: String,
+        beat: BeatEvent,
+    },
     /// A window whose heavy stage goes to an offload worker (the output task sends it).
     Offload(Box<OffloadJob>),
 }

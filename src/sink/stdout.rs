@@ -4,7 +4,7 @@
 //! reads blocks that thread, never the output task that also publishes on MQTT.
 
 use super::{FeatureRow, OutputFormat};
-use crate::bridge::Feedback;
+use crate::bridge::{BeatMessage, Feedback};
 use crate::features::FEATURE_NAMES;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -71,6 +71,14 @@ impl Stdout {
         match self.format {
             OutputFormat::Text => self.line(f.to_text()).await,
             OutputFormat::Jsonl | OutputFormat::Csv => self.line(f.to_json()).await,
+            OutputFormat::Quiet => {}
+        }
+    }
+
+    pub async fn beat(&mut self, b: &BeatMessage<'_>) {
+        match self.format {
+            OutputFormat::Text => self.line(b.to_text()).await,
+            OutputFormat::Jsonl | OutputFormat::Csv => self.line(b.to_json()).await,
             OutputFormat::Quiet => {}
         }
     }

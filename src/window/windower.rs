@@ -42,6 +42,10 @@ pub struct SubjectWindower {
 }
 
 impl SubjectWindower {
+    pub fn subject(&self) -> &str {
+        &self.window.subject
+    }
+
     pub fn new(subject: impl Into<String>, specs: Vec<ChannelSpec>, config: WindowConfig) -> Self {
         let window = Window {
             subject: subject.into(),

@@ -45,7 +45,8 @@ pub struct EcgDetector {
     candidates: VecDeque<(u64, f64)>,
     /// Next candidate sample to examine.
     next_candidate: u64,
-    /// The newest detection, reported once its refractory period has passed without a rival.
+    /// The newest detection while the signal is noisy, reported once its refractory period has
+    /// passed without a rival (in clean signal a detection is reported at once).
     pending: Option<Pending>,
 }
 
@@ -141,6 +142,12 @@ impl EcgDetector {
         self.fs
     }
 
+    /// The detector's noise-peak level is high against its signal-peak level (electrode motion,
+    /// a loose electrode): its beats wait out a rival check and are less certain.
+    pub fn is_noisy(&self) -> bool {
+        self.npk > NOISY_LEVEL_RATIO * self.spk
+    }
+
     /// Feed samples; beats confirmed meanwhile are appended to `beats`.
     pub fn process(&mut self, samples: &[f32], beats: &mut Vec<Beat>) {
         if self.fs < 50.0 {
@@ -210,7 +217,7 @@ impl EcgDetector {
 
     /// Is integrated sample `i` a beat, a noise peak, or neither?
     fn examine(&mut self, i: u64, beats: &mut Vec<Beat>) {
-        let noisy = self.npk > NOISY_LEVEL_RATIO * self.spk;
+        let noisy = self.is_noisy();
         let refractory = if noisy { self.refractory } else { self.clean_refractory };
         if self.pending.is_some_and(|pd| i > pd.i + refractory) {
             self.flush(beats);
@@ -270,6 +277,13 @@ impl EcgDetector {
             }
             self.last_raw = Some(i);
             self.pending = Some(Pending { i, v, before });
+            if !noisy {
+                // Clean signal: no rival is waited for, so the beat is confirmed as soon as its
+                // integrator peak is (80–160 ms after the R wave, plus the local-maximum check's
+                // 75 ms): biofeedback needs each beat within 250 ms. In clean ECG a stronger peak
+                // inside the refractory period is a T wave or a PVC's tail, never the beat.
+                self.flush(beats);
+            }
             // Clip the update so one huge ectopic beat or artefact does not lift the threshold
             // over the normal beats that follow it.
             self.spk = 0.125 * v.min(2.0 * self.spk) + 0.875 * self.spk;

@@ -29,6 +29,22 @@ pub fn detect_ecg(ecg: &[f32], fs: f64) -> Vec<usize> {
     beats.into_iter().map(|b| b.index as usize).collect()
 }
 
+/// R-peak sample indices with, for each, the number of samples the detector had been fed when
+/// it confirmed the beat (fed one sample at a time; a beat only `finish` reports gets the
+/// record's length). The confirmation delay is the difference, over `fs`.
+pub fn detect_ecg_confirmed(ecg: &[f32], fs: f64) -> Vec<(usize, usize)> {
+    let mut beats = Vec::new();
+    let mut out = Vec::new();
+    let mut detector = EcgDetector::new(fs);
+    for (k, x) in ecg.iter().enumerate() {
+        detector.process(std::slice::from_ref(x), &mut beats);
+        out.extend(beats.drain(..).map(|b| (b.index as usize, k + 1)));
+    }
+    detector.finish(&mut beats);
+    out.extend(beats.drain(..).map(|b| (b.index as usize, ecg.len())));
+    out
+}
+
 /// Systolic peaks of a whole PPG record at `fs` Hz.
 pub fn detect_ppg(ppg: &[f32], fs: f64) -> Vec<Beat> {
     let mut beats = Vec::new();
