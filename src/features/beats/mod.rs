@@ -91,12 +91,14 @@ mod tests {
     }
 
     #[test]
-    fn a_spike_just_before_a_stronger_qrs_does_not_take_its_place() {
+    fn in_clean_signal_a_spike_just_before_a_qrs_is_reported_at_once() {
         let fs = 360.0;
         let (mut x, beats) = synthetic_ecg(fs, 30.0, 0.9);
-        // A sharp 7 ms artefact 200 ms before beat 20: detected on its own (without the rival
-        // rule the QRS then falls in its refractory period and is lost), but with under half the
-        // QRS's integrated energy.
+        // A sharp 7 ms artefact 200 ms before beat 20, with under half the QRS's integrated
+        // energy. While the signal is clean the detector confirms a beat at once (the per-beat
+        // stream's 250 ms budget) and waits for no stronger rival, so the spike is reported and
+        // the QRS falls in its refractory period: the documented cost of confirming early. The
+        // rival rule still applies while the detector's noise level is high (results-qrs-noise.md).
         let spike = beats[20] - (0.2 * fs) as usize;
         for (k, v) in x.iter_mut().enumerate().skip(spike - 12).take(25) {
             let d = k as f64 - spike as f64;
@@ -104,8 +106,9 @@ mod tests {
         }
         let found = detect_ecg(&x, fs);
         let near = |b: usize| found.iter().any(|&p| p.abs_diff(b) <= (0.05 * fs) as usize);
-        assert!(near(beats[20]), "the QRS after the spike is found");
-        assert!(!found.iter().any(|&p| p.abs_diff(spike) <= 5), "the spike is not reported");
+        assert!(near(spike), "the spike is reported");
+        assert!(!near(beats[20]), "the QRS in its refractory period is not");
+        assert!(beats.iter().enumerate().all(|(k, &b)| k == 20 || near(b)), "every other beat is found");
         assert_eq!(found.len(), beats.len());
     }
 
