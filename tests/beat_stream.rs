@@ -172,8 +172,22 @@ fn strap_intervals_pass_through_with_their_flags() {
     assert!(out.iter().all(|e| e.source == BeatSource::Rr));
     assert_eq!(out[5].flags, [flags::ECTOPIC], "1200 ms after ~800 ms intervals");
     assert_eq!(out[6].flags, [flags::IMPLAUSIBLE]);
-    assert!(out[7].flags.is_empty(), "the implausible interval does not join the reference");
+    assert!(out[7].flags.is_empty());
     assert!(out[..5].iter().all(|e| e.flags.is_empty()));
+}
+
+#[test]
+fn implausible_intervals_stay_out_of_the_ectopic_reference() {
+    let mut tracker = BeatTracker::new(Modality::Rr, 4.0).unwrap();
+    let mut out = Vec::new();
+    let mut t = 100.0;
+    // Had the two 2500 ms intervals joined the reference, its median would be 2500 and 820 ectopic.
+    for rr in [800.0f32, 2500.0, 2500.0, 820.0] {
+        t += f64::from(rr) / 1000.0;
+        tracker.push(&mark(t, 1, false), &[rr], &mut out);
+    }
+    assert_eq!(out[1].flags, [flags::IMPLAUSIBLE]);
+    assert!(out[3].flags.is_empty(), "820 ms after 800 ms: {:?}", out[3].flags);
 }
 
 #[test]
