@@ -137,10 +137,6 @@ impl BeatTracker {
         })
     }
 
-    pub fn source(&self) -> BeatSource {
-        self.source
-    }
-
     /// Feed one chunk of the channel; beats it confirms are appended to `out`.
     pub fn push(&mut self, mark: &ChunkMark, samples: &[f32], out: &mut Vec<BeatEvent>) {
         let period = 1.0 / self.rate_hz;
